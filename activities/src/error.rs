@@ -1,0 +1,127 @@
+//! Why an activity failed, classified where it is decided (ARCHITECTURE.md, rule 4).
+
+use std::io;
+
+use cutover_workflows::contracts::error_kind;
+use temporalio_common::ActivityError;
+use temporalio_common::error::ApplicationFailure;
+
+/// A failed activity attempt. Each variant maps to one error kind from
+/// [`cutover_workflows::contracts::error_kind`] and says whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepFailure {
+    /// The command ran and exited unsuccessfully.
+    #[error("`{command}` {status}{tail}")]
+    CommandFailed {
+        /// The program.
+        command: String,
+        /// "exited with code 2" or "was killed by signal SIGKILL".
+        status: String,
+        /// The last lines of stderr, already formatted (may be empty).
+        tail: String,
+    },
+    /// The program does not exist or is not executable.
+    #[error("cannot run `{command}`: {source}")]
+    CommandNotFound {
+        /// The program.
+        command: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// The working directory does not exist.
+    #[error("working directory `{path}` does not exist")]
+    WorkdirMissing {
+        /// The directory as resolved on the worker.
+        path: String,
+    },
+    /// The build exited 0 but left no artifact where the plan said.
+    #[error("the build succeeded but its artifact `{path}` is missing")]
+    ArtifactMissing {
+        /// Where the artifact was expected.
+        path: String,
+    },
+    /// A secret reference could not be resolved.
+    #[error("secret for `{var}` is unavailable: {reason}")]
+    SecretUnavailable {
+        /// The variable it was meant for.
+        var: String,
+        /// Why (never the value).
+        reason: String,
+    },
+    /// An HTTP check did not pass.
+    #[error("{0}")]
+    CheckFailed(String),
+    /// The input cannot work, however often it is retried.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A local I/O error.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The activity was cancelled and has cleaned up.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl StepFailure {
+    /// The error kind recorded as the failure's type name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepFailure::CommandFailed { .. } => error_kind::COMMAND_FAILED,
+            StepFailure::CommandNotFound { .. } => error_kind::COMMAND_NOT_FOUND,
+            StepFailure::WorkdirMissing { .. } => error_kind::WORKDIR_MISSING,
+            StepFailure::ArtifactMissing { .. } => error_kind::ARTIFACT_MISSING,
+            StepFailure::SecretUnavailable { .. } => error_kind::SECRET_UNAVAILABLE,
+            StepFailure::CheckFailed(_) => error_kind::CHECK_FAILED,
+            StepFailure::InvalidInput(_) => error_kind::INVALID_INPUT,
+            StepFailure::Io { .. } => error_kind::IO,
+            StepFailure::Cancelled => "Cancelled",
+        }
+    }
+
+    /// Whether another attempt could succeed without a person changing something.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            StepFailure::CommandFailed { .. } | StepFailure::CheckFailed(_) | StepFailure::Io { .. }
+        )
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        StepFailure::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<StepFailure> for ActivityError {
+    fn from(failure: StepFailure) -> Self {
+        if matches!(failure, StepFailure::Cancelled) {
+            return ActivityError::cancelled();
+        }
+        let mut message = failure.to_string();
+        let mut source = std::error::Error::source(&failure);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            source = cause.source();
+        }
+        ActivityError::application(
+            ApplicationFailure::builder(message)
+                .type_name(failure.kind().to_owned())
+                .non_retryable(!failure.retryable())
+                .build(),
+        )
+    }
+}

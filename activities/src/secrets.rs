@@ -1,0 +1,105 @@
+//! Resolving secret references on the worker. Values never leave this process except into
+//! the environment of the command that needs them.
+
+use std::collections::BTreeMap;
+
+use cutover_workflows::plan::SecretRef;
+
+use crate::error::StepFailure;
+
+/// Largest secret file read.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// Resolved secrets: variable name → value. `Debug` prints names only.
+#[derive(Default)]
+pub(crate) struct Secrets(BTreeMap<String, String>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Secrets {
+    /// Reads every reference. Fails on the first that cannot be read, naming the variable and
+    /// the reference, never a value.
+    pub(crate) fn resolve(refs: &BTreeMap<String, SecretRef>) -> Result<Self, StepFailure> {
+        let mut out = BTreeMap::new();
+        for (var, reference) in refs {
+            let value = match reference {
+                SecretRef::Env(name) => std::env::var(name).map_err(|_| StepFailure::SecretUnavailable {
+                    var: var.clone(),
+                    reason: format!("environment variable `{name}` is not set on the worker"),
+                })?,
+                SecretRef::File(path) => read_file(var, path)?,
+            };
+            out.insert(var.clone(), value);
+        }
+        Ok(Self(out))
+    }
+
+    /// (name, value) pairs for a child's environment.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    /// Replaces every secret value in `text` with `***`, so a command that echoes a secret
+    /// does not leak it into logs or workflow history.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for value in self.0.values().filter(|v| v.len() >= 4) {
+            out = out.replace(value.as_str(), "***");
+        }
+        out
+    }
+}
+
+fn read_file(var: &str, path: &str) -> Result<String, StepFailure> {
+    let unavailable = |reason: String| StepFailure::SecretUnavailable {
+        var: var.to_owned(),
+        reason,
+    };
+    let meta = std::fs::metadata(path)
+        .map_err(|e| unavailable(format!("cannot read `{path}`: {e}")))?;
+    if meta.len() > MAX_SECRET_BYTES {
+        return Err(unavailable(format!(
+            "`{path}` is {} bytes; secret files are limited to {MAX_SECRET_BYTES}",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| unavailable(format!("cannot read `{path}`: {e}")))?;
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_env_names_the_variable_not_a_value() {
+        let refs = BTreeMap::from([(
+            "TOKEN".to_owned(),
+            SecretRef::Env("CUTOVER_TEST_SURELY_UNSET".to_owned()),
+        )]);
+        let err = Secrets::resolve(&refs).expect_err("unset variable");
+        assert_eq!(
+            err.to_string(),
+            "secret for `TOKEN` is unavailable: environment variable `CUTOVER_TEST_SURELY_UNSET` is not set on the worker"
+        );
+    }
+
+    #[test]
+    fn file_secrets_are_trimmed_and_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "hunter2-secret\n").expect("write");
+        let refs = BTreeMap::from([(
+            "PASSWORD".to_owned(),
+            SecretRef::File(path.display().to_string()),
+        )]);
+        let secrets = Secrets::resolve(&refs).expect("resolves");
+        assert_eq!(secrets.redact("pw=hunter2-secret!"), "pw=***!");
+        assert_eq!(format!("{secrets:?}"), "[\"PASSWORD\"]");
+    }
+}

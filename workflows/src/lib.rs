@@ -1,0 +1,35 @@
+//! Cutover's deterministic half: plans, activity contracts and the workflows that run them.
+//!
+//! Nothing in this crate touches the world. Workflows decide; the `cutover-activities` crate
+//! acts (ARCHITECTURE.md, rule 1). The activity *contracts* — names, inputs, outputs and the
+//! error kinds they may fail with — live here so that both sides compile against one
+//! definition.
+
+pub mod contracts;
+mod duration_serde;
+pub mod plan;
+pub mod rollout;
+pub mod status;
+
+pub use rollout::RolloutWorkflow;
+
+/// The default task queue workers poll and clients start workflows on.
+pub const DEFAULT_TASK_QUEUE: &str = "cutover";
+
+/// Search attributes set on every rollout so `temporal workflow list --query` finds it.
+pub mod search_attributes {
+    /// Keyword: the service being released.
+    pub const SERVICE: &str = "CutoverService";
+    /// Keyword: the environment it is released to.
+    pub const ENVIRONMENT: &str = "CutoverEnvironment";
+    /// Keyword: the version being released.
+    pub const VERSION: &str = "CutoverVersion";
+    /// All of them, for `temporal server start-dev --search-attribute NAME=Keyword`.
+    pub const ALL: [&str; 3] = [SERVICE, ENVIRONMENT, VERSION];
+}
+
+/// The workflow ID of a rollout. One rollout per service and environment may run at a time,
+/// and Temporal enforces that for us through the ID.
+pub fn rollout_workflow_id(service: &str, environment: &str) -> String {
+    format!("rollout/{service}/{environment}")
+}

@@ -1,0 +1,22 @@
+//! Rollout plans: the YAML a person writes, and the normalized form a workflow runs.
+//!
+//! A plan is parsed in two steps, as ripgrep parses its flags: [`yaml`] turns text into a tree
+//! of nodes that remember their line and column, then [`parse`] walks that tree, fills in
+//! defaults and collects *every* problem it finds as a [`Diagnostic`]. Only a plan with no
+//! problems becomes a [`Plan`], and only a [`Plan`] can be started.
+//!
+//! The normalized [`Plan`] is the workflow's input, so it is serialized into Temporal history.
+//! That is why it holds no secret values: environment variables that carry secrets are
+//! [`SecretRef`]s that activities resolve on the worker.
+
+mod diagnostic;
+mod parse;
+mod types;
+mod yaml;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use parse::{PlanLimits, parse_plan};
+pub use types::{
+    BuildSpec, CommandSpec, JsonExpectation, Plan, RetryPolicy, SecretRef, Step, StepAction,
+    Target, VerifySpec,
+};

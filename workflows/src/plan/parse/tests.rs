@@ -1,0 +1,125 @@
+use super::*;
+
+fn problems(text: &str) -> Vec<Diagnostic> {
+    match parse_plan(text, PlanLimits::default()) {
+        Ok(plan) => panic!("expected problems, got a plan: {plan:?}"),
+        Err(d) => d.0,
+    }
+}
+
+const GOOD: &str = r#"
+service: hello
+environment: dev
+version: "1.0.0"
+steps:
+  - name: build
+    kind: build
+    command: cargo
+    args: [build]
+    artifact: target/debug/hello
+  - name: smoke
+    kind: verify
+    url: http://127.0.0.1:8080/health
+    json: { pointer: /version, equals: "1.0.0" }
+"#;
+
+#[test]
+fn a_good_plan_gets_defaults() {
+    let plan = parse_plan(GOOD, PlanLimits::default()).expect("valid plan");
+    assert_eq!(plan.service, "hello");
+    assert_eq!(plan.target.driver, "host");
+    assert_eq!(plan.steps.len(), 2);
+    assert_eq!(plan.steps[0].timeout, Duration::from_secs(1800), "builds get 30m");
+    assert_eq!(plan.steps[1].timeout, Duration::from_secs(600));
+    assert_eq!(plan.steps[1].retry, RetryPolicy::default());
+    let StepAction::Verify(v) = &plan.steps[1].action else {
+        panic!("verify expected")
+    };
+    assert_eq!(v.method, "GET");
+    assert_eq!(v.expect_status, 200);
+    assert_eq!(
+        v.json.as_ref().map(|j| j.equals.clone()),
+        Some(serde_json::json!("1.0.0"))
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_positions() {
+    let text = "service: Hello World\nenvironment: dev\nsteps:\n  - name: a\n    kind: bogus\n  - name: b\n    kind: command\n    command: ls\n    timeout: -5s\n    colour: red\n";
+    let found = problems(text);
+    let summary: Vec<(usize, usize, &str)> = found
+        .iter()
+        .map(|d| (d.line, d.column, d.path.as_str()))
+        .collect();
+    assert!(summary.contains(&(1, 10, "service")), "{found:#?}");
+    assert!(summary.contains(&(1, 1, "")), "missing version at the root: {found:#?}");
+    assert!(summary.contains(&(5, 11, "steps[0].kind")), "{found:#?}");
+    assert!(summary.contains(&(9, 14, "steps[1].timeout")), "{found:#?}");
+    assert!(summary.contains(&(10, 5, "steps[1].colour")), "{found:#?}");
+    assert!(found.iter().any(|d| d.message.contains("missing required key `version`")));
+    assert!(found.iter().any(|d| d.message.contains("negative")));
+}
+
+#[test]
+fn unknown_keys_get_a_suggestion() {
+    let found = problems("service: a\nenvironment: b\nversion: c\nstep: []\n");
+    let unknown = found
+        .iter()
+        .find(|d| d.message.contains("unknown key `step`"))
+        .expect("unknown key reported");
+    assert_eq!(unknown.hint.as_deref(), Some("did you mean `steps`?"));
+}
+
+#[test]
+fn reserved_kinds_say_they_are_coming() {
+    let found = problems("service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n");
+    assert!(found[0].message.contains("not available in this version"), "{found:?}");
+}
+
+#[test]
+fn malformed_yaml_points_at_the_error() {
+    let found = problems("service: a\nsteps: [\n  - x\n");
+    assert_eq!(found.len(), 1);
+    assert!(found[0].message.starts_with("invalid YAML"), "{found:?}");
+    assert!(found[0].line >= 2);
+}
+
+#[test]
+fn oversized_plans_are_refused_before_parsing() {
+    let text = format!("service: a\n# {}\n", "x".repeat(300 * 1024));
+    let found = problems(&text);
+    assert!(found[0].message.contains("limited to"), "{found:?}");
+}
+
+#[test]
+fn duplicate_step_names_and_keys_are_reported() {
+    let text = "service: a\nservice: b\nenvironment: c\nversion: d\nsteps:\n  - {name: x, kind: command, command: ls}\n  - {name: x, kind: command, command: ls}\n";
+    let found = problems(text);
+    assert!(found.iter().any(|d| d.message.contains("given twice")), "{found:?}");
+    assert!(found.iter().any(|d| d.message.contains("already named")), "{found:?}");
+}
+
+#[test]
+fn hostile_values_are_refused() {
+    let text = "service: \"../../etc\"\nenvironment: \"a/b\"\nversion: \"1 0\"\nsteps:\n  - name: x\n    kind: verify\n    url: \"file:///etc/passwd\"\n    method: TRACE\n    expect_status: 99999\n";
+    let found = problems(text);
+    for path in ["service", "environment", "version", "steps[0].url", "steps[0].method", "steps[0].expect_status"] {
+        assert!(found.iter().any(|d| d.path == path), "no problem at {path}: {found:#?}");
+    }
+}
+
+#[test]
+fn secret_references_need_exactly_one_source() {
+    let text = "service: a\nenvironment: b\nversion: c\nsteps:\n  - name: x\n    kind: command\n    command: ls\n    secret_env:\n      TOKEN: { env: A, file: /b }\n      OK: { env: GH_TOKEN }\n";
+    let found = problems(text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].path, "steps[0].secret_env.TOKEN");
+}
+
+#[test]
+fn normalized_plans_round_trip_through_json() {
+    let plan = parse_plan(GOOD, PlanLimits::default()).expect("valid plan");
+    let json = serde_json::to_string(&plan).expect("serializes");
+    let back: Plan = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(plan, back);
+}

@@ -1,0 +1,237 @@
+//! The normalized plan: every default filled in, every value checked.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration_serde;
+
+/// A validated rollout plan, ready to be the input of `RolloutWorkflow`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The service being released, e.g. `checkout`.
+    pub service: String,
+    /// Where it is released, e.g. `staging`.
+    pub environment: String,
+    /// The version being released, e.g. a tag or commit SHA.
+    pub version: String,
+    /// Which driver acts on the target. Only `host` exists today; `kubernetes` comes later.
+    pub target: Target,
+    /// The steps, run in order.
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    /// The workflow ID of this plan's rollout: one running rollout per service and environment.
+    pub fn workflow_id(&self) -> String {
+        crate::rollout_workflow_id(&self.service, &self.environment)
+    }
+}
+
+/// The target section: which driver provisions, deploys and switches traffic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Driver name (`host`).
+    pub driver: String,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Self {
+            driver: "host".to_owned(),
+        }
+    }
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Unique name within the plan; shown in status and logs.
+    pub name: String,
+    /// Start-to-close timeout of one attempt.
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
+    /// A worker that stops heartbeating for this long is presumed dead and the attempt is retried.
+    #[serde(with = "duration_serde")]
+    pub heartbeat_timeout: Duration,
+    /// How failed attempts are retried.
+    pub retry: RetryPolicy,
+    /// What the step does.
+    #[serde(flatten)]
+    pub action: StepAction,
+}
+
+/// What a step does; the YAML `kind` field selects the variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StepAction {
+    /// Run a command: the escape hatch for runbook steps without a first-class driver.
+    Command(CommandSpec),
+    /// Build the release: run a command, then fingerprint the artifact it declares.
+    Build(BuildSpec),
+    /// Check the running service over HTTP.
+    Verify(VerifySpec),
+}
+
+impl StepAction {
+    /// The YAML `kind` of this action.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepAction::Command(_) => "command",
+            StepAction::Build(_) => "build",
+            StepAction::Verify(_) => "verify",
+        }
+    }
+}
+
+/// A command to run, with its arguments, environment and working directory.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    /// The program (looked up on `PATH` when it has no slash).
+    pub command: String,
+    /// Arguments, passed as they are: no shell is involved.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Literal environment variables. Do not put secrets here: they would enter history.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables whose values the worker reads from a secret reference.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, SecretRef>,
+    /// Working directory; relative paths are relative to the worker's working directory.
+    #[serde(default)]
+    pub workdir: Option<String>,
+}
+
+/// A build: a command plus the artifact it must leave behind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BuildSpec {
+    /// How to build.
+    #[serde(flatten)]
+    pub command: CommandSpec,
+    /// Path of the artifact the build produces (relative to `workdir`), if any.
+    #[serde(default)]
+    pub artifact: Option<String>,
+}
+
+/// An HTTP check of the running service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifySpec {
+    /// URL to request.
+    pub url: String,
+    /// HTTP method.
+    pub method: String,
+    /// Status the response must have.
+    pub expect_status: u16,
+    /// A substring the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// A JSON pointer whose value must equal the given value.
+    #[serde(default)]
+    pub json: Option<JsonExpectation>,
+    /// Timeout of one HTTP request.
+    #[serde(with = "duration_serde")]
+    pub request_timeout: Duration,
+    /// How many checks must pass in a row.
+    pub consecutive: u32,
+    /// The window in which `consecutive` checks must pass.
+    #[serde(with = "duration_serde")]
+    pub within: Duration,
+    /// Pause between two checks.
+    #[serde(with = "duration_serde")]
+    pub interval: Duration,
+}
+
+/// A JSON pointer (RFC 6901) and the value it must point at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JsonExpectation {
+    /// e.g. `/version`.
+    pub pointer: String,
+    /// The expected value.
+    pub equals: serde_json::Value,
+}
+
+/// Where a secret's value lives. The value itself is read by the worker and never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretRef {
+    /// An environment variable of the worker process.
+    Env(String),
+    /// A file on the worker's machine; trailing newlines are trimmed.
+    File(String),
+}
+
+/// Retry policy of a step, applied by the workflow so that each attempt shows in `status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Delay before the second attempt.
+    #[serde(with = "duration_serde")]
+    pub initial_interval: Duration,
+    /// Each delay is the previous one times this.
+    pub backoff_coefficient: f64,
+    /// Delays never exceed this.
+    #[serde(with = "duration_serde")]
+    pub maximum_interval: Duration,
+    /// Attempts in all, the first included. `0` means unlimited.
+    pub maximum_attempts: u32,
+    /// Error kinds that are never retried (in addition to those the activity marks itself).
+    #[serde(default)]
+    pub non_retryable: Vec<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(60),
+            maximum_attempts: 3,
+            non_retryable: Vec::new(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt number `attempt` (1-based) before the next one.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(64) as i32;
+        let secs = self.initial_interval.as_secs_f64() * self.backoff_coefficient.powi(exponent);
+        let capped = secs.min(self.maximum_interval.as_secs_f64());
+        Duration::from_secs_f64(capped.max(0.0))
+    }
+
+    /// Whether another attempt may follow attempt number `attempt` (1-based).
+    pub fn allows_attempt_after(&self, attempt: u32) -> bool {
+        self.maximum_attempts == 0 || attempt < self.maximum_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_caps() {
+        let policy = RetryPolicy {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(5),
+            maximum_attempts: 10,
+            non_retryable: vec![],
+        };
+        let delays: Vec<u64> = (1..=5).map(|a| policy.delay_after(a).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 5, 5]);
+        assert!(policy.allows_attempt_after(9));
+        assert!(!policy.allows_attempt_after(10));
+    }
+
+    #[test]
+    fn zero_maximum_attempts_is_unlimited() {
+        let policy = RetryPolicy {
+            maximum_attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(policy.allows_attempt_after(1_000_000));
+    }
+}

@@ -1,0 +1,52 @@
+//! Turning an activity's failure into a step error, and deciding whether to try again.
+
+use temporalio_common::error::{ActivityExecutionError, IncomingError};
+
+use crate::contracts::error_kind;
+use crate::plan::RetryPolicy;
+use crate::status::StepError;
+
+/// What one failed attempt means for the step.
+pub(super) enum AttemptFailure {
+    /// The workflow is being cancelled.
+    Cancelled,
+    /// The attempt failed; `retryable` says whether the policy may try again.
+    Error(StepError),
+}
+
+/// Classifies an activity failure. The activity's own non-retryable flag and the plan's
+/// `non_retryable` list both stop retries; timeouts (including a missed heartbeat) are retried.
+pub(super) fn classify(err: &ActivityExecutionError, policy: &RetryPolicy) -> AttemptFailure {
+    let (kind, message, retryable) = match err {
+        ActivityExecutionError::Cancelled(_) => return AttemptFailure::Cancelled,
+        ActivityExecutionError::Serialization(e) => (
+            error_kind::INVALID_INPUT.to_owned(),
+            format!("payload conversion failed: {e}"),
+            false,
+        ),
+        ActivityExecutionError::Failed(f) => match f.cause() {
+            Some(IncomingError::Application(app)) => (
+                app.type_name().unwrap_or("Error").to_owned(),
+                app.failure()
+                    .map(|f| f.message.clone())
+                    .unwrap_or_else(|| app.source_error().to_string()),
+                !app.is_non_retryable(),
+            ),
+            Some(IncomingError::Timeout(t)) => (
+                error_kind::TIMEOUT.to_owned(),
+                format!("{:?} timeout", t.timeout_type()).to_lowercase().replace('_', " "),
+                true,
+            ),
+            Some(IncomingError::Cancelled(_)) => return AttemptFailure::Cancelled,
+            Some(other) => ("Error".to_owned(), other.failure().message.clone(), true),
+            None => ("Error".to_owned(), f.failure().message.clone(), true),
+        },
+        _ => ("Error".to_owned(), err.to_string(), true),
+    };
+    let retryable = retryable && !policy.non_retryable.iter().any(|k| k == &kind);
+    AttemptFailure::Error(StepError {
+        kind,
+        message,
+        retryable,
+    })
+}
