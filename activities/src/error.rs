@@ -102,8 +102,11 @@ impl StepFailure {
     }
 }
 
-impl From<StepFailure> for ActivityError {
-    fn from(failure: StepFailure) -> Self {
+impl StepFailure {
+    /// Converts into the SDK's error, with the kind as the failure type and the retryable flag
+    /// set explicitly. (The SDK's blanket `From` would mark everything retryable.)
+    pub fn into_activity_error(self) -> ActivityError {
+        let failure = self;
         if matches!(failure, StepFailure::Cancelled) {
             return ActivityError::cancelled();
         }

@@ -1,1 +1,43 @@
-fn main() {}
+//! `cutover`: parse flags, run one command, map the outcome to an exit code. Nothing else.
+
+mod cli;
+mod cmd;
+mod exit;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, DevCommand, PlanCommand, RolloutCommand};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plan(PlanCommand::Validate { file }) => cmd::plan::validate(&file),
+        Command::Plan(PlanCommand::Show { file }) => cmd::plan::show(&file),
+        Command::Rollout(RolloutCommand::Start { plan, wait }) => {
+            cmd::rollout::start(&cli.global, &plan, wait).await
+        }
+        Command::Rollout(RolloutCommand::Status { id, output }) => {
+            cmd::watch::status(&cli.global, &id, output.output).await
+        }
+        Command::Rollout(RolloutCommand::Watch { id }) => cmd::watch::watch(&cli.global, &id).await,
+        Command::Rollout(RolloutCommand::List {
+            service,
+            environment,
+            limit,
+            output,
+        }) => cmd::rollout::list(&cli.global, service, environment, limit, output.output).await,
+        Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
+            cmd::rollout::cancel(&cli.global, &id, &reason).await
+        }
+        Command::Dev(DevCommand::Up { home, headless }) => cmd::dev::up(&cli.global, &home, headless).await,
+        Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}

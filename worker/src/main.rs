@@ -1,1 +1,91 @@
-fn main() {}
+//! `cutover-worker`: load settings → connect → register workflows and activities → run until
+//! SIGTERM/SIGINT, then drain.
+
+mod config;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use cutover_activities::RolloutActivityImpls;
+use cutover_client::{ConnectOptions, connect};
+use cutover_workflows::RolloutWorkflow;
+use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tracing::{error, info};
+
+use config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    telemetry::init(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("cutover-worker: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let connected = connect(&ConnectOptions {
+        address: config.address.clone(),
+        namespace: config.namespace.clone(),
+        profile: config.profile.clone(),
+        identity: config.identity.clone(),
+    })
+    .await?;
+    let runtime = Runtime::from_current_tokio(Default::default())
+        .context("starting the Temporal runtime")?;
+    let tuner = TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_workflow_tasks as usize,
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_activities as usize,
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(10))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build();
+    let options = WorkerOptions::new(config.task_queue.clone())
+        .register_workflow::<RolloutWorkflow>()
+        .context("registering RolloutWorkflow")?
+        .register_activities(RolloutActivityImpls::default())
+        .tuner(tuner)
+        .graceful_shutdown_period(config.shutdown_grace)
+        .build();
+    let mut worker = Worker::new(&runtime, connected.client, options)
+        .context("creating the worker")?;
+    let shutdown = worker.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutting down: no new tasks; running activities get the grace period to finish");
+        shutdown();
+    });
+    info!(
+        address = %connected.address,
+        namespace = %connected.namespace,
+        task_queue = %config.task_queue,
+        "worker started"
+    );
+    worker.run().await.context("running the worker")?;
+    info!("worker stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the worker still runs; it just cannot drain on a signal.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

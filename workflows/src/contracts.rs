@@ -129,6 +129,9 @@ pub mod error_kind {
 /// The activities a rollout calls.
 pub struct RolloutActivities;
 
+/// Marker types of the activities, for `#[activity(definition = ...)]` in implementations.
+pub use rollout_activities::{Build, RunCommand, Verify};
+
 #[activity_definitions]
 impl RolloutActivities {
     /// Runs a command to completion.

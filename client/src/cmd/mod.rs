@@ -1,0 +1,81 @@
+//! One module per command group; each returns an [`Outcome`](crate::exit::Outcome).
+
+pub(crate) mod dev;
+pub(crate) mod plan;
+pub(crate) mod rollout;
+pub(crate) mod watch;
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use cutover_client::{ConnectOptions, Connected};
+use cutover_workflows::plan::{Plan, PlanLimits, parse_plan};
+
+use crate::cli::Global;
+use crate::exit::Failure;
+
+/// Connects with the global flags layered over Temporal's environment configuration.
+pub(crate) async fn connect(global: &Global) -> Result<Connected, Failure> {
+    Ok(cutover_client::connect(&ConnectOptions {
+        address: global.address.clone(),
+        namespace: global.namespace.clone(),
+        profile: global.profile.clone(),
+        identity: None,
+    })
+    .await?)
+}
+
+/// Accepts `rollout/<service>/<environment>` or the short `<service>/<environment>`.
+pub(crate) fn rollout_id(id: &str) -> Result<String, Failure> {
+    let full = if id.starts_with("rollout/") {
+        id.to_owned()
+    } else {
+        format!("rollout/{id}")
+    };
+    let parts: Vec<&str> = full.split('/').collect();
+    let ok = parts.len() == 3
+        && parts[1..].iter().all(|p| {
+            !p.is_empty() && p.len() <= 63 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+        });
+    if !ok {
+        return Err(Failure::Input(anyhow!(
+            "`{}` is not a rollout ID; rollout IDs look like `rollout/<service>/<environment>`",
+            id.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(full)
+}
+
+/// Reads and validates a plan. Problems are printed with the file's name; exit 2.
+pub(crate) fn load_plan(path: &Path) -> Result<Plan, Failure> {
+    let limits = PlanLimits::default();
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Failure::Input(anyhow!("cannot read plan `{shown}`: {e}")))?;
+    if !meta.is_file() {
+        return Err(Failure::Input(anyhow!("plan `{shown}` is not a file")));
+    }
+    if meta.len() > limits.max_bytes as u64 {
+        return Err(Failure::Input(anyhow!(
+            "plan `{shown}` is {} bytes; plans are limited to {} bytes",
+            meta.len(),
+            limits.max_bytes
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Failure::Input(anyhow!("cannot read plan `{shown}`: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::Input(anyhow!(
+            "plan `{shown}` is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    parse_plan(&text, limits).map_err(|problems| {
+        eprintln!("{}", problems.render(&shown));
+        eprintln!(
+            "{shown}: {} problem{} found; nothing was started",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        );
+        Failure::InputReported
+    })
+}

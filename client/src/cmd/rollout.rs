@@ -1,0 +1,83 @@
+//! `cutover rollout start|list|cancel`.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use cutover_client::{StartError, start_rollout};
+use cutover_workflows::RolloutWorkflow;
+use futures::StreamExt;
+use temporalio_client::{WorkflowCancelOptions, WorkflowListOptions};
+
+use super::{connect, load_plan, rollout_id};
+use crate::cli::{Global, Output};
+use crate::exit::{Failure, Outcome};
+use crate::render;
+
+/// Starts a plan; with `wait`, follows it to the end.
+pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
+    let plan = load_plan(plan)?;
+    let connected = connect(global).await?;
+    let started = match start_rollout(&connected.client, &plan, &global.task_queue).await {
+        Ok(s) => s,
+        Err(e @ StartError::AlreadyRunning { .. }) => return Err(Failure::Failed(e.into())),
+        Err(e) => return Err(Failure::Failed(e.into())),
+    };
+    println!(
+        "started {} (run {}) — {} {} → {}",
+        started.workflow_id, started.run_id, plan.service, plan.version, plan.environment
+    );
+    if wait {
+        super::watch::follow(&connected, &started.workflow_id, &global.task_queue).await
+    } else {
+        println!("  follow it:  cutover rollout watch {}", started.workflow_id);
+        println!("  status:     cutover rollout status {}", started.workflow_id);
+        Ok(())
+    }
+}
+
+/// Lists rollouts through the visibility store, filtered by search attributes.
+pub(crate) async fn list(
+    global: &Global,
+    service: Option<String>,
+    environment: Option<String>,
+    limit: u32,
+    output: Output,
+) -> Outcome {
+    let mut query = "WorkflowType = 'RolloutWorkflow'".to_owned();
+    for (key, value, what) in [
+        (cutover_workflows::search_attributes::SERVICE, &service, "--service"),
+        (cutover_workflows::search_attributes::ENVIRONMENT, &environment, "--environment"),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(Failure::Input(anyhow!("{what} `{}` is not a valid name", v.chars().take(64).collect::<String>())));
+            }
+            query.push_str(&format!(" AND {key} = '{v}'"));
+        }
+    }
+    let connected = connect(global).await?;
+    let mut stream = connected.client.list_workflows(
+        query,
+        WorkflowListOptions::builder().limit(limit as usize).build(),
+    );
+    let mut rows = Vec::new();
+    while let Some(item) = stream.next().await {
+        let execution = item.context("listing rollouts")?;
+        rows.push(render::ListRow::from_execution(&execution));
+    }
+    render::list(&rows, output);
+    Ok(())
+}
+
+/// Requests cancellation; the workflow stops the running step and ends `cancelled`.
+pub(crate) async fn cancel(global: &Global, id: &str, reason: &str) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected.client.get_workflow_handle::<RolloutWorkflow>(id.clone());
+    handle
+        .cancel(WorkflowCancelOptions::builder().reason(reason.to_owned()).build())
+        .await
+        .map_err(|e| Failure::Failed(anyhow!("cancelling {id}: {e}")))?;
+    println!("cancellation requested for {id}; follow it with `cutover rollout watch {id}`");
+    Ok(())
+}

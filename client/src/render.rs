@@ -1,0 +1,135 @@
+//! Turning statuses into text for people and JSON for programs.
+
+use chrono::{DateTime, Utc};
+use cutover_workflows::status::{RolloutStatus, StepState, StepStatus};
+use serde::Serialize;
+use temporalio_client::WorkflowExecution;
+use temporalio_common::search_attributes::SearchAttributeKey;
+
+use crate::cli::Output;
+
+/// The lines that describe a rollout. `now` drives elapsed times of running steps; pass
+/// `None` for output that must not change while nothing happens (logs, pipes).
+pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{}  {} {} → {}  {}{}",
+        status.workflow_id,
+        status.service,
+        status.version,
+        status.environment,
+        status.state.as_str(),
+        match (status.started_at, status.finished_at.or(now)) {
+            (Some(s), Some(e)) => format!("  ({})", duration(e - s)),
+            _ => String::new(),
+        }
+    )];
+    let width = status.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
+    for step in &status.steps {
+        lines.push(step_line(step, width, now));
+        if let Some(err) = &step.last_error
+            && matches!(step.state, StepState::Failed | StepState::Retrying)
+        {
+            for (i, line) in err.message.lines().take(25).enumerate() {
+                let lead = if i == 0 { format!("{}: ", err.kind) } else { String::new() };
+                lines.push(format!("      {lead}{line}"));
+            }
+        }
+    }
+    if let Some(reason) = &status.reason {
+        lines.push(format!("reason: {reason}"));
+    }
+    lines
+}
+
+fn step_line(step: &StepStatus, width: usize, now: Option<DateTime<Utc>>) -> String {
+    let mark = match step.state {
+        StepState::Pending => "·",
+        StepState::Running => "▶",
+        StepState::Retrying => "↻",
+        StepState::Succeeded => "✓",
+        StepState::Failed => "✗",
+        StepState::Cancelled => "⊘",
+    };
+    let attempts = if step.attempts == 0 {
+        String::new()
+    } else if step.max_attempts == 0 {
+        format!("attempt {}", step.attempts)
+    } else {
+        format!("attempt {}/{}", step.attempts, step.max_attempts)
+    };
+    let elapsed = match (step.started_at, step.finished_at.or(now)) {
+        (Some(s), Some(e)) => duration(e - s),
+        _ => String::new(),
+    };
+    let next = match (step.state, step.next_attempt_at) {
+        (StepState::Retrying, Some(at)) => format!("  next attempt at {}", at.format("%H:%M:%S")),
+        _ => String::new(),
+    };
+    format!(
+        "  {mark} {:<width$}  {:<8} {:<10} {:<13} {elapsed}{next}",
+        step.name,
+        step.kind,
+        step.state.as_str(),
+        attempts
+    )
+}
+
+fn duration(d: chrono::Duration) -> String {
+    let ms = d.num_milliseconds().max(0);
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+/// One rollout in `rollout list`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ListRow {
+    pub(crate) workflow_id: String,
+    pub(crate) run_id: String,
+    pub(crate) status: String,
+    pub(crate) service: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) closed_at: Option<DateTime<Utc>>,
+}
+
+impl ListRow {
+    pub(crate) fn from_execution(e: &WorkflowExecution) -> Self {
+        let attrs = e.search_attributes();
+        let get = |name: &'static str| attrs.get(&SearchAttributeKey::<String>::keyword(name));
+        Self {
+            workflow_id: e.id().to_owned(),
+            run_id: e.run_id().to_owned(),
+            status: format!("{:?}", e.status()).to_lowercase(),
+            service: get(cutover_workflows::search_attributes::SERVICE),
+            environment: get(cutover_workflows::search_attributes::ENVIRONMENT),
+            version: get(cutover_workflows::search_attributes::VERSION),
+            started_at: e.start_time().map(DateTime::<Utc>::from),
+            closed_at: e.close_time().map(DateTime::<Utc>::from),
+        }
+    }
+}
+
+pub(crate) fn list(rows: &[ListRow], output: Output) {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return;
+    }
+    if rows.is_empty() {
+        println!("no rollouts found");
+        return;
+    }
+    println!("{:<40} {:<10} {:<14} {:<20}", "ID", "STATUS", "VERSION", "STARTED");
+    for r in rows {
+        println!(
+            "{:<40} {:<10} {:<14} {:<20}",
+            r.workflow_id,
+            r.status,
+            r.version.as_deref().unwrap_or("-"),
+            r.started_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! The worker's settings: flags, each with an environment variable, validated before use.
+
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Runs Cutover's rollout workflows and their activities.
+///
+/// Connection settings come from Temporal's standard environment configuration
+/// (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS variables, temporal.toml
+/// profiles); with nothing set the worker connects to 127.0.0.1:7233.
+#[derive(Debug, Parser)]
+#[command(name = "cutover-worker", version)]
+pub(crate) struct Config {
+    /// Task queue to poll.
+    #[arg(long, env = "CUTOVER_TASK_QUEUE", default_value = cutover_workflows::DEFAULT_TASK_QUEUE)]
+    pub(crate) task_queue: String,
+
+    /// Temporal address (host:port), overriding the environment configuration.
+    #[arg(long, env = "CUTOVER_TEMPORAL_ADDRESS")]
+    pub(crate) address: Option<String>,
+
+    /// Temporal namespace, overriding the environment configuration.
+    #[arg(long)]
+    pub(crate) namespace: Option<String>,
+
+    /// temporal.toml profile to use.
+    #[arg(long, env = "TEMPORAL_PROFILE")]
+    pub(crate) profile: Option<String>,
+
+    /// Most activities (build, command, verify steps) run at once by this worker.
+    #[arg(long, env = "CUTOVER_MAX_CONCURRENT_ACTIVITIES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) max_concurrent_activities: u32,
+
+    /// Most workflow tasks processed at once by this worker.
+    #[arg(long, env = "CUTOVER_MAX_CONCURRENT_WORKFLOW_TASKS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub(crate) max_concurrent_workflow_tasks: u32,
+
+    /// On SIGTERM/SIGINT, how long running activities may take to finish before they are
+    /// cancelled (their process groups killed).
+    #[arg(long, env = "CUTOVER_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub(crate) shutdown_grace: Duration,
+
+    /// Log format.
+    #[arg(long, env = "CUTOVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub(crate) log_format: LogFormat,
+
+    /// Worker identity shown in Temporal (default: pid@hostname).
+    #[arg(long, env = "CUTOVER_WORKER_IDENTITY")]
+    pub(crate) identity: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration such as 30s or 2m: {e}"))
+}
