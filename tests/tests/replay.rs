@@ -1,0 +1,79 @@
+//! Determinism: histories recorded from real rollouts replay against today's workflow code.
+//!
+//! `tests/histories/` holds histories recorded from rollouts that succeeded after retries
+//! (timers), failed non-retryably, and were cancelled mid-step. A change to RolloutWorkflow's
+//! command sequence that is not guarded with `ctx.patched(...)` makes these fail. To add one,
+//! run a rollout on `cutover dev up` and save it with
+//! `cargo run -p cutover-tests --bin record-history -- <workflow-id> <run-id> tests/histories/<name>.json`.
+
+use std::path::PathBuf;
+
+use cutover_client::start_rollout;
+use cutover_tests::{DevServer, WorkerProcess, unique_queue};
+use cutover_workflows::RolloutWorkflow;
+use cutover_workflows::plan::{PlanLimits, parse_plan};
+use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowHistory};
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+fn replayer() -> anyhow::Result<WorkflowReplayer> {
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<RolloutWorkflow>()?
+        .build();
+    Ok(WorkflowReplayer::new(options)?)
+}
+
+#[tokio::test]
+async fn recorded_histories_replay_without_nondeterminism() -> anyhow::Result<()> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("histories");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "expected recorded histories in {}", dir.display());
+    let replayer = replayer()?;
+    for file in files {
+        let history = WorkflowHistory::from_json(&std::fs::read(&file)?)?;
+        replayer
+            .replay_workflow(history)
+            .await
+            .map_err(|e| anyhow::anyhow!("{} does not replay: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fresh_history_replays_and_a_changed_workflow_would_be_caught() -> anyhow::Result<()> {
+    let server = DevServer::start().await?;
+    let tmp = tempfile::tempdir()?;
+    let queue = unique_queue("replay");
+    let _worker = WorkerProcess::spawn(&server.address, &queue, tmp.path())?;
+    let plan = parse_plan(
+        "service: replay\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: a, kind: command, command: \"true\" }\n  - { name: b, kind: command, command: \"true\" }\n",
+        PlanLimits::default(),
+    )
+    .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let started = start_rollout(server.client(), &plan, &queue).await?;
+    let handle = server
+        .client()
+        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone());
+    handle.get_result(WorkflowGetResultOptions::default()).await?;
+    let json = handle
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await?;
+    replayer()?
+        .replay_workflow(WorkflowHistory::from_json(&json)?)
+        .await?;
+
+    // The same history with one scheduled activity's type renamed is what a non-patched
+    // change to the workflow looks like to the replayer: it must refuse it.
+    let text = String::from_utf8(json)?;
+    assert!(text.contains("process.run"));
+    let tampered = text.replacen("\"process.run\"", "\"process.renamed\"", 1);
+    let result = replayer()?
+        .replay_workflow(WorkflowHistory::from_json(tampered.as_bytes())?)
+        .await;
+    assert!(result.is_err(), "a changed command sequence must be detected");
+    server.shutdown().await
+}
