@@ -777,8 +777,12 @@ impl Cx {
 }
 
 impl<'a> Fields<'a> {
+    /// The value of `key`; an explicit `null` counts as absent, so defaults apply.
     fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.get(key).map(|(_, v)| *v)
+        self.entries
+            .get(key)
+            .map(|(_, v)| *v)
+            .filter(|v| !v.is_null())
     }
 }
 

@@ -100,7 +100,7 @@ pub struct CommandSpec {
     #[serde(default)]
     pub secret_env: BTreeMap<String, SecretRef>,
     /// Working directory; relative paths are relative to the worker's working directory.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
 }
 
@@ -111,7 +111,7 @@ pub struct BuildSpec {
     #[serde(flatten)]
     pub command: CommandSpec,
     /// Path of the artifact the build produces (relative to `workdir`), if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
 }
 
@@ -125,10 +125,10 @@ pub struct VerifySpec {
     /// Status the response must have.
     pub expect_status: u16,
     /// A substring the body must contain.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
     /// A JSON pointer whose value must equal the given value.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<JsonExpectation>,
     /// Timeout of one HTTP request.
     #[serde(with = "duration_serde")]
