@@ -90,7 +90,9 @@ impl StepFailure {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            StepFailure::CommandFailed { .. } | StepFailure::CheckFailed(_) | StepFailure::Io { .. }
+            StepFailure::CommandFailed { .. }
+                | StepFailure::CheckFailed(_)
+                | StepFailure::Io { .. }
         )
     }
 

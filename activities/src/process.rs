@@ -77,7 +77,11 @@ pub(crate) async fn run(
 
     let outcome = supervise(ctx, step, &mut child, &secrets).await;
     match outcome {
-        Supervised::Exited { status, lines, tail } => {
+        Supervised::Exited {
+            status,
+            lines,
+            tail,
+        } => {
             if status.success() {
                 info!(rollout = %step.rollout, step = %step.step, lines, "finished");
                 return Ok(Finished { lines, workdir });
@@ -187,7 +191,11 @@ async fn supervise(
         }
     }
     match exit {
-        Some(status) => Supervised::Exited { status, lines, tail },
+        Some(status) => Supervised::Exited {
+            status,
+            lines,
+            tail,
+        },
         None => Supervised::Failed(StepFailure::io(
             "waiting for the command",
             std::io::Error::other("no exit status"),
@@ -206,7 +214,10 @@ fn heartbeat_interval(ctx: &ActivityContext) -> Duration {
 /// SIGTERM to the whole group, then SIGKILL after a grace period.
 async fn kill_group(pid: Pid, child: &mut Child) {
     let _ = killpg(pid, Signal::SIGTERM);
-    if tokio::time::timeout(KILL_GRACE, child.wait()).await.is_err() {
+    if tokio::time::timeout(KILL_GRACE, child.wait())
+        .await
+        .is_err()
+    {
         let _ = killpg(pid, Signal::SIGKILL);
         let _ = child.wait().await;
     }
@@ -215,7 +226,8 @@ async fn kill_group(pid: Pid, child: &mut Child) {
 }
 
 fn resolve_workdir(workdir: Option<&str>) -> Result<PathBuf, StepFailure> {
-    let cwd = std::env::current_dir().map_err(|e| StepFailure::io("reading the worker's directory", e))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| StepFailure::io("reading the worker's directory", e))?;
     let dir = match workdir {
         Some(w) => cwd.join(w),
         None => cwd,

@@ -27,10 +27,12 @@ impl Secrets {
         let mut out = BTreeMap::new();
         for (var, reference) in refs {
             let value = match reference {
-                SecretRef::Env(name) => std::env::var(name).map_err(|_| StepFailure::SecretUnavailable {
-                    var: var.clone(),
-                    reason: format!("environment variable `{name}` is not set on the worker"),
-                })?,
+                SecretRef::Env(name) => {
+                    std::env::var(name).map_err(|_| StepFailure::SecretUnavailable {
+                        var: var.clone(),
+                        reason: format!("environment variable `{name}` is not set on the worker"),
+                    })?
+                }
                 SecretRef::File(path) => read_file(var, path)?,
             };
             out.insert(var.clone(), value);
@@ -59,8 +61,8 @@ fn read_file(var: &str, path: &str) -> Result<String, StepFailure> {
         var: var.to_owned(),
         reason,
     };
-    let meta = std::fs::metadata(path)
-        .map_err(|e| unavailable(format!("cannot read `{path}`: {e}")))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| unavailable(format!("cannot read `{path}`: {e}")))?;
     if meta.len() > MAX_SECRET_BYTES {
         return Err(unavailable(format!(
             "`{path}` is {} bytes; secret files are limited to {MAX_SECRET_BYTES}",

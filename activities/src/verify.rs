@@ -22,10 +22,12 @@ pub(crate) async fn verify(
     step: &StepRef,
     spec: &VerifySpec,
 ) -> Result<VerifyOutput, StepFailure> {
-    let url = reqwest::Url::parse(&spec.url)
-        .map_err(|e| StepFailure::InvalidInput(format!("`{}` is not a valid URL: {e}", spec.url)))?;
-    let method = reqwest::Method::from_bytes(spec.method.as_bytes())
-        .map_err(|_| StepFailure::InvalidInput(format!("`{}` is not an HTTP method", spec.method)))?;
+    let url = reqwest::Url::parse(&spec.url).map_err(|e| {
+        StepFailure::InvalidInput(format!("`{}` is not a valid URL: {e}", spec.url))
+    })?;
+    let method = reqwest::Method::from_bytes(spec.method.as_bytes()).map_err(|_| {
+        StepFailure::InvalidInput(format!("`{}` is not an HTTP method", spec.method))
+    })?;
     let deadline = Instant::now() + spec.within;
     let (mut checks, mut passes, mut best) = (0u32, 0u32, 0u32);
     let mut last_problem = String::new();
@@ -67,7 +69,11 @@ pub(crate) async fn verify(
         spec.method,
         spec.url,
         expectation(spec),
-        if last_problem.is_empty() { "passes were not consecutive".to_owned() } else { last_problem },
+        if last_problem.is_empty() {
+            "passes were not consecutive".to_owned()
+        } else {
+            last_problem
+        },
         humantime::format_duration(spec.within),
         spec.consecutive,
     )))
@@ -86,10 +92,7 @@ fn expectation(spec: &VerifySpec) -> String {
 }
 
 /// One request. Ok(status) when everything matched; otherwise what came back.
-async fn check(
-    request: reqwest::RequestBuilder,
-    spec: &VerifySpec,
-) -> Result<u16, String> {
+async fn check(request: reqwest::RequestBuilder, spec: &VerifySpec) -> Result<u16, String> {
     let mut response = request
         .send()
         .await
@@ -100,7 +103,12 @@ async fn check(
         match response.chunk().await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) => break,
-            Err(e) => return Err(format!("got status {status} but the body failed: {}", describe(&e))),
+            Err(e) => {
+                return Err(format!(
+                    "got status {status} but the body failed: {}",
+                    describe(&e)
+                ));
+            }
         }
     }
     let text = String::from_utf8_lossy(&body);
@@ -111,7 +119,9 @@ async fn check(
     if let Some(needle) = &spec.body_contains
         && !text.contains(needle.as_str())
     {
-        return Err(format!("got status {status} but the body {quoted} lacks {needle:?}"));
+        return Err(format!(
+            "got status {status} but the body {quoted} lacks {needle:?}"
+        ));
     }
     if let Some(expect) = &spec.json {
         let value: serde_json::Value = serde_json::from_slice(&body)
@@ -142,7 +152,11 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 fn quote(text: &str) -> String {
-    let clean: String = text.chars().take(QUOTE).map(|c| if c.is_control() && c != ' ' { ' ' } else { c }).collect();
+    let clean: String = text
+        .chars()
+        .take(QUOTE)
+        .map(|c| if c.is_control() && c != ' ' { ' ' } else { c })
+        .collect();
     if text.chars().count() > QUOTE {
         format!("{:?}…", clean.trim())
     } else {

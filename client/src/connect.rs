@@ -68,11 +68,15 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connected, ConnectError
         .build();
     let (mut conn, mut client_opts) =
         ClientOptions::load_from_config(load).map_err(|e| ConnectError::Config(e.to_string()))?;
-    let env_address = std::env::var("TEMPORAL_ADDRESS").ok().filter(|a| !a.is_empty());
+    let env_address = std::env::var("TEMPORAL_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty());
     let wanted = options.address.clone().or_else(|| {
         // The SDK's built-in default is localhost; prefer the IPv4 loopback the dev server binds.
-        (env_address.is_none() && conn.target.host_str() == Some("localhost") && conn.target.port() == Some(7233))
-            .then(|| DEFAULT_ADDRESS.to_owned())
+        (env_address.is_none()
+            && conn.target.host_str() == Some("localhost")
+            && conn.target.port() == Some(7233))
+        .then(|| DEFAULT_ADDRESS.to_owned())
     });
     if let Some(address) = wanted {
         conn.target = parse_address(&address, conn.tls_options.is_some())?;
@@ -92,7 +96,8 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connected, ConnectError
             address: address.clone(),
             reason: brief(&e),
         })?;
-    let client = Client::new(connection, client_opts).map_err(|e| ConnectError::Config(e.to_string()))?;
+    let client =
+        Client::new(connection, client_opts).map_err(|e| ConnectError::Config(e.to_string()))?;
     Ok(Connected {
         client,
         address,

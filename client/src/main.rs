@@ -33,7 +33,9 @@ async fn main() -> ExitCode {
         Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
             cmd::rollout::cancel(&cli.global, &id, &reason).await
         }
-        Command::Dev(DevCommand::Up { home, headless }) => cmd::dev::up(&cli.global, &home, headless).await,
+        Command::Dev(DevCommand::Up { home, headless }) => {
+            cmd::dev::up(&cli.global, &home, headless).await
+        }
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
     };
     match result {

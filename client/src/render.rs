@@ -30,7 +30,11 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
             && matches!(step.state, StepState::Failed | StepState::Retrying)
         {
             for (i, line) in err.message.lines().take(25).enumerate() {
-                let lead = if i == 0 { format!("{}: ", err.kind) } else { String::new() };
+                let lead = if i == 0 {
+                    format!("{}: ", err.kind)
+                } else {
+                    String::new()
+                };
                 lines.push(format!("      {lead}{line}"));
             }
         }
@@ -122,14 +126,19 @@ pub(crate) fn list(rows: &[ListRow], output: Output) {
         println!("no rollouts found");
         return;
     }
-    println!("{:<40} {:<10} {:<14} {:<20}", "ID", "STATUS", "VERSION", "STARTED");
+    println!(
+        "{:<40} {:<10} {:<14} {:<20}",
+        "ID", "STATUS", "VERSION", "STARTED"
+    );
     for r in rows {
         println!(
             "{:<40} {:<10} {:<14} {:<20}",
             r.workflow_id,
             r.status,
             r.version.as_deref().unwrap_or("-"),
-            r.started_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+            r.started_at
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default()
         );
     }
 }

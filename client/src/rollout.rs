@@ -1,12 +1,12 @@
 //! Starting a rollout: the one code path every trigger goes through.
 
+use cutover_workflows::plan::Plan;
+use cutover_workflows::{RolloutWorkflow, search_attributes as sa};
 use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{
     Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
 };
 use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributes};
-use cutover_workflows::plan::Plan;
-use cutover_workflows::{RolloutWorkflow, search_attributes as sa};
 
 /// A rollout that was started.
 #[derive(Clone, Debug)]
@@ -22,7 +22,9 @@ pub struct Started {
 #[non_exhaustive]
 pub enum StartError {
     /// A rollout of the same service and environment is running.
-    #[error("a rollout of this service and environment is already running: {workflow_id} (run {run_id})\n  watch it with `cutover rollout watch {workflow_id}`, or cancel it with `cutover rollout cancel {workflow_id}`")]
+    #[error(
+        "a rollout of this service and environment is already running: {workflow_id} (run {run_id})\n  watch it with `cutover rollout watch {workflow_id}`, or cancel it with `cutover rollout cancel {workflow_id}`"
+    )]
     AlreadyRunning {
         /// Its workflow ID.
         workflow_id: String,
@@ -30,7 +32,9 @@ pub enum StartError {
         run_id: String,
     },
     /// The namespace lacks Cutover's search attributes.
-    #[error("the Temporal namespace does not define Cutover's search attributes\n  create them once with: temporal operator search-attribute create --name CutoverService --type Keyword --name CutoverEnvironment --type Keyword --name CutoverVersion --type Keyword")]
+    #[error(
+        "the Temporal namespace does not define Cutover's search attributes\n  create them once with: temporal operator search-attribute create --name CutoverService --type Keyword --name CutoverEnvironment --type Keyword --name CutoverVersion --type Keyword"
+    )]
     SearchAttributesMissing,
     /// Anything else the server said.
     #[error("starting the rollout failed: {0}")]
@@ -40,7 +44,8 @@ pub enum StartError {
 /// The search attribute keys set on every rollout.
 pub const SERVICE_KEY: SearchAttributeKey<String> = SearchAttributeKey::keyword(sa::SERVICE);
 /// See [`SERVICE_KEY`].
-pub const ENVIRONMENT_KEY: SearchAttributeKey<String> = SearchAttributeKey::keyword(sa::ENVIRONMENT);
+pub const ENVIRONMENT_KEY: SearchAttributeKey<String> =
+    SearchAttributeKey::keyword(sa::ENVIRONMENT);
 /// See [`SERVICE_KEY`].
 pub const VERSION_KEY: SearchAttributeKey<String> = SearchAttributeKey::keyword(sa::VERSION);
 
@@ -80,10 +85,12 @@ pub async fn start_rollout(
             workflow_id,
             run_id: handle.run_id().unwrap_or_default().to_owned(),
         }),
-        Err(WorkflowStartError::AlreadyStarted { run_id, source }) => Err(StartError::AlreadyRunning {
-            workflow_id,
-            run_id: run_id.unwrap_or_else(|| running_run_id(source.message())),
-        }),
+        Err(WorkflowStartError::AlreadyStarted { run_id, source }) => {
+            Err(StartError::AlreadyRunning {
+                workflow_id,
+                run_id: run_id.unwrap_or_else(|| running_run_id(source.message())),
+            })
+        }
         Err(e) => {
             let text = e.to_string();
             if text.contains("search attribute") && text.contains("not defined") {

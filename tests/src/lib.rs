@@ -51,7 +51,10 @@ impl DevServer {
 
     /// A client connected to this server's `default` namespace.
     pub fn client(&self) -> &Client {
-        self.env.as_ref().map(|e| e.client()).expect("server is running")
+        self.env
+            .as_ref()
+            .map(|e| e.client())
+            .expect("server is running")
     }
 
     /// Stops the server.
@@ -206,7 +209,11 @@ pub async fn status(client: &Client, workflow_id: &str) -> Option<RolloutStatus>
             RolloutWorkflow::status,
             (),
             WorkflowQueryOptions::builder()
-                .rpc_options(RpcOptions::builder().timeout(Duration::from_secs(5)).build())
+                .rpc_options(
+                    RpcOptions::builder()
+                        .timeout(Duration::from_secs(5))
+                        .build(),
+                )
                 .build(),
         )
         .await

@@ -28,7 +28,10 @@ async fn serve(flaps: u32) -> anyhow::Result<(String, Arc<AtomicU32>)> {
                 if n < flaps {
                     (StatusCode::SERVICE_UNAVAILABLE, "warming up".to_owned())
                 } else {
-                    (StatusCode::OK, r#"{"status":"ok","version":"1.2.3"}"#.to_owned())
+                    (
+                        StatusCode::OK,
+                        r#"{"status":"ok","version":"1.2.3"}"#.to_owned(),
+                    )
                 }
             }
         }),
@@ -89,7 +92,13 @@ async fn verify_checks_status_body_and_json_pointer() -> anyhow::Result<()> {
         equals: serde_json::json!("1.2.3"),
     });
     let out = env()
-        .run(RolloutActivityImpls::verify, VerifyInput { step: step(), spec: s })
+        .run(
+            RolloutActivityImpls::verify,
+            VerifyInput {
+                step: step(),
+                spec: s,
+            },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(out.last_status, 200);
@@ -103,7 +112,13 @@ async fn verify_waits_for_n_passes_in_a_row() -> anyhow::Result<()> {
     let mut s = spec(&url);
     s.consecutive = 4;
     let out = env()
-        .run(RolloutActivityImpls::verify, VerifyInput { step: step(), spec: s })
+        .run(
+            RolloutActivityImpls::verify,
+            VerifyInput {
+                step: step(),
+                spec: s,
+            },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(out.consecutive_passes, 4);
@@ -118,14 +133,23 @@ async fn verify_failure_says_what_was_expected_and_what_came_back() -> anyhow::R
     let mut s = spec(&url);
     s.within = Duration::from_millis(300);
     let err = env()
-        .run(RolloutActivityImpls::verify, VerifyInput { step: step(), spec: s })
+        .run(
+            RolloutActivityImpls::verify,
+            VerifyInput {
+                step: step(),
+                spec: s,
+            },
+        )
         .await
         .expect_err("the service never becomes healthy");
     let (kind, non_retryable, message) = failure(err);
     assert_eq!(kind, "CheckFailed");
     assert!(!non_retryable, "a failed check may pass on a later attempt");
     assert!(message.contains("expected status 200"), "{message}");
-    assert!(message.contains("got status 503 with body \"warming up\""), "{message}");
+    assert!(
+        message.contains("got status 503 with body \"warming up\""),
+        "{message}"
+    );
 
     let (url, _) = serve(0).await?;
     let mut s = spec(&url);
@@ -135,7 +159,13 @@ async fn verify_failure_says_what_was_expected_and_what_came_back() -> anyhow::R
     });
     s.within = Duration::from_millis(100);
     let err = env()
-        .run(RolloutActivityImpls::verify, VerifyInput { step: step(), spec: s })
+        .run(
+            RolloutActivityImpls::verify,
+            VerifyInput {
+                step: step(),
+                spec: s,
+            },
+        )
         .await
         .expect_err("wrong version");
     let (_, _, message) = failure(err);
@@ -150,15 +180,30 @@ async fn verify_reports_a_refused_connection_and_a_bad_url() -> anyhow::Result<(
     let mut s = spec(&format!("http://127.0.0.1:{port}/health"));
     s.within = Duration::from_millis(100);
     let err = env()
-        .run(RolloutActivityImpls::verify, VerifyInput { step: step(), spec: s })
+        .run(
+            RolloutActivityImpls::verify,
+            VerifyInput {
+                step: step(),
+                spec: s,
+            },
+        )
         .await
         .expect_err("nothing listens");
     let (_, _, message) = failure(err);
-    assert!(message.contains("got no response: connection refused"), "{message}");
+    assert!(
+        message.contains("got no response: connection refused"),
+        "{message}"
+    );
 
     let s = spec("http://exa mple/");
     let err = env()
-        .run(RolloutActivityImpls::verify, VerifyInput { step: step(), spec: s })
+        .run(
+            RolloutActivityImpls::verify,
+            VerifyInput {
+                step: step(),
+                spec: s,
+            },
+        )
         .await
         .expect_err("bad URL");
     let (kind, non_retryable, _) = failure(err);
@@ -173,22 +218,37 @@ async fn build_fails_with_the_exit_code_and_the_last_20_lines_of_stderr() -> any
     let spec = BuildSpec {
         command: CommandSpec {
             command: "sh".to_owned(),
-            args: vec!["-c".to_owned(), "for i in $(seq 1 30); do echo line$i >&2; done; exit 4".to_owned()],
+            args: vec![
+                "-c".to_owned(),
+                "for i in $(seq 1 30); do echo line$i >&2; done; exit 4".to_owned(),
+            ],
             workdir: Some(dir.path().display().to_string()),
             ..CommandSpec::default()
         },
         artifact: None,
     };
     let err = env()
-        .run(RolloutActivityImpls::build, BuildInput { step: step(), spec })
+        .run(
+            RolloutActivityImpls::build,
+            BuildInput { step: step(), spec },
+        )
         .await
         .expect_err("exit 4");
     let (kind, non_retryable, message) = failure(err);
     assert_eq!(kind, "CommandFailed");
     assert!(!non_retryable);
-    assert!(message.starts_with("`sh` exited with code 4; last 20 line(s) of stderr:"), "{message}");
-    assert!(message.contains("line11\n") && message.ends_with("line30"), "{message}");
-    assert!(!message.contains("line10\n"), "only the last 20 lines: {message}");
+    assert!(
+        message.starts_with("`sh` exited with code 4; last 20 line(s) of stderr:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("line11\n") && message.ends_with("line30"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("line10\n"),
+        "only the last 20 lines: {message}"
+    );
     Ok(())
 }
 
@@ -204,7 +264,10 @@ async fn a_build_without_its_artifact_is_not_retried() -> anyhow::Result<()> {
         artifact: Some("target/app".to_owned()),
     };
     let err = env()
-        .run(RolloutActivityImpls::build, BuildInput { step: step(), spec })
+        .run(
+            RolloutActivityImpls::build,
+            BuildInput { step: step(), spec },
+        )
         .await
         .expect_err("no artifact");
     let (kind, non_retryable, message) = failure(err);
@@ -221,18 +284,31 @@ async fn secrets_reach_the_command_but_not_its_logged_output() -> anyhow::Result
     std::fs::write(&secret_file, "s3cr3t-value\n")?;
     let spec = CommandSpec {
         command: "sh".to_owned(),
-        args: vec!["-c".to_owned(), "echo \"token is $TOKEN\" >&2; [ \"$TOKEN\" = s3cr3t-value ] && exit 9".to_owned()],
-        secret_env: [("TOKEN".to_owned(), cutover_workflows::plan::SecretRef::File(secret_file.display().to_string()))].into(),
+        args: vec![
+            "-c".to_owned(),
+            "echo \"token is $TOKEN\" >&2; [ \"$TOKEN\" = s3cr3t-value ] && exit 9".to_owned(),
+        ],
+        secret_env: [(
+            "TOKEN".to_owned(),
+            cutover_workflows::plan::SecretRef::File(secret_file.display().to_string()),
+        )]
+        .into(),
         ..CommandSpec::default()
     };
     let err = env()
-        .run(RolloutActivityImpls::run_command, CommandInput { step: step(), spec })
+        .run(
+            RolloutActivityImpls::run_command,
+            CommandInput { step: step(), spec },
+        )
         .await
         .expect_err("exit 9 proves the secret arrived");
     let (_, _, message) = failure(err);
     assert!(message.contains("exited with code 9"), "{message}");
     assert!(message.contains("token is ***"), "{message}");
-    assert!(!message.contains("s3cr3t-value"), "the secret leaked: {message}");
+    assert!(
+        !message.contains("s3cr3t-value"),
+        "the secret leaked: {message}"
+    );
     Ok(())
 }
 
@@ -254,7 +330,10 @@ async fn cancelling_a_command_kills_its_whole_process_group() -> anyhow::Result<
     let runner = env.clone();
     let task = tokio::spawn(async move {
         runner
-            .run(RolloutActivityImpls::run_command, CommandInput { step: step(), spec })
+            .run(
+                RolloutActivityImpls::run_command,
+                CommandInput { step: step(), spec },
+            )
             .await
     });
     let recorded: Vec<i32> = wait_for(Duration::from_secs(10), "three pids", || {
@@ -267,10 +346,24 @@ async fn cancelling_a_command_kills_its_whole_process_group() -> anyhow::Result<
     .await?;
     env.cancel();
     let result = tokio::time::timeout(Duration::from_secs(15), task).await??;
-    assert!(matches!(result, Err(ActivityEnvironmentError::Activity(ActivityError::Cancelled { .. }))), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(ActivityEnvironmentError::Activity(
+                ActivityError::Cancelled { .. }
+            ))
+        ),
+        "{result:?}"
+    );
     for pid in recorded {
         let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| !s.rsplit(')').next().unwrap_or_default().trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false);
         assert!(!alive, "process {pid} survived the cancellation");
     }

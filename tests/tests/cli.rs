@@ -6,7 +6,9 @@ use std::time::Duration;
 use cutover_tests::{DevServer, WorkerProcess, cutover, free_port, unique_queue, write_file};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/plans").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/plans")
+        .join(name)
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -20,11 +22,18 @@ fn stdout(out: &std::process::Output) -> String {
 /// `plan validate` on a broken plan: exit 2, and each expected `line:column: path: message`.
 fn assert_invalid(file: &str, expected: &[&str]) {
     let path = fixture(file);
-    let out = cutover(Path::new(env!("CARGO_MANIFEST_DIR")), None, &["plan", "validate", path.to_str().unwrap_or_default()]);
+    let out = cutover(
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+        None,
+        &["plan", "validate", path.to_str().unwrap_or_default()],
+    );
     assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
     let err = stderr(&out);
     for want in expected {
-        assert!(err.contains(&format!("{}:{want}", path.display())), "{file}: expected `{want}` in:\n{err}");
+        assert!(
+            err.contains(&format!("{}:{want}", path.display())),
+            "{file}: expected `{want}` in:\n{err}"
+        );
     }
     assert!(err.contains("nothing was started"), "{err}");
 }
@@ -36,27 +45,47 @@ fn validate_reports_malformed_yaml_at_its_position() {
 
 #[test]
 fn validate_reports_an_unknown_kind_with_the_kinds_there_are() {
-    assert_invalid("unknown-kind.yaml", &["6:11: steps[0].kind: unknown step kind `teleport`"]);
-    let out = cutover(Path::new("."), None, &["plan", "validate", fixture("unknown-kind.yaml").to_str().unwrap_or_default()]);
+    assert_invalid(
+        "unknown-kind.yaml",
+        &["6:11: steps[0].kind: unknown step kind `teleport`"],
+    );
+    let out = cutover(
+        Path::new("."),
+        None,
+        &[
+            "plan",
+            "validate",
+            fixture("unknown-kind.yaml").to_str().unwrap_or_default(),
+        ],
+    );
     assert!(stderr(&out).contains("hint: choose one of: command, build, verify"));
 }
 
 #[test]
 fn validate_reports_a_negative_timeout() {
-    assert_invalid("negative-timeout.yaml", &["8:14: steps[0].timeout: `-5m` is negative"]);
+    assert_invalid(
+        "negative-timeout.yaml",
+        &["8:14: steps[0].timeout: `-5m` is negative"],
+    );
 }
 
 #[test]
 fn validate_reports_every_missing_field_at_once() {
     assert_invalid(
         "missing-field.yaml",
-        &["1:1: missing required key `environment`", "4:5: steps[0]: missing required key `name`"],
+        &[
+            "1:1: missing required key `environment`",
+            "4:5: steps[0]: missing required key `name`",
+        ],
     );
 }
 
 #[test]
 fn validate_reports_an_unknown_key() {
-    assert_invalid("unknown-key.yaml", &["8:5: steps[0].retries: unknown key `retries`"]);
+    assert_invalid(
+        "unknown-key.yaml",
+        &["8:5: steps[0].retries: unknown key `retries`"],
+    );
 }
 
 #[test]
@@ -64,18 +93,30 @@ fn validate_refuses_missing_binary_and_oversized_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = cutover(dir.path(), None, &["plan", "validate", "nope.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read plan `nope.yaml`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read plan `nope.yaml`"),
+        "{}",
+        stderr(&out)
+    );
 
     std::fs::write(dir.path().join("bin.yaml"), [0xff, 0xfe, 0x00, 0x41]).expect("write");
     let out = cutover(dir.path(), None, &["plan", "validate", "bin.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not UTF-8 text"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not UTF-8 text"),
+        "{}",
+        stderr(&out)
+    );
 
     let big = "# padding\n".repeat(60_000);
     write_file(dir.path(), "big.yaml", &big);
     let out = cutover(dir.path(), None, &["plan", "validate", "big.yaml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("plans are limited to"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plans are limited to"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -103,18 +144,33 @@ fn show_prints_the_normalized_plan_which_validates_again() {
 fn an_unreachable_server_gets_one_line_naming_the_address_and_the_fix() {
     let port = free_port().expect("port");
     let address = format!("127.0.0.1:{port}");
-    let out = cutover(Path::new("."), Some(&address), &["rollout", "status", "demo/dev"]);
+    let out = cutover(
+        Path::new("."),
+        Some(&address),
+        &["rollout", "status", "demo/dev"],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains(&format!("cannot reach Temporal at {address}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach Temporal at {address}")),
+        "{err}"
+    );
     assert!(err.contains("cutover dev up"), "{err}");
 }
 
 #[test]
 fn bad_rollout_ids_are_usage_errors() {
-    let out = cutover(Path::new("."), Some("127.0.0.1:1"), &["rollout", "status", "../../etc/passwd"]);
+    let out = cutover(
+        Path::new("."),
+        Some("127.0.0.1:1"),
+        &["rollout", "status", "../../etc/passwd"],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a rollout ID"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a rollout ID"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -124,40 +180,109 @@ async fn start_wait_exits_0_on_success_1_on_failure_2_on_a_bad_plan() -> anyhow:
     let queue = unique_queue("cli");
     let _worker = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
     let run = |plan: &str| {
-        cutover(dir.path(), Some(&server.address), &["--task-queue", &queue, "rollout", "start", plan, "--wait"])
+        cutover(
+            dir.path(),
+            Some(&server.address),
+            &["--task-queue", &queue, "rollout", "start", plan, "--wait"],
+        )
     };
 
-    write_file(dir.path(), "ok.yaml", "service: cli\nenvironment: ok\nversion: \"1\"\nsteps:\n  - { name: hi, kind: command, command: echo, args: [hi] }\n");
+    write_file(
+        dir.path(),
+        "ok.yaml",
+        "service: cli\nenvironment: ok\nversion: \"1\"\nsteps:\n  - { name: hi, kind: command, command: echo, args: [hi] }\n",
+    );
     let out = run("ok.yaml");
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("rollout rollout/cli/ok succeeded"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("rollout rollout/cli/ok succeeded"),
+        "{}",
+        stdout(&out)
+    );
 
-    write_file(dir.path(), "fail.yaml", "service: cli\nenvironment: fail\nversion: \"1\"\nsteps:\n  - { name: boom, kind: command, command: \"false\", retry: { maximum_attempts: 1 } }\n");
+    write_file(
+        dir.path(),
+        "fail.yaml",
+        "service: cli\nenvironment: fail\nversion: \"1\"\nsteps:\n  - { name: boom, kind: command, command: \"false\", retry: { maximum_attempts: 1 } }\n",
+    );
     let out = run("fail.yaml");
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("step `boom` failed after 1 attempt: CommandFailed"), "{}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("step `boom` failed after 1 attempt: CommandFailed"),
+        "{}",
+        stdout(&out)
+    );
 
     let bad = fixture("unknown-kind.yaml");
     let out = run(bad.to_str().unwrap_or_default());
     assert_eq!(out.status.code(), Some(2));
 
     // A second start while one runs names the running rollout.
-    write_file(dir.path(), "slow.yaml", "service: cli\nenvironment: slow\nversion: \"1\"\nsteps:\n  - { name: nap, kind: command, command: sleep, args: [\"30\"] }\n");
-    let first = cutover(dir.path(), Some(&server.address), &["--task-queue", &queue, "rollout", "start", "slow.yaml"]);
+    write_file(
+        dir.path(),
+        "slow.yaml",
+        "service: cli\nenvironment: slow\nversion: \"1\"\nsteps:\n  - { name: nap, kind: command, command: sleep, args: [\"30\"] }\n",
+    );
+    let first = cutover(
+        dir.path(),
+        Some(&server.address),
+        &["--task-queue", &queue, "rollout", "start", "slow.yaml"],
+    );
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
-    let second = cutover(dir.path(), Some(&server.address), &["--task-queue", &queue, "rollout", "start", "slow.yaml"]);
+    let second = cutover(
+        dir.path(),
+        Some(&server.address),
+        &["--task-queue", &queue, "rollout", "start", "slow.yaml"],
+    );
     assert_eq!(second.status.code(), Some(1));
-    assert!(stderr(&second).contains("already running: rollout/cli/slow"), "{}", stderr(&second));
-    let cancel = cutover(dir.path(), Some(&server.address), &["rollout", "cancel", "cli/slow"]);
+    assert!(
+        stderr(&second).contains("already running: rollout/cli/slow"),
+        "{}",
+        stderr(&second)
+    );
+    let cancel = cutover(
+        dir.path(),
+        Some(&server.address),
+        &["rollout", "cancel", "cli/slow"],
+    );
     assert_eq!(cancel.status.code(), Some(0), "{}", stderr(&cancel));
-    let watched = cutover(dir.path(), Some(&server.address), &["rollout", "watch", "cli/slow"]);
+    let watched = cutover(
+        dir.path(),
+        Some(&server.address),
+        &["rollout", "watch", "cli/slow"],
+    );
     assert_eq!(watched.status.code(), Some(1));
-    assert!(stdout(&watched).contains("was cancelled"), "{}", stdout(&watched));
+    assert!(
+        stdout(&watched).contains("was cancelled"),
+        "{}",
+        stdout(&watched)
+    );
 
-    let list = cutover(dir.path(), Some(&server.address), &["rollout", "list", "--service", "cli", "--output", "json"]);
+    let list = cutover(
+        dir.path(),
+        Some(&server.address),
+        &["rollout", "list", "--service", "cli", "--output", "json"],
+    );
     assert_eq!(list.status.code(), Some(0), "{}", stderr(&list));
     let rows: serde_json::Value = serde_json::from_str(&stdout(&list))?;
-    let ids: Vec<&str> = rows.as_array().into_iter().flatten().filter_map(|r| r["workflow_id"].as_str()).collect();
+    let ids: Vec<&str> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["workflow_id"].as_str())
+        .collect();
     for id in ["rollout/cli/ok", "rollout/cli/fail", "rollout/cli/slow"] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
@@ -168,9 +293,17 @@ async fn start_wait_exits_0_on_success_1_on_failure_2_on_a_bad_plan() -> anyhow:
 async fn watch_says_so_when_no_worker_polls() -> anyhow::Result<()> {
     let server = DevServer::start().await?;
     let dir = tempfile::tempdir()?;
-    write_file(dir.path(), "p.yaml", "service: lonely\nenvironment: dev\nversion: \"1\"\nsteps:\n  - { name: a, kind: command, command: \"true\" }\n");
+    write_file(
+        dir.path(),
+        "p.yaml",
+        "service: lonely\nenvironment: dev\nversion: \"1\"\nsteps:\n  - { name: a, kind: command, command: \"true\" }\n",
+    );
     let queue = unique_queue("noworker");
-    let start = cutover(dir.path(), Some(&server.address), &["--task-queue", &queue, "rollout", "start", "p.yaml"]);
+    let start = cutover(
+        dir.path(),
+        Some(&server.address),
+        &["--task-queue", &queue, "rollout", "start", "p.yaml"],
+    );
     assert_eq!(start.status.code(), Some(0), "{}", stderr(&start));
     // `watch` never ends on its own here; run it until it has had its say.
     let mut child = tokio::process::Command::new(cutover_tests::bin("cutover"))
@@ -197,7 +330,10 @@ async fn watch_says_so_when_no_worker_polls() -> anyhow::Result<()> {
     })
     .await
     .unwrap_or(false);
-    assert!(found, "watch should say no worker polls; it printed:\n{text}");
+    assert!(
+        found,
+        "watch should say no worker polls; it printed:\n{text}"
+    );
     assert!(text.contains(&format!("task queue `{queue}`")), "{text}");
     child.kill().await?;
     server.shutdown().await

@@ -30,7 +30,11 @@ async fn recorded_histories_replay_without_nondeterminism() -> anyhow::Result<()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 3, "expected recorded histories in {}", dir.display());
+    assert!(
+        files.len() >= 3,
+        "expected recorded histories in {}",
+        dir.display()
+    );
     let replayer = replayer()?;
     for file in files {
         let history = WorkflowHistory::from_json(&std::fs::read(&file)?)?;
@@ -57,7 +61,9 @@ async fn a_fresh_history_replays_and_a_changed_workflow_would_be_caught() -> any
     let handle = server
         .client()
         .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone());
-    handle.get_result(WorkflowGetResultOptions::default()).await?;
+    handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await?;
     let json = handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
@@ -74,6 +80,9 @@ async fn a_fresh_history_replays_and_a_changed_workflow_would_be_caught() -> any
     let result = replayer()?
         .replay_workflow(WorkflowHistory::from_json(tampered.as_bytes())?)
         .await;
-    assert!(result.is_err(), "a changed command sequence must be detected");
+    assert!(
+        result.is_err(),
+        "a changed command sequence must be detected"
+    );
     server.shutdown().await
 }

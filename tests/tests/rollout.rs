@@ -52,9 +52,14 @@ steps:
         .get_result(WorkflowGetResultOptions::default())
         .await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
-    assert_eq!(lines(&dir.path().join("order.txt")), ["first", "second", "third"]);
+    assert_eq!(
+        lines(&dir.path().join("order.txt")),
+        ["first", "second", "third"]
+    );
 
-    let st = status(server.client(), &started.workflow_id).await.context("status query")?;
+    let st = status(server.client(), &started.workflow_id)
+        .await
+        .context("status query")?;
     assert_eq!(st.state, RolloutState::Succeeded);
     assert_eq!(st.current_step, None);
     let names: Vec<&str> = st.steps.iter().map(|s| s.name.as_str()).collect();
@@ -63,20 +68,29 @@ steps:
         let (a, b) = (&pair[0], &pair[1]);
         assert_eq!(a.state, StepState::Succeeded);
         assert!(a.finished_at.is_some() && b.started_at.is_some());
-        assert!(a.finished_at <= b.started_at, "{} ended after {} started", a.name, b.name);
+        assert!(
+            a.finished_at <= b.started_at,
+            "{} ended after {} started",
+            a.name,
+            b.name
+        );
     }
     for step in &st.steps {
         assert_eq!(step.attempts, 1);
         assert!(step.started_at <= step.finished_at);
     }
-    assert!(st.steps[1].duration_ms().unwrap_or(0) >= 200, "second step slept 200ms");
+    assert!(
+        st.steps[1].duration_ms().unwrap_or(0) >= 200,
+        "second step slept 200ms"
+    );
     assert_eq!(summary.steps.len(), 3);
     assert!(summary.steps.iter().all(|s| s.duration_ms.is_some()));
     server.shutdown().await
 }
 
 #[tokio::test]
-async fn a_step_that_fails_twice_is_retried_and_status_shows_three_attempts() -> anyhow::Result<()> {
+async fn a_step_that_fails_twice_is_retried_and_status_shows_three_attempts() -> anyhow::Result<()>
+{
     let server = DevServer::start().await?;
     let dir = tempfile::tempdir()?;
     let queue = unique_queue("retry");
@@ -104,15 +118,28 @@ steps:
         .await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
     assert_eq!(lines(&dir.path().join("tries")).len(), 3);
-    let st = status(server.client(), &started.workflow_id).await.context("status")?;
+    let st = status(server.client(), &started.workflow_id)
+        .await
+        .context("status")?;
     let step = &st.steps[0];
     assert_eq!(step.attempts, 3);
     assert_eq!(step.max_attempts, 5);
     assert_eq!(step.state, StepState::Succeeded);
-    let err = step.last_error.as_ref().context("the failures are remembered")?;
+    let err = step
+        .last_error
+        .as_ref()
+        .context("the failures are remembered")?;
     assert_eq!(err.kind, "CommandFailed");
-    assert!(err.message.contains("exited with code 7"), "{}", err.message);
-    assert!(err.message.contains("not yet"), "stderr tail: {}", err.message);
+    assert!(
+        err.message.contains("exited with code 7"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("not yet"),
+        "stderr tail: {}",
+        err.message
+    );
     server.shutdown().await
 }
 
@@ -149,8 +176,13 @@ steps:
         message.starts_with("step `tool` failed after 1 attempt: CommandNotFound: cannot run `no-such-program-cutover`"),
         "{message}"
     );
-    assert!(!dir.path().join("never-ran").exists(), "later steps must not run");
-    let st = status(server.client(), &started.workflow_id).await.context("status")?;
+    assert!(
+        !dir.path().join("never-ran").exists(),
+        "later steps must not run"
+    );
+    let st = status(server.client(), &started.workflow_id)
+        .await
+        .context("status")?;
     assert_eq!(st.state, RolloutState::Failed);
     assert_eq!(st.steps[0].state, StepState::Failed);
     assert_eq!(st.steps[0].attempts, 1);
@@ -177,8 +209,13 @@ steps:
         .get_result(WorkflowGetResultOptions::default())
         .await;
     assert!(matches!(result, Err(WorkflowGetResultError::Failed(_))));
-    let st = status(server.client(), &started.workflow_id).await.context("status")?;
-    assert_eq!(st.steps[0].attempts, 1, "CommandFailed was listed as non-retryable");
+    let st = status(server.client(), &started.workflow_id)
+        .await
+        .context("status")?;
+    assert_eq!(
+        st.steps[0].attempts, 1,
+        "CommandFailed was listed as non-retryable"
+    );
     server.shutdown().await
 }
 
@@ -226,9 +263,16 @@ steps:
         .await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
 
-    assert_eq!(lines(&dir.path().join("prepare.count")).len(), 1, "completed steps are not re-run");
+    assert_eq!(
+        lines(&dir.path().join("prepare.count")).len(),
+        1,
+        "completed steps are not re-run"
+    );
     assert_eq!(lines(&dir.path().join("after.count")).len(), 1);
-    let build_starts: Vec<u128> = lines(&starts).iter().filter_map(|l| l.parse().ok()).collect();
+    let build_starts: Vec<u128> = lines(&starts)
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     assert_eq!(build_starts.len(), 2, "the build ran once per worker");
     let waited = Duration::from_nanos((build_starts[1] - killed_at) as u64);
     assert!(
@@ -240,10 +284,15 @@ steps:
         "re-run came only after {waited:?}: the heartbeat timeout, not the 2m step timeout, must trigger it"
     );
 
-    let st = status(server.client(), &started.workflow_id).await.context("status")?;
+    let st = status(server.client(), &started.workflow_id)
+        .await
+        .context("status")?;
     let build = &st.steps[1];
     assert_eq!(build.attempts, 2);
-    assert_eq!(build.last_error.as_ref().map(|e| e.kind.as_str()), Some("Timeout"));
+    assert_eq!(
+        build.last_error.as_ref().map(|e| e.kind.as_str()),
+        Some("Timeout")
+    );
     let Some(StepOutput::Build(out)) = &build.output else {
         panic!("build output expected, got {:?}", build.output)
     };
@@ -271,7 +320,10 @@ steps:
     let first = start_rollout(server.client(), &plan, &queue).await?;
     let second = start_rollout(server.client(), &plan, &queue).await;
     match second {
-        Err(StartError::AlreadyRunning { workflow_id, run_id }) => {
+        Err(StartError::AlreadyRunning {
+            workflow_id,
+            run_id,
+        }) => {
             assert_eq!(workflow_id, "rollout/dup/prod");
             assert_eq!(run_id, first.run_id, "the refusal names the running run");
         }
@@ -292,7 +344,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f");
     std::fs::write(&path, bytes).expect("write");
-    let out = Command::new("sha256sum").arg(&path).output().expect("sha256sum");
+    let out = Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .expect("sha256sum");
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()

@@ -60,5 +60,6 @@ pub(crate) enum LogFormat {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration such as 30s or 2m: {e}"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration such as 30s or 2m: {e}"))
 }

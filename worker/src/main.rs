@@ -39,8 +39,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         identity: config.identity.clone(),
     })
     .await?;
-    let runtime = Runtime::from_current_tokio(Default::default())
-        .context("starting the Temporal runtime")?;
+    let runtime =
+        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
             config.max_concurrent_workflow_tasks as usize,
@@ -58,8 +58,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .tuner(tuner)
         .graceful_shutdown_period(config.shutdown_grace)
         .build();
-    let mut worker = Worker::new(&runtime, connected.client, options)
-        .context("creating the worker")?;
+    let mut worker =
+        Worker::new(&runtime, connected.client, options).context("creating the worker")?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -79,7 +79,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the worker still runs; it just cannot drain on a signal.
         std::future::pending::<()>().await;
         return;

@@ -27,7 +27,9 @@ const UI_PORT: u16 = 8233;
 /// Starts what is not running yet, then says where to look.
 pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome {
     fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
-    let home = home.canonicalize().with_context(|| format!("resolving {}", home.display()))?;
+    let home = home
+        .canonicalize()
+        .with_context(|| format!("resolving {}", home.display()))?;
     let port = server_port(global)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -40,10 +42,17 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
             ))
         })?;
         let mut cmd = Command::new(temporal);
-        cmd.args(["server", "start-dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--db-filename")
-            .arg(home.join("temporal.db"))
-            .args(["--ui-port", &UI_PORT.to_string(), "--log-level", "warn"]);
+        cmd.args([
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--db-filename")
+        .arg(home.join("temporal.db"))
+        .args(["--ui-port", &UI_PORT.to_string(), "--log-level", "warn"]);
         for name in cutover_workflows::search_attributes::ALL {
             cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
         }
@@ -54,8 +63,16 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
         fs::write(home.join(SERVER_PID), pid.to_string()).context("writing the server pidfile")?;
         wait_until(Duration::from_secs(60), || reachable(addr))
             .await
-            .map_err(|()| Failure::Failed(anyhow!("the dev server did not start listening on {addr} within 60s; see {}", home.join("temporal.log").display())))?;
-        println!("started the Temporal dev server on {addr} (state in {})", home.join("temporal.db").display());
+            .map_err(|()| {
+                Failure::Failed(anyhow!(
+                    "the dev server did not start listening on {addr} within 60s; see {}",
+                    home.join("temporal.log").display()
+                ))
+            })?;
+        println!(
+            "started the Temporal dev server on {addr} (state in {})",
+            home.join("temporal.db").display()
+        );
     }
 
     match live_pid(&home.join(WORKER_PID), "cutover-worker") {
@@ -64,13 +81,22 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
             let worker = sibling_binary("cutover-worker")
                 .ok_or_else(|| Failure::Failed(anyhow!("cannot find the `cutover-worker` binary next to `cutover` or on PATH; build it with `cargo build --release`")))?;
             let mut cmd = Command::new(worker);
-            cmd.args(["--address", &addr.to_string(), "--task-queue", &global.task_queue]);
+            cmd.args([
+                "--address",
+                &addr.to_string(),
+                "--task-queue",
+                &global.task_queue,
+            ]);
             if let Some(ns) = &global.namespace {
                 cmd.args(["--namespace", ns]);
             }
             let pid = spawn_detached(cmd, &home.join("worker.log"))?;
-            fs::write(home.join(WORKER_PID), pid.to_string()).context("writing the worker pidfile")?;
-            println!("started a worker (pid {pid}, log {})", home.join("worker.log").display());
+            fs::write(home.join(WORKER_PID), pid.to_string())
+                .context("writing the worker pidfile")?;
+            println!(
+                "started a worker (pid {pid}, log {})",
+                home.join("worker.log").display()
+            );
         }
     }
     if !headless {
@@ -82,7 +108,10 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
 /// Stops the worker (letting it drain), then the server.
 pub(crate) fn down(home: &Path) -> Outcome {
     let mut stopped = false;
-    for (file, name, what) in [(WORKER_PID, "cutover-worker", "worker"), (SERVER_PID, "temporal", "dev server")] {
+    for (file, name, what) in [
+        (WORKER_PID, "cutover-worker", "worker"),
+        (SERVER_PID, "temporal", "dev server"),
+    ] {
         let path = home.join(file);
         if let Some(pid) = live_pid(&path, name) {
             stop(pid, Duration::from_secs(40));
@@ -126,7 +155,11 @@ async fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<
 /// Starts a process in its own process group (so a Ctrl-C in this terminal does not reach
 /// it), output appended to `log`.
 fn spawn_detached(mut cmd: Command, log: &Path) -> Result<u32, Failure> {
-    let out = File::options().create(true).append(true).open(log).with_context(|| format!("opening {}", log.display()))?;
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let err = out.try_clone().context("duplicating the log handle")?;
     let child = cmd
         .stdin(Stdio::null())
@@ -161,7 +194,11 @@ fn stop(pid: i32, grace: Duration) {
 
 fn is_zombie(pid: Pid) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
 

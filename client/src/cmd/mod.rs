@@ -35,7 +35,10 @@ pub(crate) fn rollout_id(id: &str) -> Result<String, Failure> {
     let parts: Vec<&str> = full.split('/').collect();
     let ok = parts.len() == 3
         && parts[1..].iter().all(|p| {
-            !p.is_empty() && p.len() <= 63 && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+            !p.is_empty()
+                && p.len() <= 63
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
         });
     if !ok {
         return Err(Failure::Input(anyhow!(
@@ -62,7 +65,8 @@ pub(crate) fn load_plan(path: &Path) -> Result<Plan, Failure> {
             limits.max_bytes
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| Failure::Input(anyhow!("cannot read plan `{shown}`: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Input(anyhow!("cannot read plan `{shown}`: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Failure::Input(anyhow!(
             "plan `{shown}` is not UTF-8 text (invalid byte at offset {})",

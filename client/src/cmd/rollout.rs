@@ -29,8 +29,14 @@ pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
     if wait {
         super::watch::follow(&connected, &started.workflow_id, &global.task_queue).await
     } else {
-        println!("  follow it:  cutover rollout watch {}", started.workflow_id);
-        println!("  status:     cutover rollout status {}", started.workflow_id);
+        println!(
+            "  follow it:  cutover rollout watch {}",
+            started.workflow_id
+        );
+        println!(
+            "  status:     cutover rollout status {}",
+            started.workflow_id
+        );
         Ok(())
     }
 }
@@ -45,12 +51,27 @@ pub(crate) async fn list(
 ) -> Outcome {
     let mut query = "WorkflowType = 'RolloutWorkflow'".to_owned();
     for (key, value, what) in [
-        (cutover_workflows::search_attributes::SERVICE, &service, "--service"),
-        (cutover_workflows::search_attributes::ENVIRONMENT, &environment, "--environment"),
+        (
+            cutover_workflows::search_attributes::SERVICE,
+            &service,
+            "--service",
+        ),
+        (
+            cutover_workflows::search_attributes::ENVIRONMENT,
+            &environment,
+            "--environment",
+        ),
     ] {
         if let Some(v) = value {
-            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                return Err(Failure::Input(anyhow!("{what} `{}` is not a valid name", v.chars().take(64).collect::<String>())));
+            if v.is_empty()
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(Failure::Input(anyhow!(
+                    "{what} `{}` is not a valid name",
+                    v.chars().take(64).collect::<String>()
+                )));
             }
             query.push_str(&format!(" AND {key} = '{v}'"));
         }
@@ -73,9 +94,15 @@ pub(crate) async fn list(
 pub(crate) async fn cancel(global: &Global, id: &str, reason: &str) -> Outcome {
     let id = rollout_id(id)?;
     let connected = connect(global).await?;
-    let handle = connected.client.get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
     handle
-        .cancel(WorkflowCancelOptions::builder().reason(reason.to_owned()).build())
+        .cancel(
+            WorkflowCancelOptions::builder()
+                .reason(reason.to_owned())
+                .build(),
+        )
         .await
         .map_err(|e| Failure::Failed(anyhow!("cancelling {id}: {e}")))?;
     println!("cancellation requested for {id}; follow it with `cutover rollout watch {id}`");

@@ -38,7 +38,10 @@ pub(crate) async fn status(global: &Global, id: &str, output: Output) -> Outcome
         })
     })?;
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        ),
         Output::Human => {
             for line in render::status_lines(&status, Some(Utc::now())) {
                 println!("{line}");
@@ -60,7 +63,9 @@ pub(crate) async fn watch(global: &Global, id: &str) -> Outcome {
 pub(crate) async fn follow(connected: &Connected, id: &str, task_queue: &str) -> Outcome {
     let tty = std::io::stdout().is_terminal();
     let mut screen = Screen::new(tty);
-    let handle = connected.client.get_workflow_handle::<RolloutWorkflow>(id.to_owned());
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.to_owned());
     let mut last_answer = Instant::now();
     let mut warned = false;
     loop {
@@ -80,8 +85,12 @@ pub(crate) async fn follow(connected: &Connected, id: &str, task_queue: &str) ->
                 warned = false;
                 screen.draw(&status);
             }
-            Err(QueryProblem::NotFound) => return Err(Failure::Failed(anyhow!("no rollout with ID {id}"))),
-            Err(QueryProblem::NoAnswer(_)) if running && !warned && last_answer.elapsed() >= NO_WORKER_AFTER => {
+            Err(QueryProblem::NotFound) => {
+                return Err(Failure::Failed(anyhow!("no rollout with ID {id}")));
+            }
+            Err(QueryProblem::NoAnswer(_))
+                if running && !warned && last_answer.elapsed() >= NO_WORKER_AFTER =>
+            {
                 screen.note(&format!(
                     "no worker has answered for {}s: is a worker polling task queue `{task_queue}`? start one with `cutover dev up` or `cutover-worker`",
                     NO_WORKER_AFTER.as_secs()
@@ -98,7 +107,9 @@ pub(crate) async fn follow(connected: &Connected, id: &str, task_queue: &str) ->
 }
 
 async fn finish(connected: &Connected, id: &str, screen: &mut Screen) -> Outcome {
-    let handle = connected.client.get_workflow_handle::<RolloutWorkflow>(id.to_owned());
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.to_owned());
     match handle.get_result(WorkflowGetResultOptions::default()).await {
         Ok(summary) if summary.outcome == RolloutState::Succeeded => {
             screen.note(&format!("rollout {id} succeeded"));
@@ -128,8 +139,14 @@ enum QueryProblem {
     NoAnswer(String),
 }
 
-async fn query(connected: &Connected, id: &str, timeout: Duration) -> Result<RolloutStatus, QueryProblem> {
-    let handle = connected.client.get_workflow_handle::<RolloutWorkflow>(id.to_owned());
+async fn query(
+    connected: &Connected,
+    id: &str,
+    timeout: Duration,
+) -> Result<RolloutStatus, QueryProblem> {
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.to_owned());
     let options = WorkflowQueryOptions::builder()
         .rpc_options(RpcOptions::builder().timeout(timeout).build())
         .build();

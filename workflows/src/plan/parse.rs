@@ -98,7 +98,10 @@ impl Cx {
             self.report(
                 node,
                 path,
-                format!("expected a mapping of keys to values, found {}", node.shape()),
+                format!(
+                    "expected a mapping of keys to values, found {}",
+                    node.shape()
+                ),
                 "write `key: value` pairs, one per line",
             );
             return None;
@@ -177,7 +180,10 @@ impl Cx {
         let text = self.string(node, path)?;
         let ok = !text.is_empty()
             && text.len() <= 63
-            && text.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && text
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
             && text
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
@@ -283,7 +289,11 @@ impl Cx {
             ],
         );
         let service = self
-            .required(&fields, "service", "name the service, e.g. `service: checkout`")
+            .required(
+                &fields,
+                "service",
+                "name the service, e.g. `service: checkout`",
+            )
             .and_then(|n| self.name(n, "service", "service name"));
         let environment = self
             .required(
@@ -293,7 +303,11 @@ impl Cx {
             )
             .and_then(|n| self.name(n, "environment", "environment name"));
         let version = self
-            .required(&fields, "version", "give the version, e.g. `version: \"1.4.2\"`")
+            .required(
+                &fields,
+                "version",
+                "give the version, e.g. `version: \"1.4.2\"`",
+            )
             .and_then(|n| self.version(n));
         let target = match fields.get("target") {
             Some(n) => self.target(n),
@@ -317,7 +331,10 @@ impl Cx {
 
     fn version(&mut self, node: &Node) -> Option<String> {
         let text = self.string(node, "version")?;
-        if text.is_empty() || text.len() > 128 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if text.is_empty()
+            || text.len() > 128
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             self.report(
                 node,
                 "version",
@@ -398,7 +415,12 @@ impl Cx {
             return None;
         };
         if items.is_empty() {
-            self.report(node, "steps", "the plan has no steps", "add at least one step");
+            self.report(
+                node,
+                "steps",
+                "the plan has no steps",
+                "add at least one step",
+            );
             return None;
         }
         if items.len() > limits.max_steps {
@@ -453,7 +475,14 @@ impl Cx {
         let common = ["name", "kind", "timeout", "heartbeat_timeout", "retry"];
         let specific: &[&str] = match kind.as_deref() {
             Some("command") => &["command", "args", "env", "secret_env", "workdir"],
-            Some("build") => &["command", "args", "env", "secret_env", "workdir", "artifact"],
+            Some("build") => &[
+                "command",
+                "args",
+                "env",
+                "secret_env",
+                "workdir",
+                "artifact",
+            ],
             Some("verify") => &[
                 "url",
                 "method",
@@ -475,7 +504,9 @@ impl Cx {
                     (
                         format!("unknown step kind `{}`", truncate(other)),
                         match closest(other, KINDS) {
-                            Some(best) => format!("did you mean `{best}`? kinds: {}", KINDS.join(", ")),
+                            Some(best) => {
+                                format!("did you mean `{best}`? kinds: {}", KINDS.join(", "))
+                            }
                             None => format!("choose one of: {}", KINDS.join(", ")),
                         },
                     )
@@ -554,7 +585,12 @@ impl Cx {
                     policy.backoff_coefficient = c
                 }
                 Some(_) => {
-                    self.report(n, &p, "the backoff coefficient must be a number from 1 to 100", "e.g. `2.0`");
+                    self.report(
+                        n,
+                        &p,
+                        "the backoff coefficient must be a number from 1 to 100",
+                        "e.g. `2.0`",
+                    );
                     ok = false;
                 }
                 None => ok = false,
@@ -586,12 +622,21 @@ impl Cx {
 
     fn command(&mut self, fields: &Fields<'_>, path: &str) -> Option<CommandSpec> {
         let command = self
-            .required(fields, "command", "name the program to run, e.g. `command: make`")
+            .required(
+                fields,
+                "command",
+                "name the program to run, e.g. `command: make`",
+            )
             .and_then(|n| self.string(n, &join(path, "command")));
         if let (Some(c), Some(n)) = (&command, fields.get("command"))
             && c.trim().is_empty()
         {
-            self.report(n, &join(path, "command"), "the command is empty", "name the program to run");
+            self.report(
+                n,
+                &join(path, "command"),
+                "the command is empty",
+                "name the program to run",
+            );
             return None;
         }
         let args = match fields.get("args") {
@@ -638,7 +683,12 @@ impl Cx {
         for (name, (key, value)) in &fields.entries {
             let p = join(path, name);
             if !valid_env_name(name) {
-                self.report(key, &p, format!("`{}` is not a valid variable name", truncate(name)), "use letters, digits and `_`, not starting with a digit");
+                self.report(
+                    key,
+                    &p,
+                    format!("`{}` is not a valid variable name", truncate(name)),
+                    "use letters, digits and `_`, not starting with a digit",
+                );
                 ok = false;
             }
             match self.string(value, &p) {
@@ -659,7 +709,12 @@ impl Cx {
         for (name, (key, value)) in &fields.entries {
             let p = join(path, name);
             if !valid_env_name(name) {
-                self.report(key, &p, format!("`{}` is not a valid variable name", truncate(name)), "use letters, digits and `_`, not starting with a digit");
+                self.report(
+                    key,
+                    &p,
+                    format!("`{}` is not a valid variable name", truncate(name)),
+                    "use letters, digits and `_`, not starting with a digit",
+                );
                 ok = false;
             }
             let Some(reference) = self.fields(value, &p) else {
@@ -671,7 +726,12 @@ impl Cx {
                 (Some(n), None) => self.string(n, &join(&p, "env")).map(SecretRef::Env),
                 (None, Some(n)) => self.string(n, &join(&p, "file")).map(SecretRef::File),
                 _ => {
-                    self.report(value, &p, "a secret reference needs exactly one of `env` or `file`", hint);
+                    self.report(
+                        value,
+                        &p,
+                        "a secret reference needs exactly one of `env` or `file`",
+                        hint,
+                    );
                     None
                 }
             };
@@ -687,15 +747,27 @@ impl Cx {
 
     fn verify(&mut self, fields: &Fields<'_>, path: &str) -> Option<VerifySpec> {
         let url = self
-            .required(fields, "url", "give the URL to check, e.g. `url: http://127.0.0.1:8080/health`")
+            .required(
+                fields,
+                "url",
+                "give the URL to check, e.g. `url: http://127.0.0.1:8080/health`",
+            )
             .and_then(|n| {
                 let url = self.string(n, &join(path, "url"))?;
                 let lower = url.to_ascii_lowercase();
                 let rest = lower
                     .strip_prefix("http://")
                     .or_else(|| lower.strip_prefix("https://"));
-                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-                    self.report(n, &join(path, "url"), format!("`{}` is not an http(s) URL", truncate(&url)), "write a URL such as `http://127.0.0.1:8080/health`");
+                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/'))
+                    || url.len() > 2048
+                    || url.chars().any(char::is_whitespace)
+                {
+                    self.report(
+                        n,
+                        &join(path, "url"),
+                        format!("`{}` is not an http(s) URL", truncate(&url)),
+                        "write a URL such as `http://127.0.0.1:8080/health`",
+                    );
                     return None;
                 }
                 Some(url)
@@ -706,14 +778,21 @@ impl Cx {
                 if METHODS.contains(&upper.as_str()) {
                     Some(upper)
                 } else {
-                    self.report(n, &join(path, "method"), format!("unknown HTTP method `{}`", truncate(&m)), &format!("use one of: {}", METHODS.join(", ")));
+                    self.report(
+                        n,
+                        &join(path, "method"),
+                        format!("unknown HTTP method `{}`", truncate(&m)),
+                        &format!("use one of: {}", METHODS.join(", ")),
+                    );
                     None
                 }
             }),
             None => Some("GET".to_owned()),
         };
         let expect_status = match fields.get("expect_status") {
-            Some(n) => self.integer(n, &join(path, "expect_status"), 100, 599).map(|s| s as u16),
+            Some(n) => self
+                .integer(n, &join(path, "expect_status"), 100, 599)
+                .map(|s| s as u16),
             None => Some(200),
         };
         let body_contains = match fields.get("body_contains") {
@@ -729,7 +808,9 @@ impl Cx {
             None => Some(Duration::from_secs(5)),
         };
         let consecutive = match fields.get("consecutive") {
-            Some(n) => self.integer(n, &join(path, "consecutive"), 1, 10_000).map(|c| c as u32),
+            Some(n) => self
+                .integer(n, &join(path, "consecutive"), 1, 10_000)
+                .map(|c| c as u32),
             None => Some(1),
         };
         let within = match fields.get("within") {
@@ -757,11 +838,20 @@ impl Cx {
         let fields = self.fields(node, path)?;
         self.unknown_keys(&fields, &["pointer", "equals"]);
         let pointer = self
-            .required(&fields, "pointer", "give a JSON pointer, e.g. `pointer: /version`")
+            .required(
+                &fields,
+                "pointer",
+                "give a JSON pointer, e.g. `pointer: /version`",
+            )
             .and_then(|n| {
                 let p = self.string(n, &join(path, "pointer"))?;
                 if !p.is_empty() && !p.starts_with('/') {
-                    self.report(n, &join(path, "pointer"), format!("`{}` is not a JSON pointer", truncate(&p)), "JSON pointers start with `/`, e.g. `/status/ready`");
+                    self.report(
+                        n,
+                        &join(path, "pointer"),
+                        format!("`{}` is not a JSON pointer", truncate(&p)),
+                        "JSON pointers start with `/`, e.g. `/status/ready`",
+                    );
                     return None;
                 }
                 Some(p)

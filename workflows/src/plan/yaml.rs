@@ -29,7 +29,10 @@ pub(crate) struct Node {
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     /// A scalar; `plain` is false when it was quoted or a block scalar (so `"3"` stays a string).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Sequence(Vec<Node>),
     /// Entries in file order; duplicates are kept so the validator can report them.
     Mapping(Vec<(Node, Node)>),

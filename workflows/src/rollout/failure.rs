@@ -34,7 +34,9 @@ pub(super) fn classify(err: &ActivityExecutionError, policy: &RetryPolicy) -> At
             ),
             Some(IncomingError::Timeout(t)) => (
                 error_kind::TIMEOUT.to_owned(),
-                format!("{:?} timeout", t.timeout_type()).to_lowercase().replace('_', " "),
+                format!("{:?} timeout", t.timeout_type())
+                    .to_lowercase()
+                    .replace('_', " "),
                 true,
             ),
             Some(IncomingError::Cancelled(_)) => return AttemptFailure::Cancelled,

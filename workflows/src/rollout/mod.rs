@@ -15,7 +15,9 @@ use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination};
 
 use crate::plan::Plan;
-use crate::status::{RolloutState, RolloutStatus, RolloutSummary, StepState, StepStatus, StepSummary};
+use crate::status::{
+    RolloutState, RolloutStatus, RolloutSummary, StepState, StepStatus, StepSummary,
+};
 use step::StepEnd;
 
 /// The failure type name a failed rollout ends with.

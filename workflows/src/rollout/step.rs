@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use temporalio_sdk::{
-    ActivityCancellationType, ActivityOptions, TimerResult, WorkflowContext,
-};
 use temporalio_common::RetryPolicy as TemporalRetryPolicy;
+use temporalio_sdk::{ActivityCancellationType, ActivityOptions, TimerResult, WorkflowContext};
 
 use super::failure::{AttemptFailure, classify};
 use super::{RolloutWorkflow, now};
@@ -25,7 +23,8 @@ pub(super) enum StepEnd {
 
 /// Runs step `index` until it succeeds, fails for good, or the rollout is cancelled.
 pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
-    let (step, rollout) = ctx.state(|s| (s.plan.steps[index].clone(), s.status.workflow_id.clone()));
+    let (step, rollout) =
+        ctx.state(|s| (s.plan.steps[index].clone(), s.status.workflow_id.clone()));
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -83,9 +82,8 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
         ctx.state_mut(|s| {
             let st = &mut s.status.steps[index];
             st.state = StepState::Retrying;
-            st.next_attempt_at = ended.and_then(|t| {
-                chrono::Duration::from_std(delay).ok().map(|d| t + d)
-            });
+            st.next_attempt_at =
+                ended.and_then(|t| chrono::Duration::from_std(delay).ok().map(|d| t + d));
             st.last_error = Some(error);
         });
         if !delay.is_zero() && ctx.timer(delay).await == TimerResult::Cancelled {
@@ -162,6 +160,11 @@ fn options(step: &Step, step_ref: &StepRef) -> ActivityOptions {
         // is gone before the rollout reports `cancelled`.
         .cancellation_type(ActivityCancellationType::WaitCancellationCompleted)
         .activity_id(format!("{}#{}", step_ref.step, step_ref.attempt))
-        .summary(format!("{} ({}), attempt {}", step.name, step.action.kind(), step_ref.attempt))
+        .summary(format!(
+            "{} ({}), attempt {}",
+            step.name,
+            step.action.kind(),
+            step_ref.attempt
+        ))
         .build()
 }

@@ -29,7 +29,11 @@ fn a_good_plan_gets_defaults() {
     assert_eq!(plan.service, "hello");
     assert_eq!(plan.target.driver, "host");
     assert_eq!(plan.steps.len(), 2);
-    assert_eq!(plan.steps[0].timeout, Duration::from_secs(1800), "builds get 30m");
+    assert_eq!(
+        plan.steps[0].timeout,
+        Duration::from_secs(1800),
+        "builds get 30m"
+    );
     assert_eq!(plan.steps[1].timeout, Duration::from_secs(600));
     assert_eq!(plan.steps[1].retry, RetryPolicy::default());
     let StepAction::Verify(v) = &plan.steps[1].action else {
@@ -52,11 +56,18 @@ fn every_problem_is_reported_at_once_with_positions() {
         .map(|d| (d.line, d.column, d.path.as_str()))
         .collect();
     assert!(summary.contains(&(1, 10, "service")), "{found:#?}");
-    assert!(summary.contains(&(1, 1, "")), "missing version at the root: {found:#?}");
+    assert!(
+        summary.contains(&(1, 1, "")),
+        "missing version at the root: {found:#?}"
+    );
     assert!(summary.contains(&(5, 11, "steps[0].kind")), "{found:#?}");
     assert!(summary.contains(&(9, 14, "steps[1].timeout")), "{found:#?}");
     assert!(summary.contains(&(10, 5, "steps[1].colour")), "{found:#?}");
-    assert!(found.iter().any(|d| d.message.contains("missing required key `version`")));
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message.contains("missing required key `version`"))
+    );
     assert!(found.iter().any(|d| d.message.contains("negative")));
 }
 
@@ -72,8 +83,12 @@ fn unknown_keys_get_a_suggestion() {
 
 #[test]
 fn reserved_kinds_say_they_are_coming() {
-    let found = problems("service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n");
-    assert!(found[0].message.contains("not available in this version"), "{found:?}");
+    let found =
+        problems("service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n");
+    assert!(
+        found[0].message.contains("not available in this version"),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -95,16 +110,32 @@ fn oversized_plans_are_refused_before_parsing() {
 fn duplicate_step_names_and_keys_are_reported() {
     let text = "service: a\nservice: b\nenvironment: c\nversion: d\nsteps:\n  - {name: x, kind: command, command: ls}\n  - {name: x, kind: command, command: ls}\n";
     let found = problems(text);
-    assert!(found.iter().any(|d| d.message.contains("given twice")), "{found:?}");
-    assert!(found.iter().any(|d| d.message.contains("already named")), "{found:?}");
+    assert!(
+        found.iter().any(|d| d.message.contains("given twice")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|d| d.message.contains("already named")),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn hostile_values_are_refused() {
     let text = "service: \"../../etc\"\nenvironment: \"a/b\"\nversion: \"1 0\"\nsteps:\n  - name: x\n    kind: verify\n    url: \"file:///etc/passwd\"\n    method: TRACE\n    expect_status: 99999\n";
     let found = problems(text);
-    for path in ["service", "environment", "version", "steps[0].url", "steps[0].method", "steps[0].expect_status"] {
-        assert!(found.iter().any(|d| d.path == path), "no problem at {path}: {found:#?}");
+    for path in [
+        "service",
+        "environment",
+        "version",
+        "steps[0].url",
+        "steps[0].method",
+        "steps[0].expect_status",
+    ] {
+        assert!(
+            found.iter().any(|d| d.path == path),
+            "no problem at {path}: {found:#?}"
+        );
     }
 }
 
