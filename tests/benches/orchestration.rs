@@ -1,1 +1,253 @@
-fn main() {}
+//! Orchestration overhead of Cutover against a bare Temporal workflow, on a local dev server.
+//!
+//! ```text
+//! cargo build --release --bins && cargo bench -p cutover-tests --bench orchestration
+//! # options: -- --rollouts 30 --steps 10 --concurrent 100
+//! ```
+//!
+//! Prints, for no-op steps (`command: "true"`):
+//! - per-step time in a Cutover rollout (wall time / steps, and the gap between consecutive
+//!   step starts from `status`), median and p99;
+//! - the same for a bare workflow running K no-op activities on the same server;
+//! - rollouts/s with `--concurrent` rollouts started at once;
+//! - the worker's peak RSS.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cutover_client::start_rollout;
+use cutover_tests::{DevServer, WorkerProcess, status, unique_queue};
+use cutover_workflows::RolloutWorkflow;
+use cutover_workflows::plan::{PlanLimits, parse_plan};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
+use temporalio_common::ActivityError;
+use temporalio_macros::{activities, workflow, workflow_methods};
+use temporalio_sdk::activities::ActivityContext;
+use temporalio_sdk::{
+    ActivityOptions, Runtime, Worker, WorkerOptions, WorkflowContext, WorkflowResult,
+};
+
+struct Noop;
+
+#[activities]
+impl Noop {
+    #[activity]
+    async fn noop(_ctx: ActivityContext) -> Result<(), ActivityError> {
+        Ok(())
+    }
+}
+
+#[workflow]
+#[derive(Default)]
+struct BareWorkflow;
+
+#[workflow_methods]
+impl BareWorkflow {
+    #[run]
+    async fn run(ctx: &mut WorkflowContext<Self>, steps: u32) -> WorkflowResult<()> {
+        for _ in 0..steps {
+            ctx.execute_activity(
+                Noop::noop,
+                (),
+                ActivityOptions::start_to_close_timeout(Duration::from_secs(30)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+struct Args {
+    rollouts: usize,
+    steps: u32,
+    concurrent: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rollouts: 30,
+        steps: 10,
+        concurrent: 100,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    for pair in argv.windows(2) {
+        let n = pair[1].parse().unwrap_or(0);
+        match pair[0].as_str() {
+            "--rollouts" if n > 0 => a.rollouts = n,
+            "--steps" if n > 1 => a.steps = n as u32,
+            "--concurrent" if n > 0 => a.concurrent = n,
+            _ => {}
+        }
+    }
+    a
+}
+
+fn plan_text(service: &str, steps: u32) -> String {
+    let mut text = format!("service: {service}\nenvironment: bench\nversion: \"1\"\nsteps:\n");
+    for i in 0..steps {
+        text.push_str(&format!(
+            "  - {{ name: s{i}, kind: command, command: \"true\" }}\n"
+        ));
+    }
+    text
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[idx.min(samples.len() - 1)]
+}
+
+fn report(label: &str, samples: &mut Vec<f64>) {
+    let median = percentile(samples, 0.5);
+    let p99 = percentile(samples, 0.99);
+    println!(
+        "{label:<58} median {median:>7.2} ms   p99 {p99:>7.2} ms   (n={})",
+        samples.len()
+    );
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let queue = unique_queue("bench");
+    let worker = WorkerProcess::spawn_with(
+        &server.address,
+        &queue,
+        dir.path(),
+        &[
+            "--max-concurrent-activities",
+            "100",
+            "--max-concurrent-workflow-tasks",
+            "100",
+        ],
+    )?;
+    let client = server.client();
+    let limits = PlanLimits::default();
+
+    // Cutover, sequential rollouts.
+    let mut per_step = Vec::new();
+    let mut gaps = Vec::new();
+    for i in 0..a.rollouts + 3 {
+        let plan = parse_plan(&plan_text(&format!("seq{i}"), a.steps), limits)
+            .map_err(|d| anyhow::anyhow!("{d}"))?;
+        let t = Instant::now();
+        let started = start_rollout(client, &plan, &queue).await?;
+        client
+            .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
+            .get_result(WorkflowGetResultOptions::default())
+            .await?;
+        let wall = t.elapsed().as_secs_f64() * 1000.0;
+        if i < 3 {
+            continue; // warm-up
+        }
+        per_step.push(wall / f64::from(a.steps));
+        let st = status(client, &started.workflow_id)
+            .await
+            .context("status")?;
+        for pair in st.steps.windows(2) {
+            if let (Some(x), Some(y)) = (pair[0].started_at, pair[1].started_at) {
+                gaps.push((y - x).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
+        }
+    }
+
+    // Bare workflow, same server, same number of no-op activities.
+    let mut bare = Vec::new();
+    for i in 0..a.rollouts + 3 {
+        let t = Instant::now();
+        let handle = client
+            .start_workflow(
+                BareWorkflow::run,
+                a.steps,
+                WorkflowStartOptions::new(bare_queue.to_owned(), format!("bare-{i}")).build(),
+            )
+            .await?;
+        handle
+            .get_result(WorkflowGetResultOptions::default())
+            .await?;
+        if i >= 3 {
+            bare.push(t.elapsed().as_secs_f64() * 1000.0 / f64::from(a.steps));
+        }
+    }
+
+    // Throughput: many rollouts at once.
+    let plans: Vec<_> = (0..a.concurrent)
+        .map(|i| {
+            parse_plan(&plan_text(&format!("par{i}"), a.steps), limits)
+                .map_err(|d| anyhow::anyhow!("{d}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let t = Instant::now();
+    let starts =
+        futures::future::try_join_all(plans.iter().map(|p| start_rollout(client, p, &queue)))
+            .await?;
+    futures::future::try_join_all(starts.iter().map(|s| async move {
+        client
+            .get_workflow_handle::<RolloutWorkflow>(s.workflow_id.clone())
+            .get_result(WorkflowGetResultOptions::default())
+            .await
+    }))
+    .await?;
+    let secs = t.elapsed().as_secs_f64();
+
+    println!(
+        "\nCutover orchestration benchmark — {} rollouts × {} no-op steps, local dev server",
+        a.rollouts, a.steps
+    );
+    report(
+        "Cutover: per step (rollout wall time / steps)",
+        &mut per_step,
+    );
+    report(
+        "Cutover: per step (gap between step starts, from status)",
+        &mut gaps,
+    );
+    report("bare Temporal workflow: per no-op activity", &mut bare);
+    println!(
+        "{:<58} {:.1} rollouts/s ({} rollouts × {} steps in {:.2} s)",
+        format!("throughput, {} concurrent rollouts", a.concurrent),
+        a.concurrent as f64 / secs,
+        a.concurrent,
+        a.steps,
+        secs
+    );
+    match peak_rss_kib(worker.pid()) {
+        Some(kib) => println!(
+            "{:<58} {:.1} MiB",
+            "cutover-worker peak RSS (VmHWM)",
+            kib as f64 / 1024.0
+        ),
+        None => println!("cutover-worker peak RSS: unavailable"),
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let a = args();
+    let server = DevServer::start().await?;
+    let bare_queue = unique_queue("bare");
+    let runtime = Runtime::from_current_tokio(Default::default())?;
+    let options = WorkerOptions::new(bare_queue.clone())
+        .register_workflow::<BareWorkflow>()?
+        .register_activities(Noop)
+        .build();
+    let mut bare_worker = Worker::new(&runtime, server.client().clone(), options)?;
+    let shutdown = bare_worker.shutdown_handle();
+    let (run, bench) = tokio::join!(bare_worker.run(), async {
+        let r = run_bench(&server, &bare_queue, &a).await;
+        shutdown();
+        r
+    });
+    run?;
+    bench?;
+    server.shutdown().await
+}

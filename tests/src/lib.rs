@@ -126,11 +126,22 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts the real worker binary against `address`, polling `task_queue`, in `cwd`.
     pub fn spawn(address: &str, task_queue: &str, cwd: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(address, task_queue, cwd, &[])
+    }
+
+    /// Like [`WorkerProcess::spawn`], with extra flags.
+    pub fn spawn_with(
+        address: &str,
+        task_queue: &str,
+        cwd: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let log = cwd.join(format!("worker-{}.log", uuid_like()));
         let out = std::fs::File::create(&log)?;
         let child = Command::new(bin("cutover-worker"))
             .args(["--address", address, "--task-queue", task_queue])
             .args(["--shutdown-grace", "5s"])
+            .args(extra)
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
