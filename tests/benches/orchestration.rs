@@ -98,7 +98,7 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples[idx.min(samples.len() - 1)]
 }
 
-fn report(label: &str, samples: &mut Vec<f64>) {
+fn report(label: &str, samples: &mut [f64]) {
     let median = percentile(samples, 0.5);
     let p99 = percentile(samples, 0.99);
     println!(
