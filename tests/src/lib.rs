@@ -248,3 +248,85 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("writing a test file");
     path
 }
+
+/// Parses a plan written in a test; an invalid one fails the test with its diagnostics.
+pub fn plan(text: &str) -> cutover_workflows::plan::Plan {
+    cutover_workflows::plan::parse_plan(text, cutover_workflows::plan::PlanLimits::default())
+        .unwrap_or_else(|d| panic!("test plan is invalid:\n{d}"))
+}
+
+/// Waits for a rollout to end and returns its summary or the way it failed.
+pub async fn outcome(
+    client: &Client,
+    workflow_id: &str,
+) -> Result<
+    cutover_workflows::status::RolloutSummary,
+    temporalio_client::errors::WorkflowGetResultError,
+> {
+    client
+        .get_workflow_handle::<RolloutWorkflow>(workflow_id.to_owned())
+        .get_result(temporalio_client::WorkflowGetResultOptions::default())
+        .await
+}
+
+/// The usual scene: a dev server, a scratch directory, a task queue of its own, and one real
+/// worker polling it.
+pub struct Harness {
+    /// The server (drop it with [`Harness::shutdown`]).
+    pub server: DevServer,
+    /// Scratch directory; the worker runs here.
+    pub dir: tempfile::TempDir,
+    /// The task queue the worker polls.
+    pub queue: String,
+    /// The worker.
+    pub worker: WorkerProcess,
+}
+
+impl Harness {
+    /// Starts everything; `name` prefixes the task queue.
+    pub async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[]).await
+    }
+
+    /// Like [`Harness::start`], with extra worker flags.
+    pub async fn start_with(name: &str, worker_flags: &[&str]) -> anyhow::Result<Self> {
+        let server = DevServer::start().await?;
+        let dir = tempfile::tempdir()?;
+        let queue = unique_queue(name);
+        let worker = WorkerProcess::spawn_with(&server.address, &queue, dir.path(), worker_flags)?;
+        Ok(Self {
+            server,
+            dir,
+            queue,
+            worker,
+        })
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        self.server.client()
+    }
+
+    /// The scratch directory as a string, for plans.
+    pub fn dir_str(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    /// Starts `plan` on this harness's queue and returns its workflow ID.
+    pub async fn start_rollout(&self, plan_text: &str) -> anyhow::Result<String> {
+        let started =
+            cutover_client::start_rollout(self.client(), &plan(plan_text), &self.queue).await?;
+        Ok(started.workflow_id)
+    }
+
+    /// Another worker on the same queue and directory.
+    pub fn another_worker(&self) -> anyhow::Result<WorkerProcess> {
+        WorkerProcess::spawn(&self.server.address, &self.queue, self.dir.path())
+    }
+
+    /// Stops the server.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        drop(self.worker);
+        self.server.shutdown().await
+    }
+}

@@ -8,11 +8,9 @@
 
 use std::path::PathBuf;
 
-use cutover_client::start_rollout;
-use cutover_tests::{DevServer, WorkerProcess, unique_queue};
+use cutover_tests::{Harness, outcome};
 use cutover_workflows::RolloutWorkflow;
-use cutover_workflows::plan::{PlanLimits, parse_plan};
-use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowGetResultOptions, WorkflowHistory};
+use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 fn replayer() -> anyhow::Result<WorkflowReplayer> {
@@ -48,22 +46,12 @@ async fn recorded_histories_replay_without_nondeterminism() -> anyhow::Result<()
 
 #[tokio::test]
 async fn a_fresh_history_replays_and_a_changed_workflow_would_be_caught() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let tmp = tempfile::tempdir()?;
-    let queue = unique_queue("replay");
-    let _worker = WorkerProcess::spawn(&server.address, &queue, tmp.path())?;
-    let plan = parse_plan(
-        "service: replay\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: a, kind: command, command: \"true\" }\n  - { name: b, kind: command, command: \"true\" }\n",
-        PlanLimits::default(),
-    )
-    .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    let handle = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone());
-    handle
-        .get_result(WorkflowGetResultOptions::default())
+    let h = Harness::start("replay").await?;
+    let id = h
+        .start_rollout("service: replay\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: a, kind: command, command: \"true\" }\n  - { name: b, kind: command, command: \"true\" }\n")
         .await?;
+    outcome(h.client(), &id).await?;
+    let handle = h.client().get_workflow_handle::<RolloutWorkflow>(id);
     let json = handle
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
@@ -84,5 +72,5 @@ async fn a_fresh_history_replays_and_a_changed_workflow_would_be_caught() -> any
         result.is_err(),
         "a changed command sequence must be detected"
     );
-    server.shutdown().await
+    h.shutdown().await
 }

@@ -6,17 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cutover_client::{StartError, start_rollout};
-use cutover_tests::{DevServer, WorkerProcess, status, unique_queue, wait_for};
-use cutover_workflows::RolloutWorkflow;
+use cutover_tests::{DevServer, Harness, outcome, plan, status, unique_queue, wait_for};
 use cutover_workflows::contracts::StepOutput;
-use cutover_workflows::plan::{Plan, PlanLimits, parse_plan};
 use cutover_workflows::status::{RolloutState, StepState};
-use temporalio_client::WorkflowGetResultOptions;
 use temporalio_client::errors::WorkflowGetResultError;
-
-fn plan(text: &str) -> Plan {
-    parse_plan(text, PlanLimits::default()).unwrap_or_else(|d| panic!("test plan invalid:\n{d}"))
-}
 
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -28,12 +21,10 @@ fn lines(path: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn steps_run_in_order_and_status_shows_their_timings() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("order");
-    let _worker = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let plan = plan(&format!(
-        r#"
+    let h = Harness::start("order").await?;
+    let id = h
+        .start_rollout(&format!(
+            r#"
 service: order
 environment: test
 version: "1"
@@ -42,24 +33,18 @@ steps:
   - {{ name: second, kind: command, command: sh, args: ["-c", "sleep 0.2; echo second >> order.txt"], workdir: "{d}" }}
   - {{ name: third, kind: command, command: sh, args: ["-c", "echo third >> order.txt"], workdir: "{d}" }}
 "#,
-        d = dir.path().display()
-    ));
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    assert_eq!(started.workflow_id, "rollout/order/test");
-    let summary = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
+            d = h.dir_str()
+        ))
         .await?;
+    assert_eq!(id, "rollout/order/test");
+    let summary = outcome(h.client(), &id).await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
     assert_eq!(
-        lines(&dir.path().join("order.txt")),
+        lines(&h.dir.path().join("order.txt")),
         ["first", "second", "third"]
     );
 
-    let st = status(server.client(), &started.workflow_id)
-        .await
-        .context("status query")?;
+    let st = status(h.client(), &id).await.context("status query")?;
     assert_eq!(st.state, RolloutState::Succeeded);
     assert_eq!(st.current_step, None);
     let names: Vec<&str> = st.steps.iter().map(|s| s.name.as_str()).collect();
@@ -85,18 +70,16 @@ steps:
     );
     assert_eq!(summary.steps.len(), 3);
     assert!(summary.steps.iter().all(|s| s.duration_ms.is_some()));
-    server.shutdown().await
+    h.shutdown().await
 }
 
 #[tokio::test]
 async fn a_step_that_fails_twice_is_retried_and_status_shows_three_attempts() -> anyhow::Result<()>
 {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("retry");
-    let _worker = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let plan = plan(&format!(
-        r#"
+    let h = Harness::start("retry").await?;
+    let id = h
+        .start_rollout(&format!(
+            r#"
 service: retry
 environment: test
 version: "1"
@@ -108,19 +91,13 @@ steps:
     workdir: "{d}"
     retry: {{ initial_interval: 100ms, backoff_coefficient: 2, maximum_attempts: 5 }}
 "#,
-        d = dir.path().display()
-    ));
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    let summary = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
+            d = h.dir_str()
+        ))
         .await?;
+    let summary = outcome(h.client(), &id).await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
-    assert_eq!(lines(&dir.path().join("tries")).len(), 3);
-    let st = status(server.client(), &started.workflow_id)
-        .await
-        .context("status")?;
+    assert_eq!(lines(&h.dir.path().join("tries")).len(), 3);
+    let st = status(h.client(), &id).await.context("status")?;
     let step = &st.steps[0];
     assert_eq!(step.attempts, 3);
     assert_eq!(step.max_attempts, 5);
@@ -140,19 +117,16 @@ steps:
         "stderr tail: {}",
         err.message
     );
-    server.shutdown().await
+    h.shutdown().await
 }
 
 #[tokio::test]
 async fn a_non_retryable_failure_fails_the_rollout_naming_the_step() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("fatal");
-    let _worker = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-
+    let h = Harness::start("fatal").await?;
     // The activity knows a missing program cannot succeed on retry.
-    let missing = plan(&format!(
-        r#"
+    let id = h
+        .start_rollout(&format!(
+            r#"
 service: fatal
 environment: test
 version: "1"
@@ -160,15 +134,10 @@ steps:
   - {{ name: tool, kind: command, command: no-such-program-cutover }}
   - {{ name: never, kind: command, command: touch, args: [never-ran], workdir: "{d}" }}
 "#,
-        d = dir.path().display()
-    ));
-    let started = start_rollout(server.client(), &missing, &queue).await?;
-    let handle = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone());
-    let Err(WorkflowGetResultError::Failed(failure)) =
-        handle.get_result(WorkflowGetResultOptions::default()).await
-    else {
+            d = h.dir_str()
+        ))
+        .await?;
+    let Err(WorkflowGetResultError::Failed(failure)) = outcome(h.client(), &id).await else {
         panic!("the rollout should fail");
     };
     let message = &failure.failure().message;
@@ -177,12 +146,10 @@ steps:
         "{message}"
     );
     assert!(
-        !dir.path().join("never-ran").exists(),
+        !h.dir.path().join("never-ran").exists(),
         "later steps must not run"
     );
-    let st = status(server.client(), &started.workflow_id)
-        .await
-        .context("status")?;
+    let st = status(h.client(), &id).await.context("status")?;
     assert_eq!(st.state, RolloutState::Failed);
     assert_eq!(st.steps[0].state, StepState::Failed);
     assert_eq!(st.steps[0].attempts, 1);
@@ -190,8 +157,9 @@ steps:
     assert_eq!(st.reason.as_deref(), Some(message.as_str()));
 
     // The plan can make an otherwise retryable kind final.
-    let listed = plan(
-        r#"
+    let id = h
+        .start_rollout(
+            r#"
 service: fatal2
 environment: test
 version: "1"
@@ -201,33 +169,26 @@ steps:
     command: "false"
     retry: { initial_interval: 100ms, maximum_attempts: 5, non_retryable: [CommandFailed] }
 "#,
-    );
-    let started = start_rollout(server.client(), &listed, &queue).await?;
-    let result = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
-        .await;
-    assert!(matches!(result, Err(WorkflowGetResultError::Failed(_))));
-    let st = status(server.client(), &started.workflow_id)
-        .await
-        .context("status")?;
+        )
+        .await?;
+    assert!(matches!(
+        outcome(h.client(), &id).await,
+        Err(WorkflowGetResultError::Failed(_))
+    ));
+    let st = status(h.client(), &id).await.context("status")?;
     assert_eq!(
         st.steps[0].attempts, 1,
         "CommandFailed was listed as non-retryable"
     );
-    server.shutdown().await
+    h.shutdown().await
 }
 
 #[tokio::test]
 async fn a_worker_killed_mid_build_is_replaced_and_nothing_runs_twice() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let d = dir.path().display().to_string();
-    let queue = unique_queue("crash");
-    let mut first = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let plan = plan(&format!(
-        r#"
+    let mut h = Harness::start("crash").await?;
+    let id = h
+        .start_rollout(&format!(
+            r#"
 service: crash
 environment: test
 version: "1"
@@ -243,32 +204,29 @@ steps:
     heartbeat_timeout: 2s
     retry: {{ initial_interval: 100ms, maximum_attempts: 3 }}
   - {{ name: after, kind: command, command: sh, args: ["-c", "echo x >> after.count"], workdir: "{d}" }}
-"#
-    ));
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    let starts = dir.path().join("build.starts");
+"#,
+            d = h.dir_str()
+        ))
+        .await?;
+    let starts = h.dir.path().join("build.starts");
     wait_for(Duration::from_secs(30), "the build to start", || {
         let n = lines(&starts).len();
         async move { (n == 1).then_some(()) }
     })
     .await?;
     let killed_at = now_nanos();
-    first.kill9();
+    h.worker.kill9();
 
-    let _second = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let summary = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
-        .await?;
+    let _second = h.another_worker()?;
+    let summary = outcome(h.client(), &id).await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
 
     assert_eq!(
-        lines(&dir.path().join("prepare.count")).len(),
+        lines(&h.dir.path().join("prepare.count")).len(),
         1,
         "completed steps are not re-run"
     );
-    assert_eq!(lines(&dir.path().join("after.count")).len(), 1);
+    assert_eq!(lines(&h.dir.path().join("after.count")).len(), 1);
     let build_starts: Vec<u128> = lines(&starts)
         .iter()
         .filter_map(|l| l.parse().ok())
@@ -284,9 +242,7 @@ steps:
         "re-run came only after {waited:?}: the heartbeat timeout, not the 2m step timeout, must trigger it"
     );
 
-    let st = status(server.client(), &started.workflow_id)
-        .await
-        .context("status")?;
+    let st = status(h.client(), &id).await.context("status")?;
     let build = &st.steps[1];
     assert_eq!(build.attempts, 2);
     assert_eq!(
@@ -299,8 +255,11 @@ steps:
     let artifact = out.artifact.as_ref().context("artifact")?;
     assert_eq!(artifact.size, 3);
     // Checked against coreutils' sha256sum, an independent implementation.
-    assert_eq!(artifact.sha256, sha256_hex(b"ok\n"));
-    server.shutdown().await
+    assert_eq!(
+        artifact.sha256,
+        sha256sum(&h.dir.path().join("artifact.bin"))
+    );
+    h.shutdown().await
 }
 
 #[tokio::test]
@@ -318,8 +277,7 @@ steps:
 "#,
     );
     let first = start_rollout(server.client(), &plan, &queue).await?;
-    let second = start_rollout(server.client(), &plan, &queue).await;
-    match second {
+    match start_rollout(server.client(), &plan, &queue).await {
         Err(StartError::AlreadyRunning {
             workflow_id,
             run_id,
@@ -339,13 +297,9 @@ fn now_nanos() -> u128 {
         .unwrap_or_default()
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use std::process::Command;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("f");
-    std::fs::write(&path, bytes).expect("write");
-    let out = Command::new("sha256sum")
-        .arg(&path)
+fn sha256sum(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
         .output()
         .expect("sha256sum");
     String::from_utf8_lossy(&out.stdout)

@@ -5,84 +5,54 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use cutover_client::start_rollout;
-use cutover_tests::{DevServer, WorkerProcess, status, temporal_cli, unique_queue, wait_for};
-use cutover_workflows::RolloutWorkflow;
-use cutover_workflows::plan::{PlanLimits, parse_plan};
+use cutover_tests::{Harness, outcome, status, temporal_cli, wait_for};
 use cutover_workflows::status::RolloutState;
-use temporalio_client::WorkflowGetResultOptions;
 
 #[tokio::test]
 async fn sigterm_lets_the_running_step_finish_before_the_worker_exits() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("drain");
-    let mut worker = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let plan = parse_plan(
-        &format!(
+    let mut h = Harness::start("drain").await?;
+    let id = h
+        .start_rollout(&format!(
             "service: drain\nenvironment: test\nversion: \"1\"\nsteps:\n  - {{ name: slow, kind: command, command: sh, args: [\"-c\", \"touch started; sleep 2; echo x >> finished\"], workdir: \"{}\" }}\n  - {{ name: next, kind: command, command: \"true\" }}\n",
-            dir.path().display()
-        ),
-        PlanLimits::default(),
-    )
-    .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    let marker = dir.path().join("started");
+            h.dir_str()
+        ))
+        .await?;
+    let marker = h.dir.path().join("started");
     wait_for(Duration::from_secs(30), "the slow step to start", || {
         let exists = marker.exists();
         async move { exists.then_some(()) }
     })
     .await?;
-    let exit = worker.terminate(Duration::from_secs(15)).await?;
+    let exit = h.worker.terminate(Duration::from_secs(15)).await?;
     assert!(
         exit.success(),
         "the worker should exit cleanly on SIGTERM: {exit:?}\n{}",
-        worker.log_text()
+        h.worker.log_text()
     );
-    let finished = std::fs::read_to_string(dir.path().join("finished")).unwrap_or_default();
+    let finished = || std::fs::read_to_string(h.dir.path().join("finished")).unwrap_or_default();
     assert_eq!(
-        finished.lines().count(),
+        finished().lines().count(),
         1,
         "the running step finished instead of being killed"
     );
 
     // The drained result was recorded: a new worker carries on without re-running the step.
-    let _next = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let summary = server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
-        .await?;
+    let _next = h.another_worker()?;
+    let summary = outcome(h.client(), &id).await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
     assert_eq!(summary.steps[0].attempts, 1);
-    let finished = std::fs::read_to_string(dir.path().join("finished")).unwrap_or_default();
-    assert_eq!(finished.lines().count(), 1);
-    server.shutdown().await
+    assert_eq!(finished().lines().count(), 1);
+    h.shutdown().await
 }
 
 #[tokio::test]
 async fn json_logs_carry_rollout_and_step_on_every_output_line() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("json");
-    let worker = WorkerProcess::spawn_with(
-        &server.address,
-        &queue,
-        dir.path(),
-        &["--log-format", "json"],
-    )?;
-    let plan = parse_plan(
-        "service: logs\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: talk, kind: command, command: sh, args: [\"-c\", \"echo hello-from-step; echo oops >&2\"] }\n",
-        PlanLimits::default(),
-    )
-    .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
+    let h = Harness::start_with("json", &["--log-format", "json"]).await?;
+    let id = h
+        .start_rollout("service: logs\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: talk, kind: command, command: sh, args: [\"-c\", \"echo hello-from-step; echo oops >&2\"] }\n")
         .await?;
-    let log = worker.log_text();
+    outcome(h.client(), &id).await?;
+    let log = h.worker.log_text();
     let line = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -91,31 +61,18 @@ async fn json_logs_carry_rollout_and_step_on_every_output_line() -> anyhow::Resu
     assert_eq!(line["rollout"], "rollout/logs/test");
     assert_eq!(line["step"], "talk");
     assert_eq!(line["stream"], "stdout");
-    server.shutdown().await
+    h.shutdown().await
 }
 
 #[tokio::test]
 async fn the_temporal_cli_can_query_and_find_rollouts() -> anyhow::Result<()> {
-    let server = DevServer::start().await?;
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("cli-interop");
-    let _worker = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-    let plan = parse_plan(
-        "service: interop\nenvironment: test\nversion: \"7.1\"\nsteps:\n  - { name: one, kind: command, command: \"true\" }\n",
-        PlanLimits::default(),
-    )
-    .map_err(|d| anyhow::anyhow!("{d}"))?;
-    let started = start_rollout(server.client(), &plan, &queue).await?;
-    server
-        .client()
-        .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
-        .get_result(WorkflowGetResultOptions::default())
+    let h = Harness::start("cli-interop").await?;
+    let id = h
+        .start_rollout("service: interop\nenvironment: test\nversion: \"7.1\"\nsteps:\n  - { name: one, kind: command, command: \"true\" }\n")
         .await?;
-    assert!(
-        status(server.client(), &started.workflow_id)
-            .await
-            .is_some()
-    );
+    outcome(h.client(), &id).await?;
+    assert!(status(h.client(), &id).await.is_some());
+    let address = h.server.address.clone();
 
     let temporal = temporal_cli()?;
     let query = Command::new(&temporal)
@@ -123,9 +80,9 @@ async fn the_temporal_cli_can_query_and_find_rollouts() -> anyhow::Result<()> {
             "workflow",
             "query",
             "--address",
-            &server.address,
+            &address,
             "-w",
-            &started.workflow_id,
+            &id,
             "--type",
             "status",
             "-o",
@@ -152,7 +109,7 @@ async fn the_temporal_cli_can_query_and_find_rollouts() -> anyhow::Result<()> {
                     "workflow",
                     "list",
                     "--address",
-                    &server.address,
+                    &address,
                     "--query",
                     "CutoverService = 'interop' AND CutoverVersion = '7.1'",
                     "-o",
@@ -160,13 +117,12 @@ async fn the_temporal_cli_can_query_and_find_rollouts() -> anyhow::Result<()> {
                 ])
                 .output();
             async move {
-                let out = out.ok()?;
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let text = String::from_utf8_lossy(&out.ok()?.stdout).into_owned();
                 text.contains("rollout/interop/test").then_some(text)
             }
         },
     )
     .await?;
     assert!(listed.contains("RolloutWorkflow"), "{listed}");
-    server.shutdown().await
+    h.shutdown().await
 }
