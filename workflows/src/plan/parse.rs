@@ -770,6 +770,11 @@ impl Cx {
                     );
                     return None;
                 }
+                let authority = rest.unwrap_or_default().split(['/', '?', '#']).next().unwrap_or_default();
+                if authority.contains('@') {
+                    self.report(n, &join(path, "url"), "the URL carries credentials, which would be stored in workflow history and logs", "remove `user:password@`; checks should use an endpoint that needs no secret");
+                    return None;
+                }
                 Some(url)
             });
         let method = match fields.get("method") {

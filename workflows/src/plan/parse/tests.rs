@@ -154,3 +154,15 @@ fn normalized_plans_round_trip_through_json() {
     let back: Plan = serde_json::from_str(&json).expect("deserializes");
     assert_eq!(plan, back);
 }
+
+#[test]
+fn urls_with_credentials_are_refused() {
+    let text = "service: a\nenvironment: b\nversion: c\nsteps:\n  - { name: x, kind: verify, url: \"http://admin:hunter2@127.0.0.1/\" }\n";
+    let found = problems(text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].message.contains("carries credentials"));
+    assert!(
+        !found[0].message.contains("hunter2"),
+        "the secret must not be echoed"
+    );
+}
