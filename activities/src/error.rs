@@ -53,6 +53,52 @@ pub enum StepFailure {
     /// An HTTP check did not pass.
     #[error("{0}")]
     CheckFailed(String),
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to the database: {0}")]
+    DatabaseUnavailable(String),
+    /// An applied migration's file has changed since it was applied.
+    #[error(
+        "migration {version} (`{file}`) was changed after it was applied: the database recorded checksum {applied}, the file now has {current}; restore the file, or add a new migration instead of editing an applied one"
+    )]
+    MigrationChanged {
+        /// The migration's version.
+        version: i64,
+        /// Its file.
+        file: String,
+        /// Hex checksum recorded in `_sqlx_migrations`.
+        applied: String,
+        /// Hex checksum of the file now.
+        current: String,
+    },
+    /// A migration's SQL failed; its transaction was rolled back.
+    #[error(
+        "migration `{file}` failed at line {line}: {message}; the database is as it was before this migration"
+    )]
+    MigrationFailed {
+        /// The migration file.
+        file: String,
+        /// 1-based line of the failing SQL in the file (1 when the server did not say).
+        line: usize,
+        /// The database's error.
+        message: String,
+    },
+    /// A SQL statement of the step failed.
+    #[error("{context}: {message}")]
+    Database {
+        /// What was being done.
+        context: String,
+        /// The database's error.
+        message: String,
+    },
+    /// A deployed instance did not become ready.
+    #[error("{0}")]
+    DeployFailed(String),
+    /// A port an instance needs is in use by something else.
+    #[error("port {port} is already in use by another process; free it or change base_port")]
+    PortTaken {
+        /// The port.
+        port: u16,
+    },
     /// The input cannot work, however often it is retried.
     #[error("invalid input: {0}")]
     InvalidInput(String),
@@ -80,6 +126,12 @@ impl StepFailure {
             StepFailure::ArtifactMissing { .. } => error_kind::ARTIFACT_MISSING,
             StepFailure::SecretUnavailable { .. } => error_kind::SECRET_UNAVAILABLE,
             StepFailure::CheckFailed(_) => error_kind::CHECK_FAILED,
+            StepFailure::DatabaseUnavailable(_) => error_kind::DATABASE_UNAVAILABLE,
+            StepFailure::MigrationChanged { .. } => error_kind::MIGRATION_CHANGED,
+            StepFailure::MigrationFailed { .. } => error_kind::MIGRATION_FAILED,
+            StepFailure::Database { .. } => error_kind::DATABASE,
+            StepFailure::DeployFailed(_) => error_kind::DEPLOY_FAILED,
+            StepFailure::PortTaken { .. } => error_kind::PORT_TAKEN,
             StepFailure::InvalidInput(_) => error_kind::INVALID_INPUT,
             StepFailure::Io { .. } => error_kind::IO,
             StepFailure::Cancelled => "Cancelled",
@@ -93,6 +145,9 @@ impl StepFailure {
             StepFailure::CommandFailed { .. }
                 | StepFailure::CheckFailed(_)
                 | StepFailure::Io { .. }
+                | StepFailure::DatabaseUnavailable(_)
+                | StepFailure::Database { .. }
+                | StepFailure::DeployFailed(_)
         )
     }
 

@@ -6,7 +6,11 @@
 //! heartbeat timeout rather than the step timeout.
 
 mod artifact;
+mod drivers;
 mod error;
+mod heartbeat;
+mod host;
+mod postgres;
 mod process;
 mod secrets;
 mod verify;
@@ -14,8 +18,14 @@ mod verify;
 use std::sync::Arc;
 
 use cutover_workflows::contracts::{
-    self, BuildInput, BuildOutput, CommandInput, CommandOutput, VerifyInput, VerifyOutput,
+    self, BuildInput, BuildOutput, CommandInput, CommandOutput, DeployInput, MigrateInput,
+    MigrateOutput, PrepareOutput, ProvisionInput, ProvisionOutput, RetireInput, RetireOutput,
+    RollbackInput, RollbackOutput, ShiftInput, ShiftOutput, UndoMigrationsInput,
+    UndoMigrationsOutput, VerifyInput, VerifyOutput,
 };
+use drivers::DeployDriver;
+use heartbeat::beating;
+use host::HostDriver;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
@@ -24,12 +34,14 @@ pub use error::StepFailure;
 /// The rollout activities, registered on a worker with `register_activities`.
 pub struct RolloutActivityImpls {
     http: reqwest::Client,
+    host: HostDriver,
 }
 
 impl Default for RolloutActivityImpls {
     fn default() -> Self {
         Self {
             http: verify::client(),
+            host: HostDriver::new(verify::client()),
         }
     }
 }
@@ -87,6 +99,162 @@ impl RolloutActivityImpls {
         input: VerifyInput,
     ) -> Result<VerifyOutput, ActivityError> {
         verify::verify(&ctx, &self.http, &input.step, &input.spec)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `postgres.migrate`: idempotent by construction — applied migrations are skipped.
+    #[activity(definition = contracts::Migrate)]
+    pub async fn migrate(
+        ctx: ActivityContext,
+        input: MigrateInput,
+    ) -> Result<MigrateOutput, ActivityError> {
+        postgres::migrate::migrate(&ctx, &input.step, &input.spec)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `postgres.undo_migrations`: reverting to a version already reached reverts nothing.
+    #[activity(definition = contracts::UndoMigrations)]
+    pub async fn undo_migrations(
+        ctx: ActivityContext,
+        input: UndoMigrationsInput,
+    ) -> Result<UndoMigrationsOutput, ActivityError> {
+        beating(
+            &ctx,
+            postgres::migrate::undo(&input.database_url, &input.directory, input.target_version),
+        )
+        .await
+        .map(|reverted| UndoMigrationsOutput { reverted })
+        .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `provision.apply`: creates what is missing; a second run changes nothing.
+    #[activity(definition = contracts::Provision)]
+    pub async fn provision(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ProvisionInput,
+    ) -> Result<ProvisionOutput, ActivityError> {
+        let run = async {
+            drivers::check(&input.driver)?;
+            self.host
+                .provision(&input.service, &input.version, &input.spec)
+                .await
+        };
+        beating(&ctx, run)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+}
+
+/// The activities that act on a deploy target through its driver.
+pub struct TargetActivityImpls {
+    host: HostDriver,
+}
+
+impl Default for TargetActivityImpls {
+    fn default() -> Self {
+        Self {
+            host: HostDriver::new(verify::client()),
+        }
+    }
+}
+
+#[activities]
+impl TargetActivityImpls {
+    /// `deploy.prepare`: starts the new version beside the old; reuses healthy instances.
+    #[activity(definition = contracts::Prepare)]
+    pub async fn prepare(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: DeployInput,
+    ) -> Result<PrepareOutput, ActivityError> {
+        let run = async {
+            drivers::check(&input.driver)?;
+            self.host
+                .prepare(&input.service, &input.version, &input.spec)
+                .await
+        };
+        beating(&ctx, run)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `traffic.shift`: rewrites the upstream and waits until nginx applies it.
+    #[activity(definition = contracts::Shift)]
+    pub async fn shift(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ShiftInput,
+    ) -> Result<ShiftOutput, ActivityError> {
+        let run = async {
+            drivers::check(&input.driver)?;
+            self.host
+                .shift(&input.service, &input.root, &input.version, input.weight)
+                .await
+        };
+        beating(&ctx, run)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `deploy.retire`: stops the other versions' instances.
+    #[activity(definition = contracts::Retire)]
+    pub async fn retire(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RetireInput,
+    ) -> Result<RetireOutput, ActivityError> {
+        let run = async {
+            drivers::check(&input.driver)?;
+            self.host
+                .retire(&input.service, &input.root, &input.keep)
+                .await
+        };
+        beating(&ctx, run)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `deploy.rolling`: one instance at a time.
+    #[activity(definition = contracts::Rolling)]
+    pub async fn rolling(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: DeployInput,
+    ) -> Result<PrepareOutput, ActivityError> {
+        let run = async {
+            drivers::check(&input.driver)?;
+            self.host
+                .rolling(&input.service, &input.version, &input.spec)
+                .await
+        };
+        beating(&ctx, run)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `deploy.rollback`: keyed by workflow run and step, so a retry does not flip back.
+    #[activity(definition = contracts::Rollback)]
+    pub async fn rollback(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RollbackInput,
+    ) -> Result<RollbackOutput, ActivityError> {
+        let request = format!(
+            "{}/{}/{}",
+            input.step.rollout,
+            ctx.info().workflow_run_id.clone().unwrap_or_default(),
+            input.step.step
+        );
+        let run = async {
+            drivers::check(&input.driver)?;
+            self.host
+                .rollback(&request, &input.service, &input.spec.root)
+                .await
+        };
+        beating(&ctx, run)
             .await
             .map_err(StepFailure::into_activity_error)
     }

@@ -153,7 +153,7 @@ async fn supervise(
     let (mut out_open, mut err_open) = (true, true);
     let mut tail = VecDeque::with_capacity(STDERR_TAIL);
     let mut lines = 0u64;
-    let mut beat = tokio::time::interval(heartbeat_interval(ctx));
+    let mut beat = tokio::time::interval(crate::heartbeat::interval(ctx));
     let mut exit = None;
     loop {
         if exit.is_some() && !out_open && !err_open {
@@ -201,14 +201,6 @@ async fn supervise(
             std::io::Error::other("no exit status"),
         )),
     }
-}
-
-/// Heartbeat often enough that a missed beat means a dead worker, not a busy one.
-fn heartbeat_interval(ctx: &ActivityContext) -> Duration {
-    ctx.info()
-        .heartbeat_timeout
-        .map_or(Duration::from_secs(5), |t| t / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(10))
 }
 
 /// SIGTERM to the whole group, then SIGKILL after a grace period.

@@ -26,18 +26,43 @@ impl Secrets {
     pub(crate) fn resolve(refs: &BTreeMap<String, SecretRef>) -> Result<Self, StepFailure> {
         let mut out = BTreeMap::new();
         for (var, reference) in refs {
-            let value = match reference {
-                SecretRef::Env(name) => {
-                    std::env::var(name).map_err(|_| StepFailure::SecretUnavailable {
-                        var: var.clone(),
-                        reason: format!("environment variable `{name}` is not set on the worker"),
-                    })?
-                }
-                SecretRef::File(path) => read_file(var, path)?,
-            };
-            out.insert(var.clone(), value);
+            out.insert(var.clone(), resolve_one(var, reference)?);
         }
         Ok(Self(out))
+    }
+
+    /// One secret, under a label (a variable or field name) used in messages.
+    pub(crate) fn single(label: &str, reference: &SecretRef) -> Result<Self, StepFailure> {
+        Ok(Self(BTreeMap::from([(
+            label.to_owned(),
+            resolve_one(label, reference)?,
+        )])))
+    }
+
+    /// Takes in the secrets of `other`.
+    pub(crate) fn extend(&mut self, other: Secrets) {
+        self.0.extend(other.0);
+    }
+
+    /// The value under `label`.
+    pub(crate) fn get(&self, label: &str) -> Option<&str> {
+        self.0.get(label).map(String::as_str)
+    }
+
+    /// Adds the password of a connection URL as a secret of its own, so it is redacted even
+    /// where the whole URL is not repeated.
+    pub(crate) fn with_url_password(mut self, label: &str) -> Self {
+        let password = self
+            .0
+            .get(label)
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, rest)| rest.rsplit_once('@'))
+            .and_then(|(userinfo, _)| userinfo.split_once(':'))
+            .map(|(_, password)| password.to_owned());
+        if let Some(p) = password.filter(|p| !p.is_empty()) {
+            self.0.insert(format!("{label}#password"), p);
+        }
+        self
     }
 
     /// (name, value) pairs for a child's environment.
@@ -53,6 +78,16 @@ impl Secrets {
             out = out.replace(value.as_str(), "***");
         }
         out
+    }
+}
+
+fn resolve_one(var: &str, reference: &SecretRef) -> Result<String, StepFailure> {
+    match reference {
+        SecretRef::Env(name) => std::env::var(name).map_err(|_| StepFailure::SecretUnavailable {
+            var: var.to_owned(),
+            reason: format!("environment variable `{name}` is not set on the worker"),
+        }),
+        SecretRef::File(path) => read_file(var, path),
     }
 }
 

@@ -2,6 +2,8 @@
 //! `cutover-worker` and `cutover` binaries, and helpers that wait on conditions with deadlines
 //! (never a bare sleep-and-hope).
 
+pub mod pg;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

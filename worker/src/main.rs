@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cutover_activities::RolloutActivityImpls;
+use cutover_activities::{RolloutActivityImpls, TargetActivityImpls};
 use cutover_client::{ConnectOptions, connect};
 use cutover_workflows::RolloutWorkflow;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
@@ -55,6 +55,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .register_workflow::<RolloutWorkflow>()
         .context("registering RolloutWorkflow")?
         .register_activities(RolloutActivityImpls::default())
+        .register_activities(TargetActivityImpls::default())
         .tuner(tuner)
         .graceful_shutdown_period(config.shutdown_grace)
         .build();

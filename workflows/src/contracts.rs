@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
 
-use crate::plan::{BuildSpec, CommandSpec, VerifySpec};
+use crate::plan::{
+    BuildSpec, CommandSpec, DeploySpec, MigrateSpec, ProvisionSpec, RollbackSpec, SecretRef,
+    VerifySpec,
+};
 
 /// Which rollout and step an activity runs for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,6 +92,201 @@ pub struct VerifyOutput {
     pub last_status: u16,
 }
 
+/// Input of `postgres.migrate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MigrateInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// What to apply.
+    pub spec: MigrateSpec,
+}
+
+/// Output of `postgres.migrate`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MigrateOutput {
+    /// Applied by this step, in order, with how long each took.
+    pub applied: Vec<AppliedMigration>,
+    /// On a dry run: what would be applied.
+    pub pending: Vec<PendingMigration>,
+    /// How many were applied before this step.
+    pub already_applied: u32,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// A migration this step applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedMigration {
+    /// Its version.
+    pub version: i64,
+    /// Its description (from the file name).
+    pub description: String,
+    /// How long it took, as recorded in `_sqlx_migrations`.
+    pub duration_ms: f64,
+}
+
+/// A migration a dry run would apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PendingMigration {
+    /// Its version.
+    pub version: i64,
+    /// Its description.
+    pub description: String,
+    /// Its file on the worker.
+    pub file: String,
+}
+
+/// Input of `postgres.undo_migrations`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UndoMigrationsInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The database.
+    pub database_url: SecretRef,
+    /// The migrations directory (with `.down.sql` files).
+    pub directory: String,
+    /// Revert every applied migration newer than this.
+    pub target_version: i64,
+}
+
+/// Output of `postgres.undo_migrations`: the versions reverted, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UndoMigrationsOutput {
+    /// Reverted versions.
+    pub reverted: Vec<i64>,
+}
+
+/// Input of `provision.apply`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver (`host`).
+    pub driver: String,
+    /// The service.
+    pub service: String,
+    /// The version being released (its release directory is created).
+    pub version: String,
+    /// What to create.
+    pub spec: ProvisionSpec,
+}
+
+/// Output of `provision.apply`: what changed; empty when everything was already there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionOutput {
+    /// One line per change.
+    pub changes: Vec<String>,
+}
+
+/// Input of `deploy.prepare` and `deploy.rolling`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: String,
+    /// The service.
+    pub service: String,
+    /// The version to deploy.
+    pub version: String,
+    /// How.
+    pub spec: DeploySpec,
+}
+
+/// Output of `deploy.prepare`: the new version's instances are up and healthy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrepareOutput {
+    /// The version.
+    pub version: String,
+    /// Its instances' ports.
+    pub ports: Vec<u16>,
+    /// The version it replaces, if any.
+    pub previous: Option<String>,
+    /// True when this version was already serving: nothing was started.
+    pub already_current: bool,
+}
+
+/// Input of `traffic.shift`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShiftInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: String,
+    /// The service.
+    pub service: String,
+    /// Release root.
+    pub root: String,
+    /// The prepared version.
+    pub version: String,
+    /// Percent of traffic it gets.
+    pub weight: u8,
+}
+
+/// Output of `traffic.shift`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShiftOutput {
+    /// The weight now in effect.
+    pub weight: u8,
+    /// From the upstream rewrite to the last old nginx worker gone.
+    pub applied_ms: f64,
+}
+
+/// Input of `deploy.retire`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetireInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: String,
+    /// The service.
+    pub service: String,
+    /// Release root.
+    pub root: String,
+    /// The version to keep; every other instance is stopped.
+    pub keep: String,
+}
+
+/// Output of `deploy.retire`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetireOutput {
+    /// Instances stopped, as `version@port`.
+    pub stopped: Vec<String>,
+}
+
+/// Input of `deploy.rollback`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: String,
+    /// The service.
+    pub service: String,
+    /// Where.
+    pub spec: RollbackSpec,
+}
+
+/// Output of `deploy.rollback`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackOutput {
+    /// The version that was serving.
+    pub from: String,
+    /// The version serving now.
+    pub to: String,
+}
+
+/// What a `deploy` step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployOutput {
+    /// The new version's instances.
+    pub prepared: PrepareOutput,
+    /// Each traffic shift, in order.
+    pub shifts: Vec<ShiftOutput>,
+    /// Instances of older versions stopped after the rollback window.
+    pub retired: Vec<String>,
+}
+
 /// The typed result of one step, kept in status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -99,6 +297,14 @@ pub enum StepOutput {
     Build(BuildOutput),
     /// A `verify` step.
     Verify(VerifyOutput),
+    /// A `provision` step.
+    Provision(ProvisionOutput),
+    /// A `migrate` step.
+    Migrate(MigrateOutput),
+    /// A `deploy` step.
+    Deploy(DeployOutput),
+    /// A `rollback` step.
+    Rollback(RollbackOutput),
 }
 
 /// Error kinds activities fail with; the Temporal application failure's type name.
@@ -124,13 +330,26 @@ pub mod error_kind {
     pub const IO: &str = "Io";
     /// The attempt ran past its timeout, or its worker stopped heartbeating. Retryable.
     pub const TIMEOUT: &str = "Timeout";
+    /// The database could not be reached. Retryable.
+    pub const DATABASE_UNAVAILABLE: &str = "DatabaseUnavailable";
+    /// An applied migration's file changed. Not retryable.
+    pub const MIGRATION_CHANGED: &str = "MigrationChanged";
+    /// A migration's SQL failed (and was rolled back). Not retryable.
+    pub const MIGRATION_FAILED: &str = "MigrationFailed";
+    /// Another SQL statement failed. Retryable.
+    pub const DATABASE: &str = "Database";
+    /// New instances did not become healthy, or traffic could not be moved. Retryable.
+    pub const DEPLOY_FAILED: &str = "DeployFailed";
+    /// A port the deploy needs is taken. Not retryable.
+    pub const PORT_TAKEN: &str = "PortTaken";
 }
 
 /// The activities a rollout calls.
 pub struct RolloutActivities;
 
 /// Marker types of the activities, for `#[activity(definition = ...)]` in implementations.
-pub use rollout_activities::{Build, RunCommand, Verify};
+pub use rollout_activities::{Build, Migrate, Provision, RunCommand, UndoMigrations, Verify};
+pub use target_activities::{Prepare, Retire, Rollback, Rolling, Shift};
 
 #[activity_definitions]
 impl RolloutActivities {
@@ -149,6 +368,62 @@ impl RolloutActivities {
     /// Checks a service over HTTP until it passes or the window closes.
     #[activity(name = "http.verify")]
     pub fn verify(input: VerifyInput) -> Result<VerifyOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Applies migrations under an advisory lock.
+    #[activity(name = "postgres.migrate")]
+    pub fn migrate(input: MigrateInput) -> Result<MigrateOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Reverts reversible migrations down to a version.
+    #[activity(name = "postgres.undo_migrations")]
+    pub fn undo_migrations(
+        input: UndoMigrationsInput,
+    ) -> Result<UndoMigrationsOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Creates the release layout, env file, database and role.
+    #[activity(name = "provision.apply")]
+    pub fn provision(input: ProvisionInput) -> Result<ProvisionOutput, ActivityError> {
+        unimplemented!()
+    }
+}
+
+/// The activities that act on a deploy target through its driver.
+pub struct TargetActivities;
+
+#[activity_definitions]
+impl TargetActivities {
+    /// Starts the new version beside the old and waits until it is healthy.
+    #[activity(name = "deploy.prepare")]
+    pub fn prepare(input: DeployInput) -> Result<PrepareOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Moves a share of traffic to the prepared version.
+    #[activity(name = "traffic.shift")]
+    pub fn shift(input: ShiftInput) -> Result<ShiftOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Stops instances of every version but one.
+    #[activity(name = "deploy.retire")]
+    pub fn retire(input: RetireInput) -> Result<RetireOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Replaces instances one at a time.
+    #[activity(name = "deploy.rolling")]
+    pub fn rolling(input: DeployInput) -> Result<PrepareOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Points traffic back at the previous release and stops the current one.
+    #[activity(name = "deploy.rollback")]
+    pub fn rollback(input: RollbackInput) -> Result<RollbackOutput, ActivityError> {
         unimplemented!()
     }
 }

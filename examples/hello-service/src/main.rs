@@ -1,30 +1,65 @@
 //! hello-service: the example a Cutover plan releases.
 //!
-//! `GET /health` answers `ok`; `GET /version` answers `{"service":"hello","version":...}`
-//! with the version from `APP_VERSION`. It listens on `127.0.0.1:$PORT` (default 18080) and
-//! stops cleanly on SIGTERM.
+//! - `GET /health` answers `ok` (503 while the database is configured but unreachable);
+//! - `GET /version` answers `{"service":"hello","version":...}`;
+//! - `GET /items` lists the `items` table, every column included (so v2's added column shows);
+//! - `POST /items` with `{"name": "..."}` adds a row.
+//!
+//! Settings from the environment: `PORT` (default 18080), the version from `APP_VERSION` or
+//! `CUTOVER_VERSION` (set by Cutover's host driver), `DATABASE_URL` (optional), and
+//! `STARTUP_DELAY_MS` to simulate a slow start. It stops cleanly on SIGTERM.
 
-use axum::Json;
-use axum::Router;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+#[derive(Clone)]
+struct App {
+    version: String,
+    db: Option<PgPool>,
+}
+
+#[derive(Deserialize)]
+struct NewItem {
+    name: String,
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let version = std::env::var("APP_VERSION").unwrap_or_else(|_| "dev".to_owned());
-    let port: u16 = std::env::var("PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(18080);
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let version = env("APP_VERSION")
+        .or_else(|| env("CUTOVER_VERSION"))
+        .unwrap_or_else(|| "dev".to_owned());
+    let port: u16 = env("PORT").and_then(|p| p.parse().ok()).unwrap_or(18080);
+    if let Some(ms) = env("STARTUP_DELAY_MS").and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let db = env("DATABASE_URL").map(|url| {
+        PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy(&url)
+    });
+    let db = match db {
+        Some(Ok(pool)) => Some(pool),
+        Some(Err(e)) => {
+            eprintln!("DATABASE_URL is invalid: {e}");
+            std::process::exit(2);
+        }
+        None => None,
+    };
     let app = Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route(
-            "/version",
-            get(move || {
-                let version = version.clone();
-                async move { Json::<Value>(json!({ "service": "hello", "version": version })) }
-            }),
-        );
+        .route("/health", get(health))
+        .route("/version", get(version_info))
+        .route("/items", get(list_items).post(add_item))
+        .with_state(App { version, db });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("hello-service listening on {}", listener.local_addr()?);
     axum::serve(listener, app)
@@ -36,4 +71,51 @@ async fn main() -> std::io::Result<()> {
             }
         })
         .await
+}
+
+async fn health(State(app): State<App>) -> (StatusCode, &'static str) {
+    match &app.db {
+        Some(db) if sqlx::query("SELECT 1").execute(db).await.is_err() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+        }
+        _ => (StatusCode::OK, "ok"),
+    }
+}
+
+async fn version_info(State(app): State<App>) -> Json<Value> {
+    Json(json!({ "service": "hello", "version": app.version }))
+}
+
+async fn list_items(State(app): State<App>) -> Result<Json<Value>, (StatusCode, String)> {
+    let db = app.db.as_ref().ok_or(no_database())?;
+    let rows: Vec<Value> = sqlx::query_scalar("SELECT to_jsonb(i) FROM items i ORDER BY id")
+        .fetch_all(db)
+        .await
+        .map_err(internal)?;
+    Ok(Json(Value::Array(rows)))
+}
+
+async fn add_item(
+    State(app): State<App>,
+    Json(item): Json<NewItem>,
+) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
+    let db = app.db.as_ref().ok_or(no_database())?;
+    let row: Value =
+        sqlx::query_scalar("INSERT INTO items (name) VALUES ($1) RETURNING to_jsonb(items)")
+            .bind(item.name)
+            .fetch_one(db)
+            .await
+            .map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+fn no_database() -> (StatusCode, String) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no DATABASE_URL configured".to_owned(),
+    )
+}
+
+fn internal(e: sqlx::Error) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }

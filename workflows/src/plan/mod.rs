@@ -17,6 +17,7 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{PlanLimits, parse_plan};
 pub use types::{
-    BuildSpec, CommandSpec, JsonExpectation, Plan, RetryPolicy, SecretRef, Step, StepAction,
-    Target, VerifySpec,
+    BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec, HealthCheck,
+    JsonExpectation, MigrateSpec, Plan, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Step,
+    StepAction, Strategy, Target, VerifySpec,
 };

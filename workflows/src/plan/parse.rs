@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::types::{
-    BuildSpec, CommandSpec, JsonExpectation, Plan, RetryPolicy, SecretRef, Step, StepAction,
-    Target, VerifySpec,
+    BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec, HealthCheck,
+    JsonExpectation, MigrateSpec, Plan, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Step,
+    StepAction, Strategy, Target, VerifySpec,
 };
 use super::yaml::{self, Node, Value};
 
@@ -32,9 +33,15 @@ impl Default for PlanLimits {
     }
 }
 
-/// Step kinds that exist in the plan format but whose drivers are not built yet.
-const RESERVED_KINDS: &[&str] = &["provision", "migrate", "deploy"];
-const KINDS: &[&str] = &["command", "build", "verify"];
+const KINDS: &[&str] = &[
+    "command",
+    "build",
+    "verify",
+    "provision",
+    "migrate",
+    "deploy",
+    "rollback",
+];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /// Longest duration accepted anywhere in a plan.
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -494,25 +501,32 @@ impl Cx {
                 "within",
                 "interval",
             ],
+            Some("provision") => &["root", "database", "env_file"],
+            Some("migrate") => &["database_url", "directory", "dry_run", "target_version"],
+            Some("deploy") => &[
+                "root",
+                "strategy",
+                "start",
+                "instances",
+                "base_port",
+                "listen",
+                "health",
+                "rollback_window",
+                "canary",
+            ],
+            Some("rollback") => &["root"],
             Some(other) => {
-                let (message, hint) = if RESERVED_KINDS.contains(&other) {
-                    (
-                        format!("step kind `{other}` is not available in this version yet"),
-                        "its driver comes in a later release; use `kind: command` to run the tool meanwhile".to_owned(),
-                    )
-                } else {
-                    (
-                        format!("unknown step kind `{}`", truncate(other)),
-                        match closest(other, KINDS) {
-                            Some(best) => {
-                                format!("did you mean `{best}`? kinds: {}", KINDS.join(", "))
-                            }
-                            None => format!("choose one of: {}", KINDS.join(", ")),
-                        },
-                    )
+                let hint = match closest(other, KINDS) {
+                    Some(best) => format!("did you mean `{best}`? kinds: {}", KINDS.join(", ")),
+                    None => format!("choose one of: {}", KINDS.join(", ")),
                 };
                 if let Some(n) = kind_node {
-                    self.report(n, &join(path, "kind"), message, &hint);
+                    self.report(
+                        n,
+                        &join(path, "kind"),
+                        format!("unknown step kind `{}`", truncate(other)),
+                        &hint,
+                    );
                 }
                 return None;
             }
@@ -540,6 +554,10 @@ impl Cx {
         let action = match kind.as_deref() {
             Some("command") => self.command(&fields, path).map(StepAction::Command),
             Some("build") => self.build(&fields, path).map(StepAction::Build),
+            Some("provision") => self.provision(&fields, path).map(StepAction::Provision),
+            Some("migrate") => self.migrate(&fields, path).map(StepAction::Migrate),
+            Some("deploy") => self.deploy(&fields, path).map(StepAction::Deploy),
+            Some("rollback") => self.rollback(&fields, path).map(StepAction::Rollback),
             _ => self.verify(&fields, path).map(StepAction::Verify),
         };
         let (timeout, heartbeat_timeout) = (timeout?, heartbeat_timeout?);
@@ -705,7 +723,6 @@ impl Cx {
         let fields = self.fields(node, path)?;
         let mut out = BTreeMap::new();
         let mut ok = true;
-        let hint = "write `{ env: VAR }` or `{ file: /path/to/secret }`";
         for (name, (key, value)) in &fields.entries {
             let p = join(path, name);
             if !valid_env_name(name) {
@@ -717,25 +734,7 @@ impl Cx {
                 );
                 ok = false;
             }
-            let Some(reference) = self.fields(value, &p) else {
-                ok = false;
-                continue;
-            };
-            self.unknown_keys(&reference, &["env", "file"]);
-            let secret = match (reference.get("env"), reference.get("file")) {
-                (Some(n), None) => self.string(n, &join(&p, "env")).map(SecretRef::Env),
-                (None, Some(n)) => self.string(n, &join(&p, "file")).map(SecretRef::File),
-                _ => {
-                    self.report(
-                        value,
-                        &p,
-                        "a secret reference needs exactly one of `env` or `file`",
-                        hint,
-                    );
-                    None
-                }
-            };
-            match secret {
+            match self.secret_ref(value, &p) {
                 Some(s) => {
                     out.insert(name.clone(), s);
                 }
@@ -837,6 +836,416 @@ impl Cx {
             within: within?,
             interval: interval?,
         })
+    }
+
+    /// `{ env: VAR }` or `{ file: /path }`.
+    fn secret_ref(&mut self, node: &Node, path: &str) -> Option<SecretRef> {
+        let hint = "write `{ env: VAR }` or `{ file: /path/to/secret }`";
+        let reference = self.fields(node, path)?;
+        self.unknown_keys(&reference, &["env", "file"]);
+        match (reference.get("env"), reference.get("file")) {
+            (Some(n), None) => self.string(n, &join(path, "env")).map(SecretRef::Env),
+            (None, Some(n)) => self.string(n, &join(path, "file")).map(SecretRef::File),
+            _ => {
+                self.report(
+                    node,
+                    path,
+                    "a secret reference needs exactly one of `env` or `file`",
+                    hint,
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match self.string(node, path)?.as_str() {
+            "true" | "True" | "TRUE" | "yes" => Some(true),
+            "false" | "False" | "FALSE" | "no" => Some(false),
+            other => {
+                self.report(
+                    node,
+                    path,
+                    format!("`{}` is not true or false", truncate(other)),
+                    "write `true` or `false`",
+                );
+                None
+            }
+        }
+    }
+
+    /// A filesystem path that must not be empty.
+    fn path_value(
+        &mut self,
+        fields: &Fields<'_>,
+        key: &str,
+        path: &str,
+        hint: &str,
+    ) -> Option<String> {
+        let node = self.required(fields, key, hint)?;
+        let text = self.string(node, &join(path, key))?;
+        if text.trim().is_empty() {
+            self.report(node, &join(path, key), "the path is empty", hint);
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A duration where zero is allowed (e.g. no rollback window).
+    fn duration_or_zero(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let text = self.string(node, path)?;
+        if matches!(text.trim(), "0" | "0s" | "0ms") {
+            return Some(Duration::ZERO);
+        }
+        self.duration(node, path)
+    }
+
+    fn provision(&mut self, fields: &Fields<'_>, path: &str) -> Option<ProvisionSpec> {
+        let root = self.path_value(
+            fields,
+            "root",
+            path,
+            "give the release root, e.g. `root: /srv/releases`",
+        );
+        let database = match fields.get("database") {
+            Some(n) => self.database(n, &join(path, "database")).map(Some),
+            None => Some(None),
+        };
+        let env_file = match fields.get("env_file") {
+            Some(n) => self.secret_env(n, &join(path, "env_file")),
+            None => Some(BTreeMap::new()),
+        };
+        Some(ProvisionSpec {
+            root: root?,
+            database: database?,
+            env_file: env_file?,
+        })
+    }
+
+    fn database(&mut self, node: &Node, path: &str) -> Option<DatabaseProvision> {
+        let fields = self.fields(node, path)?;
+        self.unknown_keys(&fields, &["admin_url", "name", "owner", "owner_password"]);
+        let admin_url = self
+            .required(
+                &fields,
+                "admin_url",
+                "reference a superuser connection string, e.g. `admin_url: { env: PG_ADMIN_URL }`",
+            )
+            .and_then(|n| self.secret_ref(n, &join(path, "admin_url")));
+        let name = self
+            .required(&fields, "name", "name the database")
+            .and_then(|n| self.sql_identifier(n, &join(path, "name")));
+        let owner = self
+            .required(&fields, "owner", "name the owning role")
+            .and_then(|n| self.sql_identifier(n, &join(path, "owner")));
+        let owner_password = match fields.get("owner_password") {
+            Some(n) => self.secret_ref(n, &join(path, "owner_password")).map(Some),
+            None => Some(None),
+        };
+        Some(DatabaseProvision {
+            admin_url: admin_url?,
+            name: name?,
+            owner: owner?,
+            owner_password: owner_password?,
+        })
+    }
+
+    /// Database and role names: plain lowercase identifiers, so no quoting surprises.
+    fn sql_identifier(&mut self, node: &Node, path: &str) -> Option<String> {
+        let text = self.string(node, path)?;
+        let ok = !text.is_empty()
+            && text.len() <= 63
+            && text.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            self.report(
+                node,
+                path,
+                format!("`{}` is not a plain SQL identifier", truncate(&text)),
+                "use 1 to 63 lowercase letters, digits and `_`, starting with a letter or `_`",
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    fn migrate(&mut self, fields: &Fields<'_>, path: &str) -> Option<MigrateSpec> {
+        let database_url = self
+            .required(
+                fields,
+                "database_url",
+                "reference the connection string, e.g. `database_url: { env: DATABASE_URL }`",
+            )
+            .and_then(|n| self.secret_ref(n, &join(path, "database_url")));
+        let directory = self.path_value(
+            fields,
+            "directory",
+            path,
+            "give the migrations directory, e.g. `directory: migrations`",
+        );
+        let dry_run = match fields.get("dry_run") {
+            Some(n) => self.boolean(n, &join(path, "dry_run")),
+            None => Some(false),
+        };
+        let target_version = match fields.get("target_version") {
+            Some(n) => self
+                .integer(n, &join(path, "target_version"), 0, i64::MAX as u64)
+                .map(|v| Some(v as i64)),
+            None => Some(None),
+        };
+        Some(MigrateSpec {
+            database_url: database_url?,
+            directory: directory?,
+            dry_run: dry_run?,
+            target_version: target_version?,
+        })
+    }
+
+    fn deploy(&mut self, fields: &Fields<'_>, path: &str) -> Option<DeploySpec> {
+        let root = self.path_value(
+            fields,
+            "root",
+            path,
+            "give the release root, e.g. `root: /srv/releases`",
+        );
+        let strategy_node = self.required(
+            fields,
+            "strategy",
+            "choose `blue-green`, `rolling` or `canary`",
+        );
+        let strategy =
+            strategy_node.and_then(
+                |n| match self.string(n, &join(path, "strategy"))?.as_str() {
+                    "blue-green" => Some(Strategy::BlueGreen),
+                    "rolling" => Some(Strategy::Rolling),
+                    "canary" => Some(Strategy::Canary),
+                    other => {
+                        self.report(
+                            n,
+                            &join(path, "strategy"),
+                            format!("unknown strategy `{}`", truncate(other)),
+                            "choose `blue-green`, `rolling` or `canary`",
+                        );
+                        None
+                    }
+                },
+            );
+        let start = self
+            .required(
+                fields,
+                "start",
+                "say how to start an instance, e.g. `start: { command: target/release/app }`",
+            )
+            .and_then(|n| {
+                let p = join(path, "start");
+                let start = self.fields(n, &p)?;
+                self.unknown_keys(&start, &["command", "args", "env", "secret_env", "workdir"]);
+                self.command(&start, &p)
+            });
+        let instances = match fields.get("instances") {
+            Some(n) => self
+                .integer(n, &join(path, "instances"), 1, 32)
+                .map(|v| v as u32),
+            None => Some(1),
+        };
+        let base_port = self
+            .required(
+                fields,
+                "base_port",
+                "give the first instance port, e.g. `base_port: 18100`",
+            )
+            .and_then(|n| {
+                self.integer(n, &join(path, "base_port"), 1024, 65_000)
+                    .map(|v| v as u16)
+            });
+        let listen = self
+            .required(
+                fields,
+                "listen",
+                "give the port nginx listens on, e.g. `listen: 18080`",
+            )
+            .and_then(|n| {
+                self.integer(n, &join(path, "listen"), 1024, 65_535)
+                    .map(|v| v as u16)
+            });
+        let health = match fields.get("health") {
+            Some(n) => self.health(n, &join(path, "health")),
+            None => Some(HealthCheck {
+                path: "/health".to_owned(),
+                expect_status: 200,
+                timeout: Duration::from_secs(30),
+                interval: Duration::from_millis(200),
+            }),
+        };
+        let rollback_window = match fields.get("rollback_window") {
+            Some(n) => self.duration_or_zero(n, &join(path, "rollback_window")),
+            None => Some(Duration::from_secs(30)),
+        };
+        let canary = match fields.get("canary") {
+            Some(n) => self.canary(n, &join(path, "canary")),
+            None => Some(Vec::new()),
+        };
+        if let (Some(strategy), Some(canary)) = (strategy, &canary) {
+            let node = fields
+                .get("canary")
+                .or(strategy_node)
+                .unwrap_or(fields.node);
+            if strategy == Strategy::Canary && canary.is_empty() {
+                self.report(node, &join(path, "canary"), "a canary deploy needs its weights", "add e.g. `canary: [{ weight: 10, bake: 5m }, { weight: 50, bake: 5m }, { weight: 100 }]`");
+                return None;
+            }
+            if strategy != Strategy::Canary && !canary.is_empty() {
+                self.report(
+                    node,
+                    &join(path, "canary"),
+                    "`canary` only applies to `strategy: canary`",
+                    "remove it, or use `strategy: canary`",
+                );
+                return None;
+            }
+        }
+        if let (Some(base), Some(listen), Some(n)) = (base_port, listen, instances) {
+            let last = u32::from(base) + 2 * n - 1;
+            if last > 65_535 {
+                self.report(
+                    fields.node,
+                    &join(path, "base_port"),
+                    format!("instances need ports {base}..={last}, past 65535"),
+                    "lower base_port",
+                );
+                return None;
+            }
+            if (u32::from(base)..=last).contains(&u32::from(listen)) {
+                self.report(
+                    fields.get("listen").unwrap_or(fields.node),
+                    &join(path, "listen"),
+                    format!("port {listen} is inside the instance ports {base}..={last}"),
+                    "pick a listen port outside base_port .. base_port + 2 × instances",
+                );
+                return None;
+            }
+        }
+        Some(DeploySpec {
+            root: root?,
+            strategy: strategy?,
+            start: start?,
+            instances: instances?,
+            base_port: base_port?,
+            listen: listen?,
+            health: health?,
+            rollback_window: rollback_window?,
+            canary: canary?,
+        })
+    }
+
+    fn health(&mut self, node: &Node, path: &str) -> Option<HealthCheck> {
+        let fields = self.fields(node, path)?;
+        self.unknown_keys(&fields, &["path", "expect_status", "timeout", "interval"]);
+        let check_path = match fields.get("path") {
+            Some(n) => self.string(n, &join(path, "path")).and_then(|p| {
+                if p.starts_with('/') && !p.chars().any(char::is_whitespace) {
+                    Some(p)
+                } else {
+                    self.report(
+                        n,
+                        &join(path, "path"),
+                        format!("`{}` is not a URL path", truncate(&p)),
+                        "start it with `/`, e.g. `/health`",
+                    );
+                    None
+                }
+            }),
+            None => Some("/health".to_owned()),
+        };
+        let expect_status = match fields.get("expect_status") {
+            Some(n) => self
+                .integer(n, &join(path, "expect_status"), 100, 599)
+                .map(|v| v as u16),
+            None => Some(200),
+        };
+        let timeout = match fields.get("timeout") {
+            Some(n) => self.duration(n, &join(path, "timeout")),
+            None => Some(Duration::from_secs(30)),
+        };
+        let interval = match fields.get("interval") {
+            Some(n) => self.duration(n, &join(path, "interval")),
+            None => Some(Duration::from_millis(200)),
+        };
+        Some(HealthCheck {
+            path: check_path?,
+            expect_status: expect_status?,
+            timeout: timeout?,
+            interval: interval?,
+        })
+    }
+
+    fn canary(&mut self, node: &Node, path: &str) -> Option<Vec<CanaryStep>> {
+        let Value::Sequence(items) = &node.value else {
+            self.report(
+                node,
+                path,
+                format!("expected a list of canary steps, found {}", node.shape()),
+                "write `- { weight: 10, bake: 5m }` per step",
+            );
+            return None;
+        };
+        let mut steps: Vec<CanaryStep> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(fields) = self.fields(item, &p) else {
+                ok = false;
+                continue;
+            };
+            self.unknown_keys(&fields, &["weight", "bake"]);
+            let weight = self
+                .required(&fields, "weight", "give the percent of traffic, 1 to 100")
+                .and_then(|n| {
+                    self.integer(n, &join(&p, "weight"), 1, 100)
+                        .map(|v| v as u8)
+                });
+            let bake = match fields.get("bake") {
+                Some(n) => self.duration_or_zero(n, &join(&p, "bake")),
+                None => Some(Duration::ZERO),
+            };
+            match (weight, bake) {
+                (Some(weight), Some(bake)) => {
+                    if steps.last().is_some_and(|s| s.weight >= weight) {
+                        self.report(
+                            item,
+                            &join(&p, "weight"),
+                            "canary weights must increase",
+                            "order the steps from the smallest weight to 100",
+                        );
+                        ok = false;
+                    }
+                    steps.push(CanaryStep { weight, bake });
+                }
+                _ => ok = false,
+            }
+        }
+        if ok && steps.last().is_some_and(|s| s.weight != 100) {
+            self.report(
+                node,
+                path,
+                "the last canary step must send 100% of traffic",
+                "end with `{ weight: 100 }`",
+            );
+            ok = false;
+        }
+        ok.then_some(steps)
+    }
+
+    fn rollback(&mut self, fields: &Fields<'_>, path: &str) -> Option<RollbackSpec> {
+        let root = self.path_value(
+            fields,
+            "root",
+            path,
+            "give the release root used by the deploy",
+        );
+        Some(RollbackSpec { root: root? })
     }
 
     fn json_expectation(&mut self, node: &Node, path: &str) -> Option<JsonExpectation> {

@@ -72,6 +72,14 @@ pub enum StepAction {
     Build(BuildSpec),
     /// Check the running service over HTTP.
     Verify(VerifySpec),
+    /// Create what the service needs: database, role, release layout, env file.
+    Provision(ProvisionSpec),
+    /// Apply a directory of SQL migrations to PostgreSQL.
+    Migrate(MigrateSpec),
+    /// Start the version and move traffic to it.
+    Deploy(DeploySpec),
+    /// Point traffic back at the previous release and stop the current one.
+    Rollback(RollbackSpec),
 }
 
 impl StepAction {
@@ -81,6 +89,10 @@ impl StepAction {
             StepAction::Command(_) => "command",
             StepAction::Build(_) => "build",
             StepAction::Verify(_) => "verify",
+            StepAction::Provision(_) => "provision",
+            StepAction::Migrate(_) => "migrate",
+            StepAction::Deploy(_) => "deploy",
+            StepAction::Rollback(_) => "rollback",
         }
     }
 }
@@ -150,6 +162,118 @@ pub struct JsonExpectation {
     pub pointer: String,
     /// The expected value.
     pub equals: serde_json::Value,
+}
+
+/// A `migrate` step: sqlx-style migrations (`<version>_<name>.sql`, or reversible
+/// `.up.sql`/`.down.sql`) applied under an advisory lock, one transaction each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MigrateSpec {
+    /// The database's connection string, resolved on the worker.
+    pub database_url: SecretRef,
+    /// The migrations directory (relative to the worker's working directory).
+    pub directory: String,
+    /// List what would be applied; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Apply migrations up to and including this version only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<i64>,
+}
+
+/// A `provision` step: everything the service needs before its first deploy. Idempotent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProvisionSpec {
+    /// Root of the release layout: `<root>/<service>/{releases/<version>,shared,current}`.
+    pub root: String,
+    /// The service's PostgreSQL role and database, created if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseProvision>,
+    /// Written to `<root>/<service>/shared/env` (mode 0600) from secret references.
+    #[serde(default)]
+    pub env_file: BTreeMap<String, SecretRef>,
+}
+
+/// The database part of a `provision` step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseProvision {
+    /// A connection string with the right to create roles and databases.
+    pub admin_url: SecretRef,
+    /// Database name.
+    pub name: String,
+    /// Owning role, created with LOGIN if absent.
+    pub owner: String,
+    /// The owner's password, set when the role is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_password: Option<SecretRef>,
+}
+
+/// How a new version replaces the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Start all new instances beside the old, check them, switch all traffic at once.
+    BlueGreen,
+    /// Replace instances one at a time.
+    Rolling,
+    /// Shift traffic in weighted steps, each held for a bake time.
+    Canary,
+}
+
+/// A `deploy` step on the host driver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeploySpec {
+    /// Root of the release layout (as in `provision`).
+    pub root: String,
+    /// How to replace the running version.
+    pub strategy: Strategy,
+    /// How to start one instance; it gets `PORT` and the shared env file in its environment.
+    pub start: CommandSpec,
+    /// Instances to run.
+    pub instances: u32,
+    /// Instances listen on `base_port ..`; two slots of `instances` ports alternate.
+    pub base_port: u16,
+    /// The port nginx listens on for the service's traffic.
+    pub listen: u16,
+    /// When an instance is ready for traffic.
+    pub health: HealthCheck,
+    /// How long the previous version keeps running after the switch.
+    #[serde(with = "duration_serde")]
+    pub rollback_window: Duration,
+    /// Canary weights (percent of traffic to the new version) and how long each is held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary: Vec<CanaryStep>,
+}
+
+/// One step of a canary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CanaryStep {
+    /// Percent of traffic to the new version, 1 to 100.
+    pub weight: u8,
+    /// How long to hold it.
+    #[serde(with = "duration_serde")]
+    pub bake: Duration,
+}
+
+/// An instance's readiness check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Path requested on the instance, e.g. `/health`.
+    pub path: String,
+    /// Status that means healthy.
+    pub expect_status: u16,
+    /// How long an instance may take to become healthy.
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
+    /// Pause between checks.
+    #[serde(with = "duration_serde")]
+    pub interval: Duration,
+}
+
+/// A `rollback` step: traffic back to the previous release, current instances stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackSpec {
+    /// Root of the release layout (as in `deploy`).
+    pub root: String,
 }
 
 /// Where a secret's value lives. The value itself is read by the worker and never stored.

@@ -8,10 +8,13 @@ use temporalio_sdk::{ActivityCancellationType, ActivityOptions, TimerResult, Wor
 use super::failure::{AttemptFailure, classify};
 use super::{RolloutWorkflow, now};
 use crate::contracts::{
-    BuildInput, CommandInput, RolloutActivities, StepOutput, StepRef, VerifyInput,
+    BuildInput, CommandInput, DeployInput, DeployOutput, MigrateInput, ProvisionInput, RetireInput,
+    RollbackInput, RolloutActivities, ShiftInput, StepOutput, StepRef, TargetActivities,
+    VerifyInput,
 };
-use crate::plan::{Step, StepAction};
+use crate::plan::{DeploySpec, Step, StepAction, Strategy};
 use crate::status::StepState;
+use temporalio_common::error::ActivityExecutionError;
 
 /// How a step ended.
 pub(super) enum StepEnd {
@@ -23,8 +26,17 @@ pub(super) enum StepEnd {
 
 /// Runs step `index` until it succeeds, fails for good, or the rollout is cancelled.
 pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
-    let (step, rollout) =
-        ctx.state(|s| (s.plan.steps[index].clone(), s.status.workflow_id.clone()));
+    let (step, rollout, release) = ctx.state(|s| {
+        (
+            s.plan.steps[index].clone(),
+            s.status.workflow_id.clone(),
+            Release {
+                service: s.plan.service.clone(),
+                version: s.plan.version.clone(),
+                driver: s.plan.target.driver.clone(),
+            },
+        )
+    });
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -44,7 +56,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             step: step.name.clone(),
             attempt,
         };
-        let result = execute(ctx, &step, step_ref).await;
+        let result = execute(ctx, &step, &release, step_ref).await;
         let ended = now(ctx);
         let error = match result {
             Ok(output) => {
@@ -56,7 +68,8 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 });
                 return StepEnd::Succeeded;
             }
-            Err(e) => match classify(&e, &step.retry) {
+            Err(Interrupted::TimerCancelled) => return cancelled(ctx, index),
+            Err(Interrupted::Activity(e)) => match classify(&e, &step.retry) {
                 AttemptFailure::Cancelled => return cancelled(ctx, index),
                 AttemptFailure::Error(error) => error,
             },
@@ -102,16 +115,39 @@ fn cancelled(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
     StepEnd::Cancelled
 }
 
-/// One attempt: one activity execution with a single server-side attempt.
+/// What the plan says about the release, needed by target activities.
+struct Release {
+    service: String,
+    version: String,
+    driver: String,
+}
+
+/// Why an attempt stopped short of a result.
+enum Interrupted {
+    /// An activity failed or was cancelled.
+    Activity(Box<ActivityExecutionError>),
+    /// A bake or rollback-window timer was cancelled with the workflow.
+    TimerCancelled,
+}
+
+impl From<ActivityExecutionError> for Interrupted {
+    fn from(e: ActivityExecutionError) -> Self {
+        Interrupted::Activity(Box::new(e))
+    }
+}
+
+/// One attempt. Most kinds are one activity execution (with a single server-side attempt);
+/// a deploy is a short sequence of activities and durable timers.
 async fn execute(
     ctx: &WorkflowContext<RolloutWorkflow>,
     step: &Step,
+    release: &Release,
     step_ref: StepRef,
-) -> Result<StepOutput, temporalio_common::error::ActivityExecutionError> {
+) -> Result<StepOutput, Interrupted> {
     let opts = options(step, &step_ref);
-    match &step.action {
-        StepAction::Command(spec) => ctx
-            .execute_activity(
+    let output = match &step.action {
+        StepAction::Command(spec) => StepOutput::Command(
+            ctx.execute_activity(
                 RolloutActivities::run_command,
                 CommandInput {
                     step: step_ref,
@@ -119,10 +155,10 @@ async fn execute(
                 },
                 opts,
             )
-            .await
-            .map(StepOutput::Command),
-        StepAction::Build(spec) => ctx
-            .execute_activity(
+            .await?,
+        ),
+        StepAction::Build(spec) => StepOutput::Build(
+            ctx.execute_activity(
                 RolloutActivities::build,
                 BuildInput {
                     step: step_ref,
@@ -130,10 +166,10 @@ async fn execute(
                 },
                 opts,
             )
-            .await
-            .map(StepOutput::Build),
-        StepAction::Verify(spec) => ctx
-            .execute_activity(
+            .await?,
+        ),
+        StepAction::Verify(spec) => StepOutput::Verify(
+            ctx.execute_activity(
                 RolloutActivities::verify,
                 VerifyInput {
                     step: step_ref,
@@ -141,9 +177,124 @@ async fn execute(
                 },
                 opts,
             )
-            .await
-            .map(StepOutput::Verify),
+            .await?,
+        ),
+        StepAction::Migrate(spec) => StepOutput::Migrate(
+            ctx.execute_activity(
+                RolloutActivities::migrate,
+                MigrateInput {
+                    step: step_ref,
+                    spec: spec.clone(),
+                },
+                opts,
+            )
+            .await?,
+        ),
+        StepAction::Provision(spec) => StepOutput::Provision(
+            ctx.execute_activity(
+                RolloutActivities::provision,
+                ProvisionInput {
+                    step: step_ref,
+                    driver: release.driver.clone(),
+                    service: release.service.clone(),
+                    version: release.version.clone(),
+                    spec: spec.clone(),
+                },
+                opts,
+            )
+            .await?,
+        ),
+        StepAction::Rollback(spec) => StepOutput::Rollback(
+            ctx.execute_activity(
+                TargetActivities::rollback,
+                RollbackInput {
+                    step: step_ref,
+                    driver: release.driver.clone(),
+                    service: release.service.clone(),
+                    spec: spec.clone(),
+                },
+                opts,
+            )
+            .await?,
+        ),
+        StepAction::Deploy(spec) => {
+            StepOutput::Deploy(deploy(ctx, spec, release, step_ref, opts).await?)
+        }
+    };
+    Ok(output)
+}
+
+/// A deploy: start the new version beside the old, move traffic (at once, or in canary
+/// weights held for their bake times), keep the old version for the rollback window, stop it.
+/// Rolling deploys replace instances one by one in a single activity.
+async fn deploy(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    spec: &DeploySpec,
+    release: &Release,
+    step_ref: StepRef,
+    opts: ActivityOptions,
+) -> Result<DeployOutput, Interrupted> {
+    let input = DeployInput {
+        step: step_ref.clone(),
+        driver: release.driver.clone(),
+        service: release.service.clone(),
+        version: release.version.clone(),
+        spec: spec.clone(),
+    };
+    let shift = |weight: u8| ShiftInput {
+        step: step_ref.clone(),
+        driver: release.driver.clone(),
+        service: release.service.clone(),
+        root: spec.root.clone(),
+        version: release.version.clone(),
+        weight,
+    };
+    let mut shifts = Vec::new();
+    let prepared = if spec.strategy == Strategy::Rolling {
+        ctx.execute_activity(TargetActivities::rolling, input, opts.clone())
+            .await?
+    } else {
+        let prepared = ctx
+            .execute_activity(TargetActivities::prepare, input, opts.clone())
+            .await?;
+        let weights: Vec<(u8, Duration)> = match spec.strategy {
+            Strategy::Canary => spec.canary.iter().map(|c| (c.weight, c.bake)).collect(),
+            _ => vec![(100, Duration::ZERO)],
+        };
+        for (weight, bake) in weights {
+            shifts.push(
+                ctx.execute_activity(TargetActivities::shift, shift(weight), opts.clone())
+                    .await?,
+            );
+            if weight < 100 && !bake.is_zero() && ctx.timer(bake).await == TimerResult::Cancelled {
+                return Err(Interrupted::TimerCancelled);
+            }
+        }
+        prepared
+    };
+    if !spec.rollback_window.is_zero()
+        && ctx.timer(spec.rollback_window).await == TimerResult::Cancelled
+    {
+        return Err(Interrupted::TimerCancelled);
     }
+    let retired = ctx
+        .execute_activity(
+            TargetActivities::retire,
+            RetireInput {
+                step: step_ref,
+                driver: release.driver.clone(),
+                service: release.service.clone(),
+                root: spec.root.clone(),
+                keep: release.version.clone(),
+            },
+            opts,
+        )
+        .await?;
+    Ok(DeployOutput {
+        prepared,
+        shifts,
+        retired: retired.stopped,
+    })
 }
 
 fn options(step: &Step, step_ref: &StepRef) -> ActivityOptions {

@@ -82,11 +82,43 @@ fn unknown_keys_get_a_suggestion() {
 }
 
 #[test]
-fn reserved_kinds_say_they_are_coming() {
-    let found =
-        problems("service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n");
+fn deploy_steps_get_defaults_and_checked_ports() {
+    let text = "service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n    root: /srv\n    strategy: blue-green\n    start: { command: ./app }\n    instances: 2\n    base_port: 18100\n    listen: 18080\n";
+    let plan = parse_plan(text, PlanLimits::default()).expect("valid deploy");
+    let StepAction::Deploy(d) = &plan.steps[0].action else {
+        panic!("deploy expected")
+    };
+    assert_eq!(d.health.path, "/health");
+    assert_eq!(d.rollback_window, Duration::from_secs(30));
+
+    let clash = text.replace("listen: 18080", "listen: 18101");
+    let found = problems(&clash);
     assert!(
-        found[0].message.contains("not available in this version"),
+        found[0].message.contains("inside the instance ports"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn canary_weights_must_increase_to_100() {
+    let base = "service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n    root: /srv\n    strategy: canary\n    start: { command: ./app }\n    base_port: 18100\n    listen: 18080\n";
+    let found = problems(&format!(
+        "{base}    canary: [{{ weight: 50 }}, {{ weight: 10 }}]\n"
+    ));
+    assert!(
+        found.iter().any(|d| d.message.contains("must increase")),
+        "{found:?}"
+    );
+    let found = problems(&format!("{base}    canary: [{{ weight: 10 }}]\n"));
+    assert!(
+        found.iter().any(|d| d.message.contains("100%")),
+        "{found:?}"
+    );
+    let found = problems(base);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message.contains("needs its weights")),
         "{found:?}"
     );
 }

@@ -1,0 +1,202 @@
+//! One instance of a release: a detached process on its own port, with a pidfile and a log.
+//!
+//! Instances are started in their own process group and are *not* tied to the worker's life:
+//! a worker restart must not take the service down. Their pidfiles are how a later attempt
+//! (on any worker of this host) finds, reuses or stops them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+
+use super::state::Release;
+use crate::error::StepFailure;
+use crate::secrets::Secrets;
+
+/// Where an instance's pidfile and log live.
+pub(crate) struct InstancePaths {
+    pub(crate) pidfile: PathBuf,
+    pub(crate) log: PathBuf,
+}
+
+pub(crate) fn paths(service_dir: &Path, version: &str, port: u16) -> InstancePaths {
+    InstancePaths {
+        pidfile: service_dir
+            .join("run")
+            .join(format!("{version}@{port}.pid")),
+        log: service_dir
+            .join("logs")
+            .join(format!("{version}@{port}.log")),
+    }
+}
+
+/// The pid in `pidfile` if that process is alive (not a zombie).
+pub(crate) fn live_pid(pidfile: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
+    alive(pid).then_some(pid)
+}
+
+fn alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or_default()
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+/// Whether something already listens on `port` (on the loopback).
+pub(crate) fn port_in_use(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+/// Starts `release`'s instance on `port`. The caller checked that the port is free.
+pub(crate) fn spawn(
+    service_dir: &Path,
+    service: &str,
+    release: &Release,
+    port: u16,
+    secrets: &Secrets,
+) -> Result<i32, StepFailure> {
+    let p = paths(service_dir, &release.version, port);
+    for dir in [p.pidfile.parent(), p.log.parent()].into_iter().flatten() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StepFailure::io(format!("creating {}", dir.display()), e))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p.log)
+        .map_err(|e| StepFailure::io(format!("opening {}", p.log.display()), e))?;
+    let err_log = log
+        .try_clone()
+        .map_err(|e| StepFailure::io("duplicating the log handle", e))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| StepFailure::io("reading the worker's directory", e))?;
+    let workdir = release
+        .start
+        .workdir
+        .as_deref()
+        .map_or(cwd.clone(), |w| cwd.join(w));
+    let mut cmd = Command::new(&release.start.command);
+    cmd.args(&release.start.args)
+        .current_dir(&workdir)
+        .envs(shared_env(service_dir))
+        .envs(&release.start.env)
+        .envs(secrets.iter())
+        .env("PORT", port.to_string())
+        .env("CUTOVER_SERVICE", service)
+        .env("CUTOVER_VERSION", &release.version)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log);
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+            StepFailure::CommandNotFound {
+                command: release.start.command.clone(),
+                source,
+            }
+        }
+        _ => StepFailure::io(format!("starting `{}`", release.start.command), source),
+    })?;
+    let pid = child.id() as i32;
+    std::fs::write(&p.pidfile, pid.to_string())
+        .map_err(|e| StepFailure::io(format!("writing {}", p.pidfile.display()), e))?;
+    // Reap the instance if it exits while this worker lives, so it never lingers as a zombie
+    // that looks alive. If the worker dies first, init adopts and reaps it.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(pid)
+}
+
+/// `KEY=VALUE` lines of `<service>/shared/env`, written by `provision`.
+fn shared_env(service_dir: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(service_dir.join("shared").join("env"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// SIGTERM to the instance's process group, SIGKILL after `grace`, pidfile removed.
+pub(crate) async fn stop(pidfile: &Path, grace: Duration) {
+    if let Some(pid) = live_pid(pidfile) {
+        let group = Pid::from_raw(pid);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while alive(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if alive(pid) {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+    let _ = std::fs::remove_file(pidfile);
+}
+
+/// Waits until the instance answers its health check, or says why not.
+pub(crate) async fn wait_healthy(
+    http: &reqwest::Client,
+    release: &Release,
+    port: u16,
+    pidfile: &Path,
+    log: &Path,
+) -> Result<(), StepFailure> {
+    let url = format!("http://127.0.0.1:{port}{}", release.health.path);
+    let deadline = Instant::now() + release.health.timeout;
+    let mut last;
+    loop {
+        if live_pid(pidfile).is_none() {
+            return Err(StepFailure::DeployFailed(format!(
+                "instance {}@{port} exited before it became healthy{}",
+                release.version,
+                log_tail(log)
+            )));
+        }
+        match http.get(&url).timeout(Duration::from_secs(2)).send().await {
+            Ok(r) if r.status().as_u16() == release.health.expect_status => return Ok(()),
+            Ok(r) => last = format!("got status {}", r.status().as_u16()),
+            Err(e) if e.is_connect() => last = "connection refused".to_owned(),
+            Err(e) if e.is_timeout() => last = "timed out".to_owned(),
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() + release.health.interval > deadline {
+            return Err(StepFailure::DeployFailed(format!(
+                "instance {}@{port} did not pass its health check (GET {url} expecting {}) within {}: {last}{}",
+                release.version,
+                release.health.expect_status,
+                humantime::format_duration(release.health.timeout),
+                log_tail(log)
+            )));
+        }
+        tokio::time::sleep(release.health.interval).await;
+    }
+}
+
+/// The last lines of an instance's log, for error messages.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(10)..];
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; last lines of {}:\n{}", log.display(), tail.join("\n"))
+    }
+}
