@@ -76,6 +76,10 @@ error_log {p}/logs/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    # No keep-alive with clients: on reload, old workers close idle keep-alive connections,
+    # and a client that sends on one at that instant gets a reset. One handshake per request
+    # on the host's own nginx is the price of switches that fail no request.
+    keepalive_timeout 0;
     client_body_temp_path {p}/tmp/body;
     proxy_temp_path {p}/tmp/proxy;
     fastcgi_temp_path {p}/tmp/fastcgi;

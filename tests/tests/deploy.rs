@@ -1,0 +1,382 @@
+//! The host deploy driver end to end: the real worker, the example service as real processes,
+//! real nginx moving real traffic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use cutover_tests::host::{HostGuard, load, port_block, service_processes};
+use cutover_tests::{Harness, bin, outcome, wait_for};
+use cutover_workflows::status::RolloutState;
+use temporalio_client::errors::WorkflowGetResultError;
+
+struct Site {
+    root: String,
+    base: u16,
+    listen: u16,
+}
+
+impl Site {
+    fn new(h: &Harness) -> anyhow::Result<Self> {
+        let (base, listen) = port_block(4)?;
+        Ok(Self {
+            root: h.dir.path().join("releases").display().to_string(),
+            base,
+            listen,
+        })
+    }
+
+    /// A plan with one deploy step of `version`; `extra` is appended to the step.
+    fn plan(&self, service: &str, version: &str, strategy: &str, extra: &str) -> String {
+        format!(
+            "service: {service}\nenvironment: test\nversion: \"{version}\"\nsteps:\n  - name: deploy\n    kind: deploy\n    root: \"{root}\"\n    strategy: {strategy}\n    start: {{ command: \"{bin}\" }}\n    instances: 2\n    base_port: {base}\n    listen: {listen}\n    health: {{ timeout: 15s, interval: 100ms }}\n    retry: {{ initial_interval: 200ms, maximum_attempts: 1 }}\n{extra}",
+            root = self.root,
+            bin = bin("hello-service").display(),
+            base = self.base,
+            listen = self.listen,
+        )
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/version", self.listen)
+    }
+
+    async fn serving(&self) -> anyhow::Result<String> {
+        let body = reqwest::get(self.url()).await?.text().await?;
+        let v: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(v["version"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+async fn succeed(h: &Harness, plan: &str) -> anyhow::Result<()> {
+    let id = h.start_rollout(plan).await?;
+    let summary = outcome(h.client(), &id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{id}: {e:?}\nworker log:\n{}", h.worker.log_text()))?;
+    anyhow::ensure!(summary.outcome == RolloutState::Succeeded, "{summary:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn blue_green_switch_under_load_fails_no_request() -> anyhow::Result<()> {
+    let h = Harness::start("bluegreen").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "bg");
+    succeed(
+        &h,
+        &site.plan("bg", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    assert_eq!(site.serving().await?, "1.0.0");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(site.url(), 4, stop.clone()));
+    succeed(
+        &h,
+        &site.plan("bg", "2.0.0", "blue-green", "    rollback_window: 1s\n"),
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let seen = loader.await?;
+    println!(
+        "blue-green switch under load: {} requests, {} failed, versions {:?}",
+        seen.requests, seen.failures, seen.versions
+    );
+    assert_eq!(
+        seen.failures, 0,
+        "failed requests during the switch: {:?}",
+        seen.errors
+    );
+    assert!(seen.requests > 50, "the load loop ran: {seen:?}");
+    assert!(seen.versions.contains_key("2.0.0"), "{seen:?}");
+    assert_eq!(site.serving().await?, "2.0.0");
+    let live: Vec<_> = guard.pidfiles();
+    assert!(
+        live.iter().all(|(v, _, alive)| v == "2.0.0" && *alive),
+        "only v2 runs after the window: {live:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn canary_at_10_percent_sends_about_a_tenth_of_requests_to_the_new_version()
+-> anyhow::Result<()> {
+    let h = Harness::start("canary").await?;
+    let site = Site::new(&h)?;
+    let _guard = HostGuard::new(std::path::Path::new(&site.root), "can");
+    succeed(
+        &h,
+        &site.plan("can", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    let id = h
+        .start_rollout(&site.plan(
+            "can",
+            "2.0.0",
+            "canary",
+            "    rollback_window: 0s\n    canary: [{ weight: 10, bake: 20s }, { weight: 100 }]\n",
+        ))
+        .await?;
+    // Wait until the 10% weights are in nginx's upstream.
+    let upstream = std::path::Path::new(&site.root).join("can/nginx/upstream.conf");
+    wait_for(Duration::from_secs(30), "the 10% canary weights", || {
+        let text = std::fs::read_to_string(&upstream).unwrap_or_default();
+        async move { (text.lines().count() == 4).then_some(()) }
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let mut v2 = 0;
+    for _ in 0..1000 {
+        let body = http.get(site.url()).send().await?.text().await?;
+        if body.contains("\"2.0.0\"") {
+            v2 += 1;
+        }
+    }
+    println!("canary 10%: {v2} of 1000 responses from v2");
+    assert!(
+        (50..=150).contains(&v2),
+        "{v2} of 1000 went to v2; expected 10% ± 5%"
+    );
+    let summary = outcome(h.client(), &id).await?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    assert_eq!(site.serving().await?, "2.0.0");
+    Ok(())
+}
+
+#[tokio::test]
+async fn rollback_serves_the_previous_version_again_without_failed_requests() -> anyhow::Result<()>
+{
+    let h = Harness::start("rollback").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "rb");
+    succeed(
+        &h,
+        &site.plan("rb", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    succeed(
+        &h,
+        &site.plan("rb", "2.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    assert!(
+        guard.pidfiles().iter().all(|(v, _, _)| v == "2.0.0"),
+        "v1 was retired"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(site.url(), 4, stop.clone()));
+    let rollback = format!(
+        "service: rb\nenvironment: test\nversion: \"rollback\"\nsteps:\n  - {{ name: back, kind: rollback, root: \"{}\" }}\n",
+        site.root
+    );
+    succeed(&h, &rollback).await?;
+    stop.store(true, Ordering::Relaxed);
+    let seen = loader.await?;
+    println!(
+        "rollback under load: {} requests, {} failed, versions {:?}",
+        seen.requests, seen.failures, seen.versions
+    );
+    assert_eq!(seen.failures, 0, "{:?}", seen.errors);
+    assert_eq!(site.serving().await?, "1.0.0");
+    let live = guard.pidfiles();
+    assert!(
+        live.iter().all(|(v, _, alive)| v == "1.0.0" && *alive),
+        "v2 stopped, v1 serving: {live:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_health_check_that_never_passes_fails_the_step_and_keeps_the_old_version()
+-> anyhow::Result<()> {
+    let h = Harness::start("unhealthy").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "sick");
+    succeed(
+        &h,
+        &site.plan("sick", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    let plan = site
+        .plan("sick", "2.0.0", "blue-green", "    rollback_window: 0s\n")
+        .replace(
+            "health: { timeout: 15s, interval: 100ms }",
+            "health: { path: /nope, timeout: 2s, interval: 100ms }",
+        );
+    let id = h.start_rollout(&plan).await?;
+    let Err(WorkflowGetResultError::Failed(f)) = outcome(h.client(), &id).await else {
+        panic!("the deploy must fail");
+    };
+    let message = &f.failure().message;
+    assert!(
+        message.contains("DeployFailed") && message.contains("did not pass its health check"),
+        "{message}"
+    );
+    assert!(
+        message.contains("/nope") && message.contains("404"),
+        "{message}"
+    );
+    assert_eq!(
+        site.serving().await?,
+        "1.0.0",
+        "the old version still serves"
+    );
+    assert!(
+        guard.pidfiles().iter().all(|(v, _, _)| v == "1.0.0"),
+        "the unhealthy instances were stopped"
+    );
+
+    // A command that does not exist, and a port someone else holds, fail the same way.
+    let missing = site.plan("sick", "3.0.0", "blue-green", "").replace(
+        &bin("hello-service").display().to_string(),
+        "/nonexistent/app",
+    );
+    let id = h.start_rollout(&missing).await?;
+    let Err(WorkflowGetResultError::Failed(f)) = outcome(h.client(), &id).await else {
+        panic!("missing command must fail");
+    };
+    assert!(
+        f.failure().message.contains("CommandNotFound"),
+        "{}",
+        f.failure().message
+    );
+    let holder = std::net::TcpListener::bind(("127.0.0.1", site.base + 2))?;
+    let id = h
+        .start_rollout(&site.plan("sick", "4.0.0", "blue-green", ""))
+        .await?;
+    let Err(WorkflowGetResultError::Failed(f)) = outcome(h.client(), &id).await else {
+        panic!("a taken port must fail");
+    };
+    assert!(
+        f.failure()
+            .message
+            .contains(&format!("port {} is already in use", site.base + 2)),
+        "{}",
+        f.failure().message
+    );
+    drop(holder);
+    assert_eq!(site.serving().await?, "1.0.0");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_killed_during_deploy_is_replaced_and_no_instance_is_orphaned()
+-> anyhow::Result<()> {
+    let mut h = Harness::start("deploycrash").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "crashy");
+    succeed(
+        &h,
+        &site.plan("crashy", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    // v2 takes 3 s to start, so the worker dies while waiting for it to become healthy.
+    let plan = site
+        .plan(
+            "crashy",
+            "2.0.0",
+            "blue-green",
+            "    rollback_window: 0s\n    heartbeat_timeout: 2s\n",
+        )
+        .replace("start: {", "start: { env: { STARTUP_DELAY_MS: \"3000\" },")
+        .replace("maximum_attempts: 1", "maximum_attempts: 3");
+    let id = h.start_rollout(&plan).await?;
+    wait_for(
+        Duration::from_secs(30),
+        "v2 instances to be started",
+        || {
+            let n = guard
+                .pidfiles()
+                .iter()
+                .filter(|(v, _, _)| v == "2.0.0")
+                .count();
+            async move { (n == 2).then_some(()) }
+        },
+    )
+    .await?;
+    h.worker.kill9();
+    let _second = h.another_worker()?;
+    let summary = outcome(h.client(), &id).await?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    assert_eq!(site.serving().await?, "2.0.0");
+    let pidfiles = guard.pidfiles();
+    assert!(
+        pidfiles.iter().all(|(_, _, alive)| *alive),
+        "every pidfile points to a live process: {pidfiles:?}"
+    );
+    let running = service_processes("crashy");
+    assert_eq!(
+        running.len(),
+        pidfiles.len(),
+        "no instance without a pidfile: {running:?} vs {pidfiles:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn provision_twice_changes_nothing_the_second_time() -> anyhow::Result<()> {
+    let pg = cutover_tests::pg::PgCluster::start()?;
+    let h = Harness::start("provision").await?;
+    let secrets = h.dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    std::fs::write(secrets.join("admin"), pg.url("postgres"))?;
+    std::fs::write(secrets.join("pw"), "app-pass")?;
+    std::fs::write(
+        secrets.join("app_url"),
+        format!("postgres://app:app-pass@127.0.0.1:{}/appdb", pg.port),
+    )?;
+    let root = h.dir.path().join("releases");
+    let plan = format!(
+        "service: prov\nenvironment: test\nversion: \"1.0.0\"\nsteps:\n  - name: provision\n    kind: provision\n    root: \"{root}\"\n    database:\n      admin_url: {{ file: \"{s}/admin\" }}\n      name: appdb\n      owner: app\n      owner_password: {{ file: \"{s}/pw\" }}\n    env_file:\n      DATABASE_URL: {{ file: \"{s}/app_url\" }}\n",
+        root = root.display(),
+        s = secrets.display()
+    );
+    succeed(&h, &plan).await?;
+    let first = provision_changes(&h).await?;
+    assert!(
+        first.iter().any(|c| c.contains("created role app")),
+        "{first:?}"
+    );
+    assert!(
+        first.iter().any(|c| c.contains("created database appdb")),
+        "{first:?}"
+    );
+    assert!(first.iter().any(|c| c.contains("shared/env")), "{first:?}");
+    let env_file = root.join("prov/shared/env");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&env_file)?.permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&env_file)?.starts_with("DATABASE_URL=postgres://app:app-pass@")
+    );
+    assert!(root.join("prov/releases/1.0.0").is_dir() && root.join("prov/current").exists());
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'appdb'"
+        )?,
+        "app"
+    );
+
+    succeed(&h, &plan).await?;
+    let second = provision_changes(&h).await?;
+    assert!(
+        second.is_empty(),
+        "the second run changes nothing: {second:?}"
+    );
+    Ok(())
+}
+
+async fn provision_changes(h: &Harness) -> anyhow::Result<Vec<String>> {
+    let st = cutover_tests::status(h.client(), "rollout/prov/test")
+        .await
+        .context("status")?;
+    match &st.steps[0].output {
+        Some(cutover_workflows::contracts::StepOutput::Provision(p)) => Ok(p.changes.clone()),
+        other => anyhow::bail!("unexpected output {other:?}"),
+    }
+}
