@@ -51,15 +51,25 @@ impl HostGuard {
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let (version, port) = name.strip_suffix(".pid")?.rsplit_once('@')?;
-                let pid: i32 = std::fs::read_to_string(e.path())
-                    .ok()?
-                    .trim()
-                    .parse()
-                    .ok()?;
-                Some((version.to_owned(), port.parse().ok()?, alive(pid)))
+                Some((
+                    version.to_owned(),
+                    port.parse().ok()?,
+                    ours(&e.path()).is_some(),
+                ))
             })
             .collect()
     }
+}
+
+/// The pid of a pidfile (`<pid> <start time>`) if that very process still runs.
+fn ours(pidfile: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pidfile).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid: i32 = fields.next()?.parse().ok()?;
+    let started = fields.next()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let now = stat.rsplit(')').next()?.split_whitespace().nth(19)?;
+    (alive(pid) && now == started).then_some(pid)
 }
 
 /// Alive and not a zombie.
@@ -96,18 +106,21 @@ impl Drop for HostGuard {
     fn drop(&mut self) {
         if let Ok(entries) = std::fs::read_dir(self.dir.join("run")) {
             for e in entries.flatten() {
-                if let Some(pid) = std::fs::read_to_string(e.path())
-                    .ok()
-                    .and_then(|t| t.trim().parse::<i32>().ok())
-                {
+                if let Some(pid) = ours(&e.path()) {
                     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
                 }
             }
         }
-        if let Some(pid) = std::fs::read_to_string(self.dir.join("nginx/nginx.pid"))
+        // Only our nginx: its command line names our config.
+        let nginx = std::fs::read_to_string(self.dir.join("nginx/nginx.pid"))
             .ok()
             .and_then(|t| t.trim().parse::<i32>().ok())
-        {
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).contains(&self.dir.display().to_string())
+                })
+            });
+        if let Some(pid) = nginx {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
     }

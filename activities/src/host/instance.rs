@@ -33,10 +33,29 @@ pub(crate) fn paths(service_dir: &Path, version: &str, port: u16) -> InstancePat
     }
 }
 
-/// The pid in `pidfile` if that process is alive (not a zombie).
+/// The pid in `pidfile` if that process is alive (not a zombie) and is the one we started.
+///
+/// A pidfile holds `<pid> <start time>`: pids are reused, and signalling a stranger that
+/// happens to have an old instance's pid would be a disaster. The start time (in clock ticks
+/// since boot, from `/proc/<pid>/stat`) tells our process from a newcomer.
 pub(crate) fn live_pid(pidfile: &Path) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()?;
-    alive(pid).then_some(pid)
+    let text = std::fs::read_to_string(pidfile).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid: i32 = fields.next()?.parse().ok()?;
+    let started: u64 = fields.next()?.parse().ok()?;
+    (alive(pid) && start_time(pid) == Some(started)).then_some(pid)
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 fn alive(pid: i32) -> bool {
@@ -113,7 +132,8 @@ pub(crate) fn spawn(
         _ => StepFailure::io(format!("starting `{}`", release.start.command), source),
     })?;
     let pid = child.id() as i32;
-    std::fs::write(&p.pidfile, pid.to_string())
+    let started = start_time(pid).unwrap_or_default();
+    std::fs::write(&p.pidfile, format!("{pid} {started}"))
         .map_err(|e| StepFailure::io(format!("writing {}", p.pidfile.display()), e))?;
     // Reap the instance if it exits while this worker lives, so it never lingers as a zombie
     // that looks alive. If the worker dies first, init adopts and reaps it.

@@ -117,8 +117,9 @@ http {{
             .parse()
             .ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        // Our master names our config in its command line; a reused pid does not.
         String::from_utf8_lossy(&cmdline)
-            .contains("nginx")
+            .contains(&self.conf().display().to_string())
             .then_some(pid)
     }
 
