@@ -100,6 +100,41 @@ async fn blue_green_switch_under_load_fails_no_request() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn rolling_replaces_instances_one_by_one_under_load() -> anyhow::Result<()> {
+    let h = Harness::start("rolling").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "roll");
+    succeed(
+        &h,
+        &site.plan("roll", "1.0.0", "rolling", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    assert_eq!(site.serving().await?, "1.0.0");
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(site.url(), 4, stop.clone()));
+    succeed(
+        &h,
+        &site.plan("roll", "2.0.0", "rolling", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let seen = loader.await?;
+    println!(
+        "rolling under load: {} requests, {} failed, versions {:?}",
+        seen.requests, seen.failures, seen.versions
+    );
+    assert_eq!(seen.failures, 0, "{:?}", seen.errors);
+    assert_eq!(site.serving().await?, "2.0.0");
+    let live = guard.pidfiles();
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert!(
+        live.iter().all(|(v, _, alive)| v == "2.0.0" && *alive),
+        "{live:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn canary_at_10_percent_sends_about_a_tenth_of_requests_to_the_new_version()
 -> anyhow::Result<()> {
     let h = Harness::start("canary").await?;
