@@ -102,6 +102,44 @@ pub(crate) enum RolloutCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Approve the approval step that is waiting (update: refused with the reason if none is).
+    Approve {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Who approves (default: $USER).
+        #[arg(long, env = "USER")]
+        approver: String,
+        /// A comment, recorded with the approval.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Pause: the rollout stops before its next step and a running bake's clock stops.
+    Pause {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Why, recorded in the status.
+        #[arg(long, default_value = "paused from the CLI")]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Resume a paused rollout where it stopped.
+    Resume {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// End the running bake or canary hold now and go on (update: refused if none runs).
+    Promote {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
     /// Cancel a running rollout: the running step is stopped (its processes killed).
     Cancel {
         /// `rollout/<service>/<environment>`.

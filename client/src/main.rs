@@ -30,6 +30,20 @@ async fn main() -> ExitCode {
             limit,
             output,
         }) => cmd::rollout::list(&cli.global, service, environment, limit, output.output).await,
+        Command::Rollout(RolloutCommand::Approve {
+            id,
+            approver,
+            comment,
+        }) => cmd::control::approve(&cli.global, &id, approver, comment).await,
+        Command::Rollout(RolloutCommand::Pause { id, reason, by }) => {
+            cmd::control::pause(&cli.global, &id, by, reason).await
+        }
+        Command::Rollout(RolloutCommand::Resume { id, by }) => {
+            cmd::control::resume(&cli.global, &id, by).await
+        }
+        Command::Rollout(RolloutCommand::Promote { id, by }) => {
+            cmd::control::promote(&cli.global, &id, by).await
+        }
         Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
             cmd::rollout::cancel(&cli.global, &id, &reason).await
         }

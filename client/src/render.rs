@@ -23,9 +23,23 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
             _ => String::new(),
         }
     )];
+    if let Some(p) = &status.paused {
+        lines.push(format!(
+            "  ‖ paused by {}{}: {} — resume with `cutover rollout resume {}`",
+            p.by,
+            p.since
+                .map(|t| format!(" at {}", t.format("%H:%M:%S")))
+                .unwrap_or_default(),
+            p.reason,
+            status.workflow_id
+        ));
+    }
     let width = status.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
     for step in &status.steps {
         lines.push(step_line(step, width, now));
+        if let Some(wait) = waiting(step, now) {
+            lines.push(format!("      {wait}"));
+        }
         if let Some(err) = &step.last_error
             && matches!(step.state, StepState::Failed | StepState::Retrying)
         {
@@ -42,7 +56,55 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
     if let Some(reason) = &status.reason {
         lines.push(format!("reason: {reason}"));
     }
+    for a in status.actions.iter().rev().take(5).rev() {
+        lines.push(format!(
+            "  {} {} by {}{}",
+            a.at.map(|t| t.format("%H:%M:%S").to_string())
+                .unwrap_or_default(),
+            a.action,
+            a.by,
+            a.reason
+                .as_deref()
+                .filter(|r| !r.is_empty())
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
     lines
+}
+
+/// What a running approval or bake is waiting for, in words.
+fn waiting(step: &StepStatus, now: Option<DateTime<Utc>>) -> Option<String> {
+    if step.state != StepState::Running {
+        return None;
+    }
+    if let Some(required) = step.required_approvals {
+        let who: Vec<&str> = step.approvals.iter().map(|a| a.approver.as_str()).collect();
+        return Some(format!(
+            "waiting for approval: {} of {required}{}",
+            who.len(),
+            if who.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", who.join(", "))
+            }
+        ));
+    }
+    if let Some(ms) = step.remaining_ms {
+        return Some(format!(
+            "clock stopped by the pause: {} left",
+            duration(chrono::Duration::milliseconds(ms))
+        ));
+    }
+    match (step.ends_at, now) {
+        (Some(end), Some(now)) => Some(format!(
+            "{} left (until {})",
+            duration((end - now).max(chrono::Duration::zero())),
+            end.format("%H:%M:%S")
+        )),
+        (Some(end), None) => Some(format!("waiting until {}", end.format("%H:%M:%S"))),
+        _ => None,
+    }
 }
 
 fn step_line(step: &StepStatus, width: usize, now: Option<DateTime<Utc>>) -> String {

@@ -287,6 +287,22 @@ pub struct DeployOutput {
     pub retired: Vec<String>,
 }
 
+/// What an `approval` step ended with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalOutput {
+    /// Distinct approvers.
+    pub approvers: Vec<String>,
+    /// True when the timeout passed and `on_timeout: continue` let the rollout go on.
+    pub timed_out: bool,
+}
+
+/// What a `bake` step ended with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BakeOutput {
+    /// True when someone promoted before the time was up.
+    pub promoted: bool,
+}
+
 /// The typed result of one step, kept in status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -305,6 +321,10 @@ pub enum StepOutput {
     Deploy(DeployOutput),
     /// A `rollback` step.
     Rollback(RollbackOutput),
+    /// An `approval` step.
+    Approval(ApprovalOutput),
+    /// A `bake` step.
+    Bake(BakeOutput),
 }
 
 /// Error kinds activities fail with; the Temporal application failure's type name.

@@ -6,6 +6,7 @@
 //! definition.
 
 pub mod contracts;
+pub mod control;
 mod duration_serde;
 pub mod plan;
 pub mod rollout;

@@ -103,6 +103,55 @@ pub struct StepStatus {
     pub last_error: Option<StepError>,
     /// The step's result, once it succeeded.
     pub output: Option<StepOutput>,
+    /// Approval steps: who approved so far.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// Approval steps: how many distinct approvers are needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_approvals: Option<u32>,
+    /// Bakes (and canary holds): when the wait ends, while its clock runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+    /// Bakes: the time left when the clock was stopped by a pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_ms: Option<i64>,
+}
+
+/// One approval of an approval step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Who.
+    pub approver: String,
+    /// What they said.
+    pub comment: Option<String>,
+    /// When.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Something a person did to the rollout: approve, pause, resume, promote.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HumanAction {
+    /// `approve`, `pause`, `resume`, `promote`.
+    pub action: String,
+    /// Who.
+    pub by: String,
+    /// When (workflow time).
+    pub at: Option<DateTime<Utc>>,
+    /// Why, or their comment.
+    pub reason: Option<String>,
+    /// The step it concerned, if any.
+    pub step: Option<String>,
+}
+
+/// A pause in effect.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Who paused.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl StepStatus {
@@ -135,6 +184,12 @@ pub struct RolloutStatus {
     pub reason: Option<String>,
     /// Every step, in plan order.
     pub steps: Vec<StepStatus>,
+    /// Set while someone has paused the rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+    /// Every human action, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<HumanAction>,
 }
 
 /// What a rollout returns when it ends.

@@ -17,7 +17,7 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{PlanLimits, parse_plan};
 pub use types::{
-    BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec, HealthCheck,
-    JsonExpectation, MigrateSpec, Plan, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Step,
-    StepAction, Strategy, Target, VerifySpec,
+    ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec,
+    HealthCheck, JsonExpectation, MigrateSpec, OnTimeout, Plan, ProvisionSpec, RetryPolicy,
+    RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
 };

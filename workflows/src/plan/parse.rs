@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::types::{
-    BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec, HealthCheck,
-    JsonExpectation, MigrateSpec, Plan, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Step,
-    StepAction, Strategy, Target, VerifySpec,
+    ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec,
+    HealthCheck, JsonExpectation, MigrateSpec, OnTimeout, Plan, ProvisionSpec, RetryPolicy,
+    RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
 };
 use super::yaml::{self, Node, Value};
 
@@ -41,6 +41,8 @@ const KINDS: &[&str] = &[
     "migrate",
     "deploy",
     "rollback",
+    "approval",
+    "bake",
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /// Longest duration accepted anywhere in a plan.
@@ -515,6 +517,8 @@ impl Cx {
                 "canary",
             ],
             Some("rollback") => &["root"],
+            Some("approval") => &["required", "on_timeout"],
+            Some("bake") => &["duration"],
             Some(other) => {
                 let hint = match closest(other, KINDS) {
                     Some(best) => format!("did you mean `{best}`? kinds: {}", KINDS.join(", ")),
@@ -558,6 +562,11 @@ impl Cx {
             Some("migrate") => self.migrate(&fields, path).map(StepAction::Migrate),
             Some("deploy") => self.deploy(&fields, path).map(StepAction::Deploy),
             Some("rollback") => self.rollback(&fields, path).map(StepAction::Rollback),
+            Some("approval") => self.approval(&fields, path).map(StepAction::Approval),
+            Some("bake") => self
+                .required(&fields, "duration", "say how long, e.g. `duration: 10m`")
+                .and_then(|n| self.duration(n, &join(path, "duration")))
+                .map(|duration| StepAction::Bake(BakeSpec { duration })),
             _ => self.verify(&fields, path).map(StepAction::Verify),
         };
         let (timeout, heartbeat_timeout) = (timeout?, heartbeat_timeout?);
@@ -1236,6 +1245,43 @@ impl Cx {
             ok = false;
         }
         ok.then_some(steps)
+    }
+
+    /// An approval's `timeout` is how long to wait for people (absent: forever), not an
+    /// activity timeout, so it is read here rather than as the step's.
+    fn approval(&mut self, fields: &Fields<'_>, path: &str) -> Option<ApprovalSpec> {
+        let required = match fields.get("required") {
+            Some(n) => self
+                .integer(n, &join(path, "required"), 1, 20)
+                .map(|v| v as u32),
+            None => Some(1),
+        };
+        let timeout = match fields.get("timeout") {
+            Some(n) => self.duration(n, &join(path, "timeout")).map(Some),
+            None => Some(None),
+        };
+        let on_timeout = match fields.get("on_timeout") {
+            Some(n) => match self.string(n, &join(path, "on_timeout")).as_deref() {
+                Some("abort") => Some(OnTimeout::Abort),
+                Some("continue") => Some(OnTimeout::Continue),
+                Some(other) => {
+                    self.report(
+                        n,
+                        &join(path, "on_timeout"),
+                        format!("unknown on_timeout `{}`", truncate(other)),
+                        "use `abort` or `continue`",
+                    );
+                    None
+                }
+                None => None,
+            },
+            None => Some(OnTimeout::Abort),
+        };
+        Some(ApprovalSpec {
+            required: required?,
+            timeout: timeout?,
+            on_timeout: on_timeout?,
+        })
     }
 
     fn rollback(&mut self, fields: &Fields<'_>, path: &str) -> Option<RollbackSpec> {

@@ -80,6 +80,10 @@ pub enum StepAction {
     Deploy(DeploySpec),
     /// Point traffic back at the previous release and stop the current one.
     Rollback(RollbackSpec),
+    /// Wait for people to approve.
+    Approval(ApprovalSpec),
+    /// Wait a while (a durable timer), e.g. to let a new version show its colours.
+    Bake(BakeSpec),
 }
 
 impl StepAction {
@@ -93,6 +97,8 @@ impl StepAction {
             StepAction::Migrate(_) => "migrate",
             StepAction::Deploy(_) => "deploy",
             StepAction::Rollback(_) => "rollback",
+            StepAction::Approval(_) => "approval",
+            StepAction::Bake(_) => "bake",
         }
     }
 }
@@ -274,6 +280,40 @@ pub struct HealthCheck {
 pub struct RollbackSpec {
     /// Root of the release layout (as in `deploy`).
     pub root: String,
+}
+
+/// An `approval` step: waits durably for approvals from distinct people.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalSpec {
+    /// Distinct approvers needed.
+    pub required: u32,
+    /// How long to wait; none means until someone decides, however long that takes.
+    #[serde(
+        default,
+        with = "duration_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// What happens when the timeout passes.
+    pub on_timeout: OnTimeout,
+}
+
+/// What an approval that timed out does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// Fail the rollout.
+    Abort,
+    /// Go on without the approvals.
+    Continue,
+}
+
+/// A `bake` step: a durable wait. `promote` ends it early; `pause` stops its clock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BakeSpec {
+    /// How long.
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
 }
 
 /// Where a secret's value lives. The value itself is read by the worker and never stored.

@@ -7,16 +7,24 @@
 //! starts — which a server-side retry would hide until the activity finally closes.
 
 mod failure;
+mod hold;
 mod step;
 
 use chrono::{DateTime, Utc};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination};
+use temporalio_sdk::{
+    SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
+};
 
-use crate::plan::Plan;
+use crate::control::{
+    ApproveRequest, ApproveResult, PauseRequest, PromoteRequest, PromoteResult, ResumeRequest,
+    check_name,
+};
+use crate::plan::{Plan, StepAction};
 use crate::status::{
-    RolloutState, RolloutStatus, RolloutSummary, StepState, StepStatus, StepSummary,
+    Approval, HumanAction, Pause, RolloutState, RolloutStatus, RolloutSummary, StepState,
+    StepStatus, StepSummary,
 };
 use step::StepEnd;
 
@@ -28,6 +36,12 @@ pub const ROLLOUT_FAILED: &str = "RolloutFailed";
 pub struct RolloutWorkflow {
     plan: Plan,
     status: RolloutStatus,
+    /// The step index of a running bake or canary hold, which `promote` can cut short.
+    holding: Option<usize>,
+    /// Bumped by each accepted `promote`; holds watch it.
+    promotions: u64,
+    /// The step index of an approval step waiting for people.
+    awaiting_approval: Option<usize>,
 }
 
 #[workflow_methods]
@@ -48,6 +62,13 @@ impl RolloutWorkflow {
                 next_attempt_at: None,
                 last_error: None,
                 output: None,
+                approvals: Vec::new(),
+                required_approvals: match &s.action {
+                    StepAction::Approval(a) => Some(a.required),
+                    _ => None,
+                },
+                ends_at: None,
+                remaining_ms: None,
             })
             .collect();
         let status = RolloutStatus {
@@ -61,8 +82,16 @@ impl RolloutWorkflow {
             finished_at: None,
             reason: None,
             steps,
+            paused: None,
+            actions: Vec::new(),
         };
-        Self { plan, status }
+        Self {
+            plan,
+            status,
+            holding: None,
+            promotions: 0,
+            awaiting_approval: None,
+        }
     }
 
     /// Runs every step in order. Fails with `RolloutFailed` naming the step and its error.
@@ -72,6 +101,19 @@ impl RolloutWorkflow {
         ctx.state_mut(|s| s.status.started_at = started);
         let count = ctx.state(|s| s.plan.steps.len());
         for index in 0..count {
+            // A pause takes effect between steps (and stops the clock of a running bake).
+            if ctx
+                .wait_condition(|s| s.status.paused.is_none())
+                .await
+                .is_err()
+            {
+                finish(
+                    ctx,
+                    RolloutState::Cancelled,
+                    Some("cancelled on request".to_owned()),
+                );
+                return Err(WorkflowTermination::cancelled());
+            }
             match step::run(ctx, index).await {
                 StepEnd::Succeeded => {}
                 StepEnd::Failed(reason) => {
@@ -102,9 +144,154 @@ impl RolloutWorkflow {
     pub fn status(&self, _ctx: &WorkflowContextView) -> RolloutStatus {
         self.status.clone()
     }
+
+    /// Stops the rollout before its next step, and stops a running bake's clock. A running
+    /// activity is not interrupted.
+    #[signal]
+    pub fn pause(&mut self, ctx: &mut SyncWorkflowContext<Self>, req: PauseRequest) {
+        if self.status.state.is_final() || self.status.paused.is_some() {
+            return;
+        }
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        let by = clip(&req.by);
+        let reason = clip(&req.reason);
+        self.record("pause", &by, Some(reason.clone()), at);
+        self.status.paused = Some(Pause {
+            by,
+            reason,
+            since: at,
+        });
+    }
+
+    /// Lets a paused rollout carry on where it stopped.
+    #[signal]
+    pub fn resume(&mut self, ctx: &mut SyncWorkflowContext<Self>, req: ResumeRequest) {
+        if self.status.paused.is_none() {
+            return;
+        }
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        self.record("resume", &clip(&req.by), None, at);
+        self.status.paused = None;
+    }
+
+    #[update_validator(approve)]
+    fn validate_approve(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &ApproveRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        check_name("approver", &req.approver)?;
+        if self.status.state.is_final() {
+            return Err(format!("the rollout has ended ({})", self.status.state.as_str()).into());
+        }
+        if self.awaiting_approval.is_none() {
+            return Err(format!(
+                "nothing is waiting for approval: the rollout is at {}",
+                self.position()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Approves the approval step that is waiting. Distinct approvers count; a second approval
+    /// by the same person is recorded as an action but not counted again.
+    #[update]
+    pub fn approve(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        req: ApproveRequest,
+    ) -> ApproveResult {
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        let index = self.awaiting_approval.unwrap_or_default();
+        let approver = clip(&req.approver);
+        let comment = req.comment.as_deref().map(clip);
+        self.record("approve", &approver, comment.clone(), at);
+        let step = &mut self.status.steps[index];
+        let counted = !step.approvals.iter().any(|a| a.approver == approver);
+        if counted {
+            step.approvals.push(Approval {
+                approver,
+                comment,
+                at,
+            });
+        }
+        ApproveResult {
+            step: step.name.clone(),
+            counted,
+            approvals: step.approvals.len() as u32,
+            required: step.required_approvals.unwrap_or(1),
+        }
+    }
+
+    #[update_validator(promote)]
+    fn validate_promote(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &PromoteRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        check_name("by", &req.by)?;
+        if self.status.state.is_final() {
+            return Err(format!(
+                "the rollout has ended ({}); there is nothing to promote",
+                self.status.state.as_str()
+            )
+            .into());
+        }
+        if self.holding.is_none() {
+            return Err(format!(
+                "nothing to promote: no bake or canary step is waiting (the rollout is at {})",
+                self.position()
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Ends the running bake or canary hold now; the rollout goes on.
+    #[update]
+    pub fn promote(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        req: PromoteRequest,
+    ) -> PromoteResult {
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        self.record("promote", &clip(&req.by), None, at);
+        self.promotions += 1;
+        PromoteResult {
+            step: self
+                .holding
+                .map(|i| self.status.steps[i].name.clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 impl RolloutWorkflow {
+    fn record(
+        &mut self,
+        action: &str,
+        by: &str,
+        reason: Option<String>,
+        at: Option<DateTime<Utc>>,
+    ) {
+        self.status.actions.push(HumanAction {
+            action: action.to_owned(),
+            by: by.to_owned(),
+            at,
+            reason,
+            step: self.status.current_step.clone(),
+        });
+    }
+
+    /// Where the rollout is, in words, for refusals.
+    fn position(&self) -> String {
+        match &self.status.current_step {
+            Some(step) => format!("step `{step}`"),
+            None => "no step".to_owned(),
+        }
+    }
+
     fn summary(&self) -> RolloutSummary {
         RolloutSummary {
             outcome: self.status.state,
@@ -139,4 +326,12 @@ fn finish(ctx: &WorkflowContext<RolloutWorkflow>, state: RolloutState, reason: O
 /// The workflow's own clock: deterministic on replay.
 fn now(ctx: &WorkflowContext<RolloutWorkflow>) -> Option<DateTime<Utc>> {
     ctx.workflow_time().map(DateTime::<Utc>::from)
+}
+
+/// Keeps names and reasons from people short and printable.
+fn clip(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(crate::control::MAX_TEXT)
+        .collect()
 }

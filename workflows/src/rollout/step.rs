@@ -6,13 +6,16 @@ use temporalio_common::RetryPolicy as TemporalRetryPolicy;
 use temporalio_sdk::{ActivityCancellationType, ActivityOptions, TimerResult, WorkflowContext};
 
 use super::failure::{AttemptFailure, classify};
+use super::hold::{Held, hold};
 use super::{RolloutWorkflow, now};
+use crate::contracts::{ApprovalOutput, BakeOutput};
 use crate::contracts::{
     BuildInput, CommandInput, DeployInput, DeployOutput, MigrateInput, ProvisionInput, RetireInput,
     RollbackInput, RolloutActivities, ShiftInput, StepOutput, StepRef, TargetActivities,
     VerifyInput,
 };
-use crate::plan::{DeploySpec, Step, StepAction, Strategy};
+use crate::plan::{ApprovalSpec, DeploySpec, OnTimeout, Step, StepAction, Strategy};
+use crate::status::StepError;
 use crate::status::StepState;
 use temporalio_common::error::ActivityExecutionError;
 
@@ -56,7 +59,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             step: step.name.clone(),
             attempt,
         };
-        let result = execute(ctx, &step, &release, step_ref).await;
+        let result = execute(ctx, index, &step, &release, step_ref).await;
         let ended = now(ctx);
         let error = match result {
             Ok(output) => {
@@ -69,6 +72,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 return StepEnd::Succeeded;
             }
             Err(Interrupted::TimerCancelled) => return cancelled(ctx, index),
+            Err(Interrupted::Failed(error)) => error,
             Err(Interrupted::Activity(e)) => match classify(&e, &step.retry) {
                 AttemptFailure::Cancelled => return cancelled(ctx, index),
                 AttemptFailure::Error(error) => error,
@@ -128,6 +132,8 @@ enum Interrupted {
     Activity(Box<ActivityExecutionError>),
     /// A bake or rollback-window timer was cancelled with the workflow.
     TimerCancelled,
+    /// The step decided it failed (e.g. an approval that timed out), without an activity.
+    Failed(StepError),
 }
 
 impl From<ActivityExecutionError> for Interrupted {
@@ -140,6 +146,7 @@ impl From<ActivityExecutionError> for Interrupted {
 /// a deploy is a short sequence of activities and durable timers.
 async fn execute(
     ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
     step: &Step,
     release: &Release,
     step_ref: StepRef,
@@ -218,10 +225,63 @@ async fn execute(
             .await?,
         ),
         StepAction::Deploy(spec) => {
-            StepOutput::Deploy(deploy(ctx, spec, release, step_ref, opts).await?)
+            StepOutput::Deploy(deploy(ctx, index, spec, release, step_ref, opts).await?)
         }
+        StepAction::Bake(spec) => match hold(ctx, index, spec.duration).await {
+            Held::Elapsed => StepOutput::Bake(BakeOutput { promoted: false }),
+            Held::Promoted => StepOutput::Bake(BakeOutput { promoted: true }),
+            Held::Cancelled => return Err(Interrupted::TimerCancelled),
+        },
+        StepAction::Approval(spec) => StepOutput::Approval(approval(ctx, index, spec).await?),
     };
     Ok(output)
+}
+
+/// Waits for the required distinct approvals; with a timeout, aborts or continues when it
+/// passes, as the plan says.
+async fn approval(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    spec: &ApprovalSpec,
+) -> Result<ApprovalOutput, Interrupted> {
+    ctx.state_mut(|s| s.awaiting_approval = Some(index));
+    let required = spec.required as usize;
+    let enough = move |s: &RolloutWorkflow| s.status.steps[index].approvals.len() >= required;
+    let timed_out = match spec.timeout {
+        None => ctx
+            .wait_condition(enough)
+            .await
+            .map(|()| false)
+            .map_err(|_| ()),
+        Some(limit) => temporalio_sdk::workflows::select! {
+            fired = ctx.timer(limit) => if fired == TimerResult::Cancelled { Err(()) } else { Ok(true) },
+            done = ctx.wait_condition(enough) => done.map(|()| false).map_err(|_| ())
+        },
+    };
+    ctx.state_mut(|s| s.awaiting_approval = None);
+    let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
+    let approvers: Vec<String> = ctx.state(|s| {
+        s.status.steps[index]
+            .approvals
+            .iter()
+            .map(|a| a.approver.clone())
+            .collect()
+    });
+    if timed_out && spec.on_timeout == OnTimeout::Abort {
+        return Err(Interrupted::Failed(StepError {
+            kind: "ApprovalTimedOut".to_owned(),
+            message: format!(
+                "{} of {required} approvals within {}",
+                approvers.len(),
+                humantime::format_duration(spec.timeout.unwrap_or_default())
+            ),
+            retryable: false,
+        }));
+    }
+    Ok(ApprovalOutput {
+        approvers,
+        timed_out,
+    })
 }
 
 /// A deploy: start the new version beside the old, move traffic (at once, or in canary
@@ -229,6 +289,7 @@ async fn execute(
 /// Rolling deploys replace instances one by one in a single activity.
 async fn deploy(
     ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
     spec: &DeploySpec,
     release: &Release,
     step_ref: StepRef,
@@ -266,8 +327,19 @@ async fn deploy(
                 ctx.execute_activity(TargetActivities::shift, shift(weight), opts.clone())
                     .await?,
             );
-            if weight < 100 && !bake.is_zero() && ctx.timer(bake).await == TimerResult::Cancelled {
-                return Err(Interrupted::TimerCancelled);
+            if weight < 100 && !bake.is_zero() {
+                match hold(ctx, index, bake).await {
+                    Held::Elapsed => {}
+                    // Promote skips the remaining canary steps: all traffic to the new version.
+                    Held::Promoted => {
+                        shifts.push(
+                            ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
+                                .await?,
+                        );
+                        break;
+                    }
+                    Held::Cancelled => return Err(Interrupted::TimerCancelled),
+                }
             }
         }
         prepared

@@ -1,0 +1,127 @@
+//! `cutover rollout approve|pause|resume|promote`: people steering a running rollout.
+//!
+//! `approve` and `promote` are Temporal updates: the workflow validates them and the command
+//! prints its answer, or its reason for refusing (exit 1). `pause` and `resume` are signals.
+
+use anyhow::anyhow;
+use cutover_workflows::RolloutWorkflow;
+use cutover_workflows::control::{ApproveRequest, PauseRequest, PromoteRequest, ResumeRequest};
+use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
+use temporalio_client::{WorkflowExecuteUpdateOptions, WorkflowSignalOptions};
+
+use super::{connect, rollout_id};
+use crate::cli::Global;
+use crate::exit::{Failure, Outcome};
+
+pub(crate) async fn approve(
+    global: &Global,
+    id: &str,
+    approver: String,
+    comment: Option<String>,
+) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let answer = handle
+        .execute_update(
+            RolloutWorkflow::approve,
+            ApproveRequest {
+                approver: approver.clone(),
+                comment,
+            },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| refused(&id, "approval", e))?;
+    if answer.counted {
+        println!(
+            "{approver} approved step `{}` of {id} ({} of {} approvals)",
+            answer.step, answer.approvals, answer.required
+        );
+    } else {
+        println!(
+            "{approver} had already approved step `{}` of {id}; still {} of {} approvals",
+            answer.step, answer.approvals, answer.required
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn promote(global: &Global, id: &str, by: String) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let answer = handle
+        .execute_update(
+            RolloutWorkflow::promote,
+            PromoteRequest { by },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| refused(&id, "promotion", e))?;
+    println!("promoted {id}: step `{}` ends now", answer.step);
+    Ok(())
+}
+
+pub(crate) async fn pause(global: &Global, id: &str, by: String, reason: String) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    handle
+        .signal(
+            RolloutWorkflow::pause,
+            PauseRequest { by, reason },
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .map_err(|e| signal_failed(&id, e))?;
+    println!(
+        "pause requested for {id}: it stops before its next step; resume with `cutover rollout resume {id}`"
+    );
+    Ok(())
+}
+
+pub(crate) async fn resume(global: &Global, id: &str, by: String) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    handle
+        .signal(
+            RolloutWorkflow::resume,
+            ResumeRequest { by },
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .map_err(|e| signal_failed(&id, e))?;
+    println!("resume requested for {id}");
+    Ok(())
+}
+
+/// The workflow's reason for refusing, without the transport's wrapping.
+fn refused(id: &str, what: &str, e: WorkflowUpdateError) -> Failure {
+    match e {
+        WorkflowUpdateError::NotFound(s) if s.message().contains("already completed") => {
+            Failure::Failed(anyhow!("{what} refused: rollout {id} has already ended"))
+        }
+        WorkflowUpdateError::NotFound(_) => Failure::Failed(anyhow!("no rollout with ID {id}")),
+        WorkflowUpdateError::Failed(f) => Failure::Failed(anyhow!("{what} refused: {}", f.message)),
+        other => Failure::Failed(anyhow!("{what} of {id} failed: {other}")),
+    }
+}
+
+fn signal_failed(id: &str, e: WorkflowInteractionError) -> Failure {
+    match e {
+        WorkflowInteractionError::NotFound(_) => {
+            Failure::Failed(anyhow!("no running rollout with ID {id}"))
+        }
+        other => Failure::Failed(anyhow!("signalling {id} failed: {other}")),
+    }
+}
