@@ -140,6 +140,26 @@ pub(crate) enum RolloutCommand {
         #[arg(long, env = "USER")]
         by: String,
     },
+    /// Abort: stop at the next checkpoint and undo what the rollout did (traffic back,
+    /// reversible migrations reverted unless past a point of no return).
+    Abort {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Why, recorded in the status.
+        #[arg(long, default_value = "aborted from the CLI")]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Re-run the failed step that `on_failure: pause` is holding, after a manual fix.
+    Retry {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
     /// Cancel a running rollout: the running step is stopped (its processes killed).
     Cancel {
         /// `rollout/<service>/<environment>`.

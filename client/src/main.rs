@@ -44,6 +44,12 @@ async fn main() -> ExitCode {
         Command::Rollout(RolloutCommand::Promote { id, by }) => {
             cmd::control::promote(&cli.global, &id, by).await
         }
+        Command::Rollout(RolloutCommand::Abort { id, reason, by }) => {
+            cmd::control::abort(&cli.global, &id, by, reason).await
+        }
+        Command::Rollout(RolloutCommand::Retry { id, by }) => {
+            cmd::control::retry(&cli.global, &id, by).await
+        }
         Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
             cmd::rollout::cancel(&cli.global, &id, &reason).await
         }

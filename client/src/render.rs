@@ -115,6 +115,7 @@ fn step_line(step: &StepStatus, width: usize, now: Option<DateTime<Utc>>) -> Str
         StepState::Succeeded => "✓",
         StepState::Failed => "✗",
         StepState::Cancelled => "⊘",
+        StepState::RolledBack => "↶",
     };
     let attempts = if step.attempts == 0 {
         String::new()

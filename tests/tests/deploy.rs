@@ -415,3 +415,242 @@ async fn provision_changes(h: &Harness) -> anyhow::Result<Vec<String>> {
         other => anyhow::bail!("unexpected output {other:?}"),
     }
 }
+
+fn migrations_dir() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/hello-service/migrations")
+        .display()
+        .to_string()
+}
+
+/// A migrate step against `url_file`, up to `target` (all when `None`).
+fn migrate_step(url_file: &std::path::Path, target: Option<i64>, extra: &str) -> String {
+    format!(
+        "  - name: migrate\n    kind: migrate\n    database_url: {{ file: \"{}\" }}\n    directory: \"{}\"\n{}{extra}",
+        url_file.display(),
+        migrations_dir(),
+        target
+            .map(|t| format!("    target_version: {t}\n"))
+            .unwrap_or_default()
+    )
+}
+
+/// `plan` with `before` inserted as the first steps.
+fn with_steps_before(plan: &str, before: &str) -> String {
+    plan.replacen("steps:\n", &format!("steps:\n{before}"), 1)
+}
+
+async fn rollout_failure(h: &Harness, id: &str) -> String {
+    match outcome(h.client(), id).await {
+        Err(WorkflowGetResultError::Failed(f)) => f.failure().message.clone(),
+        other => panic!("{id} should end unsuccessfully, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_verify_after_deploy_rolls_back_traffic_and_the_migration() -> anyhow::Result<()> {
+    let pg = cutover_tests::pg::PgCluster::start()?;
+    let h = Harness::start("saga").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "saga");
+    let url = h.dir.path().join("db_url");
+    std::fs::write(&url, pg.url("postgres"))?;
+    let v1 = with_steps_before(
+        &site.plan("saga", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+        &migrate_step(&url, Some(1), ""),
+    );
+    succeed(&h, &v1).await?;
+    let v2 = format!(
+        "{}  - {{ name: smoke, kind: verify, url: \"{}\", json: {{ pointer: /version, equals: \"9.9.9\" }}, within: 1s, interval: 100ms, retry: {{ maximum_attempts: 1 }} }}\n",
+        with_steps_before(
+            &site.plan("saga", "2.0.0", "blue-green", "    rollback_window: 0s\n"),
+            &migrate_step(&url, None, "")
+        ),
+        site.url()
+    );
+    let id = h.start_rollout(&v2).await?;
+    let message = rollout_failure(&h, &id).await;
+    assert!(
+        message.starts_with("step `smoke` failed after 1 attempt: CheckFailed"),
+        "{message}"
+    );
+    assert!(
+        message.contains(
+            "rolled back: traffic back to 1.0.0 (2.0.0 stopped); migrations [2] reverted"
+        ),
+        "{message}"
+    );
+    let st = cutover_tests::status(h.client(), &id)
+        .await
+        .context("status")?;
+    assert_eq!(st.state, RolloutState::RolledBack);
+    assert_eq!(site.serving().await?, "1.0.0");
+    assert!(
+        guard
+            .pidfiles()
+            .iter()
+            .all(|(v, _, alive)| v == "1.0.0" && *alive)
+    );
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'")?, "0", "v2's column was dropped");
+    assert_eq!(
+        pg.psql("postgres", "SELECT max(version) FROM _sqlx_migrations")?,
+        "1"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn abort_during_a_canary_rolls_back_and_abort_after_a_point_of_no_return_fails()
+-> anyhow::Result<()> {
+    let pg = cutover_tests::pg::PgCluster::start()?;
+    let h = Harness::start("abort").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "abrt");
+    let url = h.dir.path().join("db_url");
+    std::fs::write(&url, pg.url("postgres"))?;
+    succeed(
+        &h,
+        &with_steps_before(
+            &site.plan("abrt", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+            &migrate_step(&url, Some(1), ""),
+        ),
+    )
+    .await?;
+
+    let canary = site.plan(
+        "abrt",
+        "2.0.0",
+        "canary",
+        "    rollback_window: 0s\n    canary: [{ weight: 10, bake: 1h }, { weight: 100 }]\n",
+    );
+    let id = h.start_rollout(&canary).await?;
+    let upstream = std::path::Path::new(&site.root).join("abrt/nginx/upstream.conf");
+    wait_for(Duration::from_secs(30), "the canary", || {
+        let n = std::fs::read_to_string(&upstream)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        async move { (n == 4).then_some(()) }
+    })
+    .await?;
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &[
+            "rollout",
+            "abort",
+            &id,
+            "--by",
+            "sre",
+            "--reason",
+            "error budget",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let message = rollout_failure(&h, &id).await;
+    assert!(
+        message.starts_with("aborted by sre: error budget; rolled back: traffic back to 1.0.0"),
+        "{message}"
+    );
+    assert_eq!(
+        cutover_tests::status(h.client(), &id)
+            .await
+            .context("status")?
+            .state,
+        RolloutState::RolledBack
+    );
+    assert_eq!(site.serving().await?, "1.0.0");
+    assert!(
+        guard.pidfiles().iter().all(|(v, _, _)| v == "1.0.0"),
+        "v2 stopped"
+    );
+
+    // Past a point of no return, the database is not reverted and the rollout says so.
+    let past = format!(
+        "service: abrt\nenvironment: test\nversion: \"3.0.0\"\nsteps:\n{}  - {{ name: soak, kind: bake, duration: 1h }}\n",
+        migrate_step(&url, None, "    point_of_no_return: true\n")
+    );
+    let id = h.start_rollout(&past).await?;
+    wait_for(Duration::from_secs(30), "the bake", || async {
+        let st = cutover_tests::status(h.client(), &id).await?;
+        (st.steps[1].state == cutover_workflows::status::StepState::Running).then_some(())
+    })
+    .await?;
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "abort", &id, "--by", "sre"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let message = rollout_failure(&h, &id).await;
+    assert!(
+        message.contains("the database was left at migration 2 (not reverted to 1): step `migrate` is a point of no return and had completed"),
+        "{message}"
+    );
+    assert_eq!(
+        cutover_tests::status(h.client(), &id)
+            .await
+            .context("status")?
+            .state,
+        RolloutState::Failed
+    );
+    assert_eq!(
+        pg.psql("postgres", "SELECT max(version) FROM _sqlx_migrations")?,
+        "2"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn on_failure_pause_holds_the_rollout_until_retry() -> anyhow::Result<()> {
+    let h = Harness::start("hold").await?;
+    let id = h
+        .start_rollout(&format!(
+            "service: held\nenvironment: test\nversion: \"1\"\non_failure: pause\nsteps:\n  - {{ name: check, kind: command, command: test, args: [-f, fixed], workdir: \"{}\", retry: {{ maximum_attempts: 1 }} }}\n",
+            h.dir_str()
+        ))
+        .await?;
+    let paused = wait_for(
+        Duration::from_secs(30),
+        "the failed step to be held",
+        || async { cutover_tests::status(h.client(), &id).await?.paused },
+    )
+    .await?;
+    assert!(
+        paused.reason.contains("step `check` failed")
+            && paused.reason.contains("`retry` re-runs the step"),
+        "{}",
+        paused.reason
+    );
+    std::fs::write(h.dir.path().join("fixed"), "")?;
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "retry", &id, "--by", "dev"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = outcome(h.client(), &id).await?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    assert_eq!(summary.steps[0].attempts, 2);
+    let again = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "retry", &id, "--by", "dev"],
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "nothing to retry once it ended"
+    );
+    Ok(())
+}

@@ -112,6 +112,9 @@ pub struct MigrateOutput {
     pub already_applied: u32,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// The highest version applied before this step (0: none); what a rollback returns to.
+    #[serde(default)]
+    pub previous_version: i64,
 }
 
 /// A migration this step applied.
@@ -285,6 +288,16 @@ pub struct DeployOutput {
     pub shifts: Vec<ShiftOutput>,
     /// Instances of older versions stopped after the rollback window.
     pub retired: Vec<String>,
+}
+
+/// Signal `abort`: stop the rollout and undo what it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AbortRequest {
+    /// Who.
+    pub by: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// What an `approval` step ended with.

@@ -18,6 +18,8 @@ pub enum RolloutState {
     Failed,
     /// Someone cancelled the rollout.
     Cancelled,
+    /// A step failed (or someone aborted) and the completed steps were undone.
+    RolledBack,
 }
 
 impl RolloutState {
@@ -33,6 +35,7 @@ impl RolloutState {
             RolloutState::Succeeded => "succeeded",
             RolloutState::Failed => "failed",
             RolloutState::Cancelled => "cancelled",
+            RolloutState::RolledBack => "rolled_back",
         }
     }
 }
@@ -53,6 +56,8 @@ pub enum StepState {
     Failed,
     /// Stopped by a cancellation.
     Cancelled,
+    /// Succeeded, then undone by a rollback.
+    RolledBack,
 }
 
 impl StepState {
@@ -65,6 +70,7 @@ impl StepState {
             StepState::Succeeded => "succeeded",
             StepState::Failed => "failed",
             StepState::Cancelled => "cancelled",
+            StepState::RolledBack => "rolled_back",
         }
     }
 }

@@ -289,6 +289,26 @@ impl DeployDriver for HostDriver {
                 to: done.to.clone(),
             });
         }
+        // A version started but not yet serving all traffic (a canary, or a switch that did not
+        // happen): undoing it means all traffic back to the serving version, the candidate stopped.
+        if let (Some(candidate), Some(current)) = (st.candidate.clone(), st.current.clone()) {
+            Nginx::new(&dir, listen(&st, service)?)
+                .apply(&all(&current.ports))
+                .await?;
+            self.stop_release(&dir, &candidate).await;
+            st.candidate = None;
+            st.last_rollback = Some(RollbackRecord {
+                request: request.to_owned(),
+                from: candidate.version.clone(),
+                to: current.version.clone(),
+            });
+            st.save(&dir)?;
+            info!(service, from = %candidate.version, to = %current.version, "candidate withdrawn");
+            return Ok(RollbackOutput {
+                from: candidate.version,
+                to: current.version,
+            });
+        }
         let (Some(current), Some(previous)) = (st.current.clone(), st.previous.clone()) else {
             return Err(StepFailure::InvalidInput(format!(
                 "{service} has no previous release on this host to roll back to"

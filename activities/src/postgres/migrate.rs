@@ -78,13 +78,14 @@ pub(crate) async fn migrate(
             pending,
             already_applied: applied.len() as u32,
             dry_run: true,
+            previous_version: applied.keys().max().copied().unwrap_or(0),
         });
     }
 
     // Hold sqlx's advisory lock ourselves, on one connection, so that "what this step
     // applied" is measured under the lock: a second migrator waits here, then finds nothing
     // to do and says so.
-    let newly = crate::heartbeat::beating(ctx, async {
+    let (previous_version, newly) = crate::heartbeat::beating(ctx, async {
         let mut conn = pool
             .acquire()
             .await
@@ -106,6 +107,7 @@ pub(crate) async fn migrate(
         applied: newly,
         pending: Vec::new(),
         dry_run: false,
+        previous_version,
     })
 }
 
@@ -116,7 +118,7 @@ async fn apply_locked(
     migrator: &mut Migrator,
     files: &BTreeMap<i64, String>,
     secrets: &Secrets,
-) -> Result<Vec<AppliedMigration>, StepFailure> {
+) -> Result<(i64, Vec<AppliedMigration>), StepFailure> {
     conn.ensure_migrations_table()
         .await
         .map_err(|e| migrate_error(e, migrator, files, secrets))?;
@@ -138,7 +140,7 @@ async fn apply_locked(
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| database("reading _sqlx_migrations", &e, secrets))?;
-    Ok(rows
+    let newly = rows
         .iter()
         .filter(|r| !before.contains(&r.get::<i64, _>("version")))
         .map(|r| AppliedMigration {
@@ -146,7 +148,8 @@ async fn apply_locked(
             description: r.get("description"),
             duration_ms: r.get::<i64, _>("execution_time") as f64 / 1e6,
         })
-        .collect())
+        .collect();
+    Ok((before.iter().max().copied().unwrap_or(0), newly))
 }
 
 /// Reverts applied reversible migrations newer than `target`, newest first. Returns the

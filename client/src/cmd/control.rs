@@ -5,6 +5,7 @@
 
 use anyhow::anyhow;
 use cutover_workflows::RolloutWorkflow;
+use cutover_workflows::contracts::AbortRequest;
 use cutover_workflows::control::{ApproveRequest, PauseRequest, PromoteRequest, ResumeRequest};
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
 use temporalio_client::{WorkflowExecuteUpdateOptions, WorkflowSignalOptions};
@@ -102,6 +103,44 @@ pub(crate) async fn resume(global: &Global, id: &str, by: String) -> Outcome {
         .await
         .map_err(|e| signal_failed(&id, e))?;
     println!("resume requested for {id}");
+    Ok(())
+}
+
+pub(crate) async fn abort(global: &Global, id: &str, by: String, reason: String) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    handle
+        .signal(
+            RolloutWorkflow::abort,
+            AbortRequest { by, reason },
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .map_err(|e| signal_failed(&id, e))?;
+    println!(
+        "abort requested for {id}: it stops at its next checkpoint and rolls back; follow it with `cutover rollout watch {id}`"
+    );
+    Ok(())
+}
+
+pub(crate) async fn retry(global: &Global, id: &str, by: String) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let step = handle
+        .execute_update(
+            RolloutWorkflow::retry,
+            ResumeRequest { by },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| refused(&id, "retry", e))?;
+    println!("retrying step `{step}` of {id}");
     Ok(())
 }
 

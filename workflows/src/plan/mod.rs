@@ -18,6 +18,6 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{PlanLimits, parse_plan};
 pub use types::{
     ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec,
-    HealthCheck, JsonExpectation, MigrateSpec, OnTimeout, Plan, ProvisionSpec, RetryPolicy,
-    RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
+    HealthCheck, JsonExpectation, MigrateSpec, OnFailure, OnTimeout, Plan, ProvisionSpec,
+    RetryPolicy, RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
 };

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::types::{
     ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec,
-    HealthCheck, JsonExpectation, MigrateSpec, OnTimeout, Plan, ProvisionSpec, RetryPolicy,
-    RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
+    HealthCheck, JsonExpectation, MigrateSpec, OnFailure, OnTimeout, Plan, ProvisionSpec,
+    RetryPolicy, RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
 };
 use super::yaml::{self, Node, Value};
 
@@ -295,6 +295,7 @@ impl Cx {
                 "target",
                 "defaults",
                 "steps",
+                "on_failure",
             ],
         );
         let service = self
@@ -329,7 +330,26 @@ impl Cx {
         let steps = self
             .required(&fields, "steps", "list the steps to run under `steps:`")
             .and_then(|n| self.steps(n, defaults.as_ref(), limits));
+        let on_failure = match fields.get("on_failure") {
+            Some(n) => match self.string(n, "on_failure").as_deref() {
+                Some("rollback") => Some(OnFailure::Rollback),
+                Some("pause") => Some(OnFailure::Pause),
+                Some("fail") => Some(OnFailure::Fail),
+                Some(other) => {
+                    self.report(
+                        n,
+                        "on_failure",
+                        format!("unknown on_failure `{}`", truncate(other)),
+                        "use `rollback`, `pause` or `fail`",
+                    );
+                    None
+                }
+                None => None,
+            },
+            None => Some(OnFailure::Rollback),
+        };
         Some(Plan {
+            on_failure: on_failure?,
             service: service?,
             environment: environment?,
             version: version?,
@@ -481,7 +501,14 @@ impl Cx {
             &format!("choose one of: {}", KINDS.join(", ")),
         );
         let kind = kind_node.and_then(|n| self.string(n, &join(path, "kind")));
-        let common = ["name", "kind", "timeout", "heartbeat_timeout", "retry"];
+        let common = [
+            "name",
+            "kind",
+            "timeout",
+            "heartbeat_timeout",
+            "retry",
+            "point_of_no_return",
+        ];
         let specific: &[&str] = match kind.as_deref() {
             Some("command") => &["command", "args", "env", "secret_env", "workdir"],
             Some("build") => &[
@@ -569,8 +596,13 @@ impl Cx {
                 .map(|duration| StepAction::Bake(BakeSpec { duration })),
             _ => self.verify(&fields, path).map(StepAction::Verify),
         };
+        let point_of_no_return = match fields.get("point_of_no_return") {
+            Some(n) => self.boolean(n, &join(path, "point_of_no_return")),
+            None => Some(false),
+        };
         let (timeout, heartbeat_timeout) = (timeout?, heartbeat_timeout?);
         Some(Step {
+            point_of_no_return: point_of_no_return?,
             name: name?,
             timeout,
             heartbeat_timeout: heartbeat_timeout.min(timeout),

@@ -20,6 +20,23 @@ pub struct Plan {
     pub target: Target,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+    /// What happens when a step fails for good.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// What a rollout does when a step fails after its retries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Undo the completed steps in reverse (traffic back, new instances stopped, reversible
+    /// migrations reverted unless a point of no return was passed).
+    #[default]
+    Rollback,
+    /// Hold the rollout for a person: `retry` re-runs the failed step, `abort` rolls back.
+    Pause,
+    /// Stop where it is.
+    Fail,
 }
 
 impl Plan {
@@ -57,6 +74,9 @@ pub struct Step {
     pub heartbeat_timeout: Duration,
     /// How failed attempts are retried.
     pub retry: RetryPolicy,
+    /// Once this step has succeeded, migrations are no longer rolled back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub point_of_no_return: bool,
     /// What the step does.
     #[serde(flatten)]
     pub action: StepAction,

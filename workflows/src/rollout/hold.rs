@@ -16,6 +16,8 @@ pub(super) enum Held {
     Promoted,
     /// The workflow was cancelled.
     Cancelled,
+    /// Someone aborted the rollout.
+    Aborted,
 }
 
 /// Waits `duration` for step `index`, minus any time spent paused, unless promoted.
@@ -42,11 +44,16 @@ pub(super) async fn hold(
             }
         });
         if ctx
-            .wait_condition(|s| s.status.paused.is_none() || s.promotions != promotions)
+            .wait_condition(|s| {
+                s.status.paused.is_none() || s.promotions != promotions || s.aborted.is_some()
+            })
             .await
             .is_err()
         {
             break Held::Cancelled;
+        }
+        if ctx.state(|s| s.aborted.is_some()) {
+            break Held::Aborted;
         }
         if ctx.state(|s| s.promotions != promotions) {
             break Held::Promoted;
@@ -62,10 +69,13 @@ pub(super) async fn hold(
             fired = ctx.timer(remaining) => {
                 if fired == TimerResult::Cancelled { Some(Held::Cancelled) } else { Some(Held::Elapsed) }
             }
-            _ = ctx.wait_condition(|s| s.status.paused.is_some() || s.promotions != promotions) => None
+            _ = ctx.wait_condition(|s| s.status.paused.is_some() || s.promotions != promotions || s.aborted.is_some()) => None
         };
         if let Some(end) = interrupted {
             break end;
+        }
+        if ctx.state(|s| s.aborted.is_some()) {
+            break Held::Aborted;
         }
         if ctx.state(|s| s.promotions != promotions) {
             break Held::Promoted;

@@ -8,6 +8,7 @@
 
 mod failure;
 mod hold;
+mod saga;
 mod step;
 
 use chrono::{DateTime, Utc};
@@ -17,11 +18,12 @@ use temporalio_sdk::{
     SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
+use crate::contracts::AbortRequest;
 use crate::control::{
     ApproveRequest, ApproveResult, PauseRequest, PromoteRequest, PromoteResult, ResumeRequest,
     check_name,
 };
-use crate::plan::{Plan, StepAction};
+use crate::plan::{OnFailure, Plan, StepAction};
 use crate::status::{
     Approval, HumanAction, Pause, RolloutState, RolloutStatus, RolloutSummary, StepState,
     StepStatus, StepSummary,
@@ -30,6 +32,8 @@ use step::StepEnd;
 
 /// The failure type name a failed rollout ends with.
 pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+/// The failure type name of a rollout that was rolled back.
+pub const ROLLED_BACK: &str = "RolloutRolledBack";
 
 /// Runs one plan. Its ID is `rollout/<service>/<environment>`.
 #[workflow]
@@ -42,6 +46,16 @@ pub struct RolloutWorkflow {
     promotions: u64,
     /// The step index of an approval step waiting for people.
     awaiting_approval: Option<usize>,
+    /// What to undo if the rollout fails or is aborted, oldest first.
+    compensations: Vec<saga::Compensation>,
+    /// The last completed `point_of_no_return` step, if any.
+    point_of_no_return: Option<String>,
+    /// Set by `abort`: who and why.
+    aborted: Option<(String, String)>,
+    /// With `on_failure: pause`, the failed step held for a person.
+    held_failure: Option<usize>,
+    /// Set by `retry`, cleared when the held step runs again.
+    retry_requested: bool,
 }
 
 #[workflow_methods]
@@ -91,6 +105,11 @@ impl RolloutWorkflow {
             holding: None,
             promotions: 0,
             awaiting_approval: None,
+            compensations: Vec::new(),
+            point_of_no_return: None,
+            aborted: None,
+            held_failure: None,
+            retry_requested: false,
         }
     }
 
@@ -99,11 +118,12 @@ impl RolloutWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<RolloutSummary> {
         let started = now(ctx);
         ctx.state_mut(|s| s.status.started_at = started);
-        let count = ctx.state(|s| s.plan.steps.len());
-        for index in 0..count {
+        let (count, on_failure) = ctx.state(|s| (s.plan.steps.len(), s.plan.on_failure));
+        let mut index = 0;
+        while index < count {
             // A pause takes effect between steps (and stops the clock of a running bake).
             if ctx
-                .wait_condition(|s| s.status.paused.is_none())
+                .wait_condition(|s| s.status.paused.is_none() || s.aborted.is_some())
                 .await
                 .is_err()
             {
@@ -114,16 +134,56 @@ impl RolloutWorkflow {
                 );
                 return Err(WorkflowTermination::cancelled());
             }
+            if let Some(reason) = abort_reason(ctx) {
+                return roll_back(ctx, reason).await;
+            }
             match step::run(ctx, index).await {
-                StepEnd::Succeeded => {}
-                StepEnd::Failed(reason) => {
-                    finish(ctx, RolloutState::Failed, Some(reason.clone()));
-                    return Err(ApplicationFailure::builder(reason)
-                        .type_name(ROLLOUT_FAILED.to_owned())
-                        .non_retryable(true)
-                        .build()
-                        .into());
+                StepEnd::Succeeded => {
+                    saga::record(ctx, index);
+                    index += 1;
                 }
+                StepEnd::Aborted => {
+                    let reason = abort_reason(ctx).unwrap_or_else(|| "aborted".to_owned());
+                    return roll_back(ctx, reason).await;
+                }
+                StepEnd::Failed(reason) => match on_failure {
+                    OnFailure::Fail => return fail(ctx, reason),
+                    OnFailure::Rollback => return roll_back(ctx, reason).await,
+                    OnFailure::Pause => {
+                        // Hold for a person: `retry` re-runs this step, `abort` rolls back.
+                        let at = now(ctx);
+                        ctx.state_mut(|s| {
+                            s.held_failure = Some(index);
+                            s.status.paused = Some(Pause {
+                                by: "cutover".to_owned(),
+                                reason: format!(
+                                    "{reason} — `retry` re-runs the step, `abort` rolls back"
+                                ),
+                                since: at,
+                            });
+                        });
+                        if ctx
+                            .wait_condition(|s| s.retry_requested || s.aborted.is_some())
+                            .await
+                            .is_err()
+                        {
+                            finish(
+                                ctx,
+                                RolloutState::Cancelled,
+                                Some("cancelled on request".to_owned()),
+                            );
+                            return Err(WorkflowTermination::cancelled());
+                        }
+                        ctx.state_mut(|s| {
+                            s.held_failure = None;
+                            s.retry_requested = false;
+                            s.status.paused = None;
+                        });
+                        if let Some(abort) = abort_reason(ctx) {
+                            return roll_back(ctx, format!("{reason}; then {abort}")).await;
+                        }
+                    }
+                },
                 StepEnd::Cancelled => {
                     let reason = ctx
                         .cancellation_token()
@@ -172,6 +232,49 @@ impl RolloutWorkflow {
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
         self.record("resume", &clip(&req.by), None, at);
         self.status.paused = None;
+    }
+
+    /// Stops the rollout at its next checkpoint (between steps, or in a bake, canary hold or
+    /// approval) and undoes what it did. A running activity is not interrupted.
+    #[signal]
+    pub fn abort(&mut self, ctx: &mut SyncWorkflowContext<Self>, req: AbortRequest) {
+        if self.status.state.is_final() || self.aborted.is_some() {
+            return;
+        }
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        let by = clip(&req.by);
+        let reason = clip(&req.reason);
+        self.record("abort", &by, Some(reason.clone()), at);
+        self.aborted = Some((by, reason));
+    }
+
+    #[update_validator(retry)]
+    fn validate_retry(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &ResumeRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        check_name("by", &req.by)?;
+        match self.held_failure {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "nothing to retry: no failed step is held (the rollout is at {}, {})",
+                self.position(),
+                self.status.state.as_str()
+            )
+            .into()),
+        }
+    }
+
+    /// Re-runs the failed step that `on_failure: pause` is holding, after a manual fix.
+    #[update]
+    pub fn retry(&mut self, ctx: &mut SyncWorkflowContext<Self>, req: ResumeRequest) -> String {
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        self.record("retry", &clip(&req.by), None, at);
+        self.retry_requested = true;
+        self.held_failure
+            .map(|i| self.status.steps[i].name.clone())
+            .unwrap_or_default()
     }
 
     #[update_validator(approve)]
@@ -265,6 +368,50 @@ impl RolloutWorkflow {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Ends the rollout `failed` with `reason`.
+fn fail<T>(ctx: &WorkflowContext<RolloutWorkflow>, reason: String) -> WorkflowResult<T> {
+    finish(ctx, RolloutState::Failed, Some(reason.clone()));
+    Err(ApplicationFailure::builder(reason)
+        .type_name(ROLLOUT_FAILED.to_owned())
+        .non_retryable(true)
+        .build()
+        .into())
+}
+
+/// Undoes the completed steps; ends `rolled_back` if everything was undone, else `failed`
+/// saying what was left as it is and why.
+async fn roll_back<T>(ctx: &WorkflowContext<RolloutWorkflow>, reason: String) -> WorkflowResult<T> {
+    let (done, problems) = saga::compensate(ctx).await;
+    if done.is_empty() && problems.is_empty() {
+        // Nothing had changed anything that can be undone: the rollout simply failed.
+        return fail(ctx, reason);
+    }
+    let undone = if done.is_empty() {
+        "nothing".to_owned()
+    } else {
+        done.join("; ")
+    };
+    if problems.is_empty() {
+        let text = format!("{reason}; rolled back: {undone}");
+        finish(ctx, RolloutState::RolledBack, Some(text.clone()));
+        Err(ApplicationFailure::builder(text)
+            .type_name(ROLLED_BACK.to_owned())
+            .non_retryable(true)
+            .build()
+            .into())
+    } else {
+        fail(
+            ctx,
+            format!("{reason}; {}; undone: {undone}", problems.join("; ")),
+        )
+    }
+}
+
+fn abort_reason(ctx: &WorkflowContext<RolloutWorkflow>) -> Option<String> {
+    ctx.state(|s| s.aborted.clone())
+        .map(|(by, reason)| format!("aborted by {by}: {reason}"))
 }
 
 impl RolloutWorkflow {

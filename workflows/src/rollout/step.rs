@@ -25,6 +25,8 @@ pub(super) enum StepEnd {
     /// Failed for good; the text names the step, the attempts and the error.
     Failed(String),
     Cancelled,
+    /// Someone aborted the rollout while this step waited (bake, canary hold, approval).
+    Aborted,
 }
 
 /// Runs step `index` until it succeeds, fails for good, or the rollout is cancelled.
@@ -40,9 +42,13 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             },
         )
     });
-    let mut attempt = 0;
+    // Attempts keep counting across a `retry` after `on_failure: pause`; the retry policy's
+    // budget starts afresh for each run of the step.
+    let before = ctx.state(|s| s.status.steps[index].attempts);
+    let mut tries = 0;
     loop {
-        attempt += 1;
+        tries += 1;
+        let attempt = before + tries;
         let started = now(ctx);
         ctx.state_mut(|s| {
             s.status.current_step = Some(step.name.clone());
@@ -72,13 +78,14 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 return StepEnd::Succeeded;
             }
             Err(Interrupted::TimerCancelled) => return cancelled(ctx, index),
+            Err(Interrupted::Aborted) => return StepEnd::Aborted,
             Err(Interrupted::Failed(error)) => error,
             Err(Interrupted::Activity(e)) => match classify(&e, &step.retry) {
                 AttemptFailure::Cancelled => return cancelled(ctx, index),
                 AttemptFailure::Error(error) => error,
             },
         };
-        let again = error.retryable && step.retry.allows_attempt_after(attempt);
+        let again = error.retryable && step.retry.allows_attempt_after(tries);
         if !again {
             let reason = format!(
                 "step `{}` failed after {attempt} attempt{}: {}: {}",
@@ -95,7 +102,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             });
             return StepEnd::Failed(reason);
         }
-        let delay = step.retry.delay_after(attempt);
+        let delay = step.retry.delay_after(tries);
         ctx.state_mut(|s| {
             let st = &mut s.status.steps[index];
             st.state = StepState::Retrying;
@@ -134,6 +141,8 @@ enum Interrupted {
     TimerCancelled,
     /// The step decided it failed (e.g. an approval that timed out), without an activity.
     Failed(StepError),
+    /// Someone aborted the rollout while the step waited.
+    Aborted,
 }
 
 impl From<ActivityExecutionError> for Interrupted {
@@ -231,6 +240,7 @@ async fn execute(
             Held::Elapsed => StepOutput::Bake(BakeOutput { promoted: false }),
             Held::Promoted => StepOutput::Bake(BakeOutput { promoted: true }),
             Held::Cancelled => return Err(Interrupted::TimerCancelled),
+            Held::Aborted => return Err(Interrupted::Aborted),
         },
         StepAction::Approval(spec) => StepOutput::Approval(approval(ctx, index, spec).await?),
     };
@@ -246,7 +256,9 @@ async fn approval(
 ) -> Result<ApprovalOutput, Interrupted> {
     ctx.state_mut(|s| s.awaiting_approval = Some(index));
     let required = spec.required as usize;
-    let enough = move |s: &RolloutWorkflow| s.status.steps[index].approvals.len() >= required;
+    let enough = move |s: &RolloutWorkflow| {
+        s.status.steps[index].approvals.len() >= required || s.aborted.is_some()
+    };
     let timed_out = match spec.timeout {
         None => ctx
             .wait_condition(enough)
@@ -260,6 +272,9 @@ async fn approval(
     };
     ctx.state_mut(|s| s.awaiting_approval = None);
     let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
+    if ctx.state(|s| s.aborted.is_some()) {
+        return Err(Interrupted::Aborted);
+    }
     let approvers: Vec<String> = ctx.state(|s| {
         s.status.steps[index]
             .approvals
@@ -312,12 +327,24 @@ async fn deploy(
     };
     let mut shifts = Vec::new();
     let prepared = if spec.strategy == Strategy::Rolling {
-        ctx.execute_activity(TargetActivities::rolling, input, opts.clone())
-            .await?
+        {
+            let out = ctx
+                .execute_activity(TargetActivities::rolling, input, opts.clone())
+                .await?;
+            if !out.already_current {
+                let previous = out.previous.clone();
+                ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous));
+            }
+            out
+        }
     } else {
         let prepared = ctx
             .execute_activity(TargetActivities::prepare, input, opts.clone())
             .await?;
+        if !prepared.already_current {
+            let previous = prepared.previous.clone();
+            ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous));
+        }
         let weights: Vec<(u8, Duration)> = match spec.strategy {
             Strategy::Canary => spec.canary.iter().map(|c| (c.weight, c.bake)).collect(),
             _ => vec![(100, Duration::ZERO)],
@@ -339,6 +366,7 @@ async fn deploy(
                         break;
                     }
                     Held::Cancelled => return Err(Interrupted::TimerCancelled),
+                    Held::Aborted => return Err(Interrupted::Aborted),
                 }
             }
         }

@@ -1,0 +1,218 @@
+//! Undoing a rollout (a saga): what each completed step left behind is recorded as it
+//! completes, and undone in reverse when a step fails for good or someone aborts.
+//!
+//! - a deploy: traffic back to the previous release and the new instances stopped (for a
+//!   first deploy, its instances are stopped);
+//! - a migrate: its migrations reverted to the version before it — unless a step marked
+//!   `point_of_no_return` has completed since, or a migration is not reversible, in which case
+//!   the database is left at the new version and the rollout says so and ends `failed`.
+//!
+//! Compensations are activities like any other: idempotent, retried by Temporal.
+
+use std::time::Duration;
+
+use temporalio_common::RetryPolicy as TemporalRetryPolicy;
+use temporalio_sdk::{ActivityOptions, WorkflowContext};
+
+use super::RolloutWorkflow;
+use crate::contracts::{
+    RetireInput, RollbackInput, RolloutActivities, StepOutput, StepRef, TargetActivities,
+    UndoMigrationsInput,
+};
+use crate::plan::{RollbackSpec, StepAction};
+use crate::status::StepState;
+
+/// One thing to undo.
+#[derive(Clone, Debug)]
+pub(super) enum Compensation {
+    /// Traffic back to `previous` (or, with none, the deployed instances stopped).
+    Deploy {
+        index: usize,
+        root: String,
+        previous: Option<String>,
+    },
+    /// Migrations reverted to `to_version`.
+    Migrate {
+        index: usize,
+        url: crate::plan::SecretRef,
+        directory: String,
+        to_version: i64,
+        applied: Vec<i64>,
+    },
+}
+
+/// Records what step `index` must undo, from its output.
+pub(super) fn record(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) {
+    ctx.state_mut(|s| {
+        let compensation = match (&s.plan.steps[index].action, &s.status.steps[index].output) {
+            (StepAction::Migrate(spec), Some(StepOutput::Migrate(out)))
+                if !out.applied.is_empty() =>
+            {
+                Some(Compensation::Migrate {
+                    index,
+                    url: spec.database_url.clone(),
+                    directory: spec.directory.clone(),
+                    to_version: out.previous_version,
+                    applied: out.applied.iter().map(|m| m.version).collect(),
+                })
+            }
+            _ => None,
+        };
+        if let Some(c) = compensation {
+            s.compensations.push(c);
+        }
+        if s.plan.steps[index].point_of_no_return {
+            s.point_of_no_return = Some(s.plan.steps[index].name.clone());
+        }
+    });
+}
+
+/// Remembers that step `index` started a new version (`prepare` succeeded), so that undoing
+/// it — even if the step itself never completes — moves traffic back and stops it. A retried
+/// deploy replaces its earlier record.
+pub(super) fn remember_deploy(
+    s: &mut RolloutWorkflow,
+    index: usize,
+    root: &str,
+    previous: Option<String>,
+) {
+    s.compensations
+        .retain(|c| !matches!(c, Compensation::Deploy { index: i, .. } if *i == index));
+    s.compensations.push(Compensation::Deploy {
+        index,
+        root: root.to_owned(),
+        previous,
+    });
+}
+
+/// Undoes every recorded compensation, newest first. Returns what was undone and what could
+/// not be (each in words); the rollout is `rolled_back` only when the second list is empty.
+pub(super) async fn compensate(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+) -> (Vec<String>, Vec<String>) {
+    let (compensations, service, driver, rollout, point) = ctx.state(|s| {
+        (
+            s.compensations.clone(),
+            s.plan.service.clone(),
+            s.plan.target.driver.clone(),
+            s.status.workflow_id.clone(),
+            s.point_of_no_return.clone(),
+        )
+    });
+    let mut done = Vec::new();
+    let mut problems = Vec::new();
+    for c in compensations.iter().rev() {
+        let index = match c {
+            Compensation::Deploy { index, .. } | Compensation::Migrate { index, .. } => *index,
+        };
+        let name = ctx.state(|s| s.status.steps[index].name.clone());
+        let step = StepRef {
+            rollout: rollout.clone(),
+            step: format!("undo {name}"),
+            attempt: 1,
+        };
+        let result = match c {
+            Compensation::Deploy {
+                root,
+                previous: Some(_),
+                ..
+            } => ctx
+                .execute_activity(
+                    TargetActivities::rollback,
+                    RollbackInput {
+                        step,
+                        driver: driver.clone(),
+                        service: service.clone(),
+                        spec: RollbackSpec { root: root.clone() },
+                    },
+                    options(),
+                )
+                .await
+                .map(|out| format!("traffic back to {} ({} stopped)", out.to, out.from))
+                .map_err(|e| format!("could not roll back `{name}`: {e}")),
+            Compensation::Deploy {
+                root,
+                previous: None,
+                ..
+            } => ctx
+                .execute_activity(
+                    TargetActivities::retire,
+                    RetireInput {
+                        step,
+                        driver: driver.clone(),
+                        service: service.clone(),
+                        root: root.clone(),
+                        keep: String::new(),
+                    },
+                    options(),
+                )
+                .await
+                .map(|out| {
+                    format!(
+                        "first deploy undone ({} instances stopped)",
+                        out.stopped.len()
+                    )
+                })
+                .map_err(|e| format!("could not stop the instances of `{name}`: {e}")),
+            Compensation::Migrate {
+                applied,
+                to_version,
+                ..
+            } if point.is_some() => Err(format!(
+                "the database was left at migration {} (not reverted to {to_version}): step `{}` is a point of no return and had completed",
+                applied.iter().max().copied().unwrap_or_default(),
+                point.clone().unwrap_or_default(),
+            )),
+            Compensation::Migrate {
+                url,
+                directory,
+                to_version,
+                applied,
+                ..
+            } => ctx
+                .execute_activity(
+                    RolloutActivities::undo_migrations,
+                    UndoMigrationsInput {
+                        step,
+                        database_url: url.clone(),
+                        directory: directory.clone(),
+                        target_version: *to_version,
+                    },
+                    options(),
+                )
+                .await
+                .map(|out| {
+                    format!(
+                        "migrations {:?} reverted (database at version {to_version})",
+                        out.reverted
+                    )
+                })
+                .map_err(|e| {
+                    format!(
+                        "the database was left at migration {}: reverting `{name}` failed ({e})",
+                        applied.iter().max().copied().unwrap_or_default()
+                    )
+                }),
+        };
+        match result {
+            Ok(text) => {
+                ctx.state_mut(|s| s.status.steps[index].state = StepState::RolledBack);
+                done.push(text);
+            }
+            Err(text) => problems.push(text),
+        }
+    }
+    (done, problems)
+}
+
+fn options() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(600))
+        .heartbeat_timeout(Duration::from_secs(60))
+        .retry_policy(
+            TemporalRetryPolicy::builder()
+                .maximum_attempts(5)
+                .initial_interval(Duration::from_secs(1))
+                .build(),
+        )
+        .build()
+}
