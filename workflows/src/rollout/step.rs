@@ -78,7 +78,10 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 return StepEnd::Succeeded;
             }
             Err(Interrupted::TimerCancelled) => return cancelled(ctx, index),
-            Err(Interrupted::Aborted) => return StepEnd::Aborted,
+            Err(Interrupted::Aborted) => {
+                cancelled(ctx, index);
+                return StepEnd::Aborted;
+            }
             Err(Interrupted::Failed(error)) => error,
             Err(Interrupted::Activity(e)) => match classify(&e, &step.retry) {
                 AttemptFailure::Cancelled => return cancelled(ctx, index),
