@@ -136,16 +136,30 @@ impl RolloutActivityImpls {
         ctx: ActivityContext,
         input: ProvisionInput,
     ) -> Result<ProvisionOutput, ActivityError> {
-        let run = async {
-            drivers::check(&input.driver)?;
+        on_target(
+            &ctx,
+            &input.driver,
             self.host
-                .provision(&input.service, &input.version, &input.spec)
-                .await
-        };
-        beating(&ctx, run)
-            .await
-            .map_err(StepFailure::into_activity_error)
+                .provision(&input.service, &input.version, &input.spec),
+        )
+        .await
     }
+}
+
+/// Runs a driver operation: refuses drivers this worker lacks, heartbeats meanwhile, and
+/// classifies the failure.
+async fn on_target<T>(
+    ctx: &ActivityContext,
+    driver: &str,
+    work: impl std::future::Future<Output = Result<T, StepFailure>>,
+) -> Result<T, ActivityError> {
+    let run = async {
+        drivers::check(driver)?;
+        work.await
+    };
+    beating(ctx, run)
+        .await
+        .map_err(StepFailure::into_activity_error)
 }
 
 /// The activities that act on a deploy target through its driver.
@@ -170,15 +184,13 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
-        let run = async {
-            drivers::check(&input.driver)?;
+        on_target(
+            &ctx,
+            &input.driver,
             self.host
-                .prepare(&input.service, &input.version, &input.spec)
-                .await
-        };
-        beating(&ctx, run)
-            .await
-            .map_err(StepFailure::into_activity_error)
+                .prepare(&input.service, &input.version, &input.spec),
+        )
+        .await
     }
 
     /// `traffic.shift`: rewrites the upstream and waits until nginx applies it.
@@ -188,15 +200,13 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: ShiftInput,
     ) -> Result<ShiftOutput, ActivityError> {
-        let run = async {
-            drivers::check(&input.driver)?;
+        on_target(
+            &ctx,
+            &input.driver,
             self.host
-                .shift(&input.service, &input.root, &input.version, input.weight)
-                .await
-        };
-        beating(&ctx, run)
-            .await
-            .map_err(StepFailure::into_activity_error)
+                .shift(&input.service, &input.root, &input.version, input.weight),
+        )
+        .await
     }
 
     /// `deploy.retire`: stops the other versions' instances.
@@ -206,15 +216,12 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: RetireInput,
     ) -> Result<RetireOutput, ActivityError> {
-        let run = async {
-            drivers::check(&input.driver)?;
-            self.host
-                .retire(&input.service, &input.root, &input.keep)
-                .await
-        };
-        beating(&ctx, run)
-            .await
-            .map_err(StepFailure::into_activity_error)
+        on_target(
+            &ctx,
+            &input.driver,
+            self.host.retire(&input.service, &input.root, &input.keep),
+        )
+        .await
     }
 
     /// `deploy.rolling`: one instance at a time.
@@ -224,15 +231,13 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
-        let run = async {
-            drivers::check(&input.driver)?;
+        on_target(
+            &ctx,
+            &input.driver,
             self.host
-                .rolling(&input.service, &input.version, &input.spec)
-                .await
-        };
-        beating(&ctx, run)
-            .await
-            .map_err(StepFailure::into_activity_error)
+                .rolling(&input.service, &input.version, &input.spec),
+        )
+        .await
     }
 
     /// `deploy.rollback`: keyed by workflow run and step, so a retry does not flip back.
@@ -248,14 +253,12 @@ impl TargetActivityImpls {
             ctx.info().workflow_run_id.clone().unwrap_or_default(),
             input.step.step
         );
-        let run = async {
-            drivers::check(&input.driver)?;
+        on_target(
+            &ctx,
+            &input.driver,
             self.host
-                .rollback(&request, &input.service, &input.spec.root)
-                .await
-        };
-        beating(&ctx, run)
-            .await
-            .map_err(StepFailure::into_activity_error)
+                .rollback(&request, &input.service, &input.spec.root),
+        )
+        .await
     }
 }

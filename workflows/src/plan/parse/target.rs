@@ -1,0 +1,399 @@
+//! Parsing the steps that act on a target: `provision`, `migrate`, `deploy`, `rollback`,
+//! and the steps people steer: `approval`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Cx, Fields, join, truncate};
+use crate::plan::types::{
+    ApprovalSpec, CanaryStep, DatabaseProvision, DeploySpec, HealthCheck, MigrateSpec, OnTimeout,
+    ProvisionSpec, RollbackSpec, Strategy,
+};
+use crate::plan::yaml::{Node, Value};
+
+impl Cx {
+    pub(super) fn provision(&mut self, fields: &Fields<'_>, path: &str) -> Option<ProvisionSpec> {
+        let root = self.path_value(
+            fields,
+            "root",
+            path,
+            "give the release root, e.g. `root: /srv/releases`",
+        );
+        let database = match fields.get("database") {
+            Some(n) => self.database(n, &join(path, "database")).map(Some),
+            None => Some(None),
+        };
+        let env_file = match fields.get("env_file") {
+            Some(n) => self.secret_env(n, &join(path, "env_file")),
+            None => Some(BTreeMap::new()),
+        };
+        Some(ProvisionSpec {
+            root: root?,
+            database: database?,
+            env_file: env_file?,
+        })
+    }
+
+    pub(super) fn database(&mut self, node: &Node, path: &str) -> Option<DatabaseProvision> {
+        let fields = self.fields(node, path)?;
+        self.unknown_keys(&fields, &["admin_url", "name", "owner", "owner_password"]);
+        let admin_url = self
+            .required(
+                &fields,
+                "admin_url",
+                "reference a superuser connection string, e.g. `admin_url: { env: PG_ADMIN_URL }`",
+            )
+            .and_then(|n| self.secret_ref(n, &join(path, "admin_url")));
+        let name = self
+            .required(&fields, "name", "name the database")
+            .and_then(|n| self.sql_identifier(n, &join(path, "name")));
+        let owner = self
+            .required(&fields, "owner", "name the owning role")
+            .and_then(|n| self.sql_identifier(n, &join(path, "owner")));
+        let owner_password = match fields.get("owner_password") {
+            Some(n) => self.secret_ref(n, &join(path, "owner_password")).map(Some),
+            None => Some(None),
+        };
+        Some(DatabaseProvision {
+            admin_url: admin_url?,
+            name: name?,
+            owner: owner?,
+            owner_password: owner_password?,
+        })
+    }
+
+    /// Database and role names: plain lowercase identifiers, so no quoting surprises.
+    pub(super) fn sql_identifier(&mut self, node: &Node, path: &str) -> Option<String> {
+        let text = self.string(node, path)?;
+        let ok = !text.is_empty()
+            && text.len() <= 63
+            && text.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            self.report(
+                node,
+                path,
+                format!("`{}` is not a plain SQL identifier", truncate(&text)),
+                "use 1 to 63 lowercase letters, digits and `_`, starting with a letter or `_`",
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    pub(super) fn migrate(&mut self, fields: &Fields<'_>, path: &str) -> Option<MigrateSpec> {
+        let database_url = self
+            .required(
+                fields,
+                "database_url",
+                "reference the connection string, e.g. `database_url: { env: DATABASE_URL }`",
+            )
+            .and_then(|n| self.secret_ref(n, &join(path, "database_url")));
+        let directory = self.path_value(
+            fields,
+            "directory",
+            path,
+            "give the migrations directory, e.g. `directory: migrations`",
+        );
+        let dry_run = match fields.get("dry_run") {
+            Some(n) => self.boolean(n, &join(path, "dry_run")),
+            None => Some(false),
+        };
+        let target_version = match fields.get("target_version") {
+            Some(n) => self
+                .integer(n, &join(path, "target_version"), 0, i64::MAX as u64)
+                .map(|v| Some(v as i64)),
+            None => Some(None),
+        };
+        Some(MigrateSpec {
+            database_url: database_url?,
+            directory: directory?,
+            dry_run: dry_run?,
+            target_version: target_version?,
+        })
+    }
+
+    pub(super) fn deploy(&mut self, fields: &Fields<'_>, path: &str) -> Option<DeploySpec> {
+        let root = self.path_value(
+            fields,
+            "root",
+            path,
+            "give the release root, e.g. `root: /srv/releases`",
+        );
+        let strategy_node = self.required(
+            fields,
+            "strategy",
+            "choose `blue-green`, `rolling` or `canary`",
+        );
+        let strategy =
+            strategy_node.and_then(
+                |n| match self.string(n, &join(path, "strategy"))?.as_str() {
+                    "blue-green" => Some(Strategy::BlueGreen),
+                    "rolling" => Some(Strategy::Rolling),
+                    "canary" => Some(Strategy::Canary),
+                    other => {
+                        self.report(
+                            n,
+                            &join(path, "strategy"),
+                            format!("unknown strategy `{}`", truncate(other)),
+                            "choose `blue-green`, `rolling` or `canary`",
+                        );
+                        None
+                    }
+                },
+            );
+        let start = self
+            .required(
+                fields,
+                "start",
+                "say how to start an instance, e.g. `start: { command: target/release/app }`",
+            )
+            .and_then(|n| {
+                let p = join(path, "start");
+                let start = self.fields(n, &p)?;
+                self.unknown_keys(&start, &["command", "args", "env", "secret_env", "workdir"]);
+                self.command(&start, &p)
+            });
+        let instances = match fields.get("instances") {
+            Some(n) => self
+                .integer(n, &join(path, "instances"), 1, 32)
+                .map(|v| v as u32),
+            None => Some(1),
+        };
+        let base_port = self
+            .required(
+                fields,
+                "base_port",
+                "give the first instance port, e.g. `base_port: 18100`",
+            )
+            .and_then(|n| {
+                self.integer(n, &join(path, "base_port"), 1024, 65_000)
+                    .map(|v| v as u16)
+            });
+        let listen = self
+            .required(
+                fields,
+                "listen",
+                "give the port nginx listens on, e.g. `listen: 18080`",
+            )
+            .and_then(|n| {
+                self.integer(n, &join(path, "listen"), 1024, 65_535)
+                    .map(|v| v as u16)
+            });
+        let health = match fields.get("health") {
+            Some(n) => self.health(n, &join(path, "health")),
+            None => Some(HealthCheck {
+                path: "/health".to_owned(),
+                expect_status: 200,
+                timeout: Duration::from_secs(30),
+                interval: Duration::from_millis(200),
+            }),
+        };
+        let rollback_window = match fields.get("rollback_window") {
+            Some(n) => self.duration_or_zero(n, &join(path, "rollback_window")),
+            None => Some(Duration::from_secs(30)),
+        };
+        let canary = match fields.get("canary") {
+            Some(n) => self.canary(n, &join(path, "canary")),
+            None => Some(Vec::new()),
+        };
+        if let (Some(strategy), Some(canary)) = (strategy, &canary) {
+            let node = fields
+                .get("canary")
+                .or(strategy_node)
+                .unwrap_or(fields.node);
+            if strategy == Strategy::Canary && canary.is_empty() {
+                self.report(node, &join(path, "canary"), "a canary deploy needs its weights", "add e.g. `canary: [{ weight: 10, bake: 5m }, { weight: 50, bake: 5m }, { weight: 100 }]`");
+                return None;
+            }
+            if strategy != Strategy::Canary && !canary.is_empty() {
+                self.report(
+                    node,
+                    &join(path, "canary"),
+                    "`canary` only applies to `strategy: canary`",
+                    "remove it, or use `strategy: canary`",
+                );
+                return None;
+            }
+        }
+        if let (Some(base), Some(listen), Some(n)) = (base_port, listen, instances) {
+            let last = u32::from(base) + 2 * n - 1;
+            if last > 65_535 {
+                self.report(
+                    fields.node,
+                    &join(path, "base_port"),
+                    format!("instances need ports {base}..={last}, past 65535"),
+                    "lower base_port",
+                );
+                return None;
+            }
+            if (u32::from(base)..=last).contains(&u32::from(listen)) {
+                self.report(
+                    fields.get("listen").unwrap_or(fields.node),
+                    &join(path, "listen"),
+                    format!("port {listen} is inside the instance ports {base}..={last}"),
+                    "pick a listen port outside base_port .. base_port + 2 × instances",
+                );
+                return None;
+            }
+        }
+        Some(DeploySpec {
+            root: root?,
+            strategy: strategy?,
+            start: start?,
+            instances: instances?,
+            base_port: base_port?,
+            listen: listen?,
+            health: health?,
+            rollback_window: rollback_window?,
+            canary: canary?,
+        })
+    }
+
+    pub(super) fn health(&mut self, node: &Node, path: &str) -> Option<HealthCheck> {
+        let fields = self.fields(node, path)?;
+        self.unknown_keys(&fields, &["path", "expect_status", "timeout", "interval"]);
+        let check_path = match fields.get("path") {
+            Some(n) => self.string(n, &join(path, "path")).and_then(|p| {
+                if p.starts_with('/') && !p.chars().any(char::is_whitespace) {
+                    Some(p)
+                } else {
+                    self.report(
+                        n,
+                        &join(path, "path"),
+                        format!("`{}` is not a URL path", truncate(&p)),
+                        "start it with `/`, e.g. `/health`",
+                    );
+                    None
+                }
+            }),
+            None => Some("/health".to_owned()),
+        };
+        let expect_status = match fields.get("expect_status") {
+            Some(n) => self
+                .integer(n, &join(path, "expect_status"), 100, 599)
+                .map(|v| v as u16),
+            None => Some(200),
+        };
+        let timeout = match fields.get("timeout") {
+            Some(n) => self.duration(n, &join(path, "timeout")),
+            None => Some(Duration::from_secs(30)),
+        };
+        let interval = match fields.get("interval") {
+            Some(n) => self.duration(n, &join(path, "interval")),
+            None => Some(Duration::from_millis(200)),
+        };
+        Some(HealthCheck {
+            path: check_path?,
+            expect_status: expect_status?,
+            timeout: timeout?,
+            interval: interval?,
+        })
+    }
+
+    pub(super) fn canary(&mut self, node: &Node, path: &str) -> Option<Vec<CanaryStep>> {
+        let Value::Sequence(items) = &node.value else {
+            self.report(
+                node,
+                path,
+                format!("expected a list of canary steps, found {}", node.shape()),
+                "write `- { weight: 10, bake: 5m }` per step",
+            );
+            return None;
+        };
+        let mut steps: Vec<CanaryStep> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let Some(fields) = self.fields(item, &p) else {
+                ok = false;
+                continue;
+            };
+            self.unknown_keys(&fields, &["weight", "bake"]);
+            let weight = self
+                .required(&fields, "weight", "give the percent of traffic, 1 to 100")
+                .and_then(|n| {
+                    self.integer(n, &join(&p, "weight"), 1, 100)
+                        .map(|v| v as u8)
+                });
+            let bake = match fields.get("bake") {
+                Some(n) => self.duration_or_zero(n, &join(&p, "bake")),
+                None => Some(Duration::ZERO),
+            };
+            match (weight, bake) {
+                (Some(weight), Some(bake)) => {
+                    if steps.last().is_some_and(|s| s.weight >= weight) {
+                        self.report(
+                            item,
+                            &join(&p, "weight"),
+                            "canary weights must increase",
+                            "order the steps from the smallest weight to 100",
+                        );
+                        ok = false;
+                    }
+                    steps.push(CanaryStep { weight, bake });
+                }
+                _ => ok = false,
+            }
+        }
+        if ok && steps.last().is_some_and(|s| s.weight != 100) {
+            self.report(
+                node,
+                path,
+                "the last canary step must send 100% of traffic",
+                "end with `{ weight: 100 }`",
+            );
+            ok = false;
+        }
+        ok.then_some(steps)
+    }
+
+    /// An approval's `timeout` is how long to wait for people (absent: forever), not an
+    /// activity timeout, so it is read here rather than as the step's.
+    pub(super) fn approval(&mut self, fields: &Fields<'_>, path: &str) -> Option<ApprovalSpec> {
+        let required = match fields.get("required") {
+            Some(n) => self
+                .integer(n, &join(path, "required"), 1, 20)
+                .map(|v| v as u32),
+            None => Some(1),
+        };
+        let timeout = match fields.get("timeout") {
+            Some(n) => self.duration(n, &join(path, "timeout")).map(Some),
+            None => Some(None),
+        };
+        let on_timeout = match fields.get("on_timeout") {
+            Some(n) => match self.string(n, &join(path, "on_timeout")).as_deref() {
+                Some("abort") => Some(OnTimeout::Abort),
+                Some("continue") => Some(OnTimeout::Continue),
+                Some(other) => {
+                    self.report(
+                        n,
+                        &join(path, "on_timeout"),
+                        format!("unknown on_timeout `{}`", truncate(other)),
+                        "use `abort` or `continue`",
+                    );
+                    None
+                }
+                None => None,
+            },
+            None => Some(OnTimeout::Abort),
+        };
+        Some(ApprovalSpec {
+            required: required?,
+            timeout: timeout?,
+            on_timeout: on_timeout?,
+        })
+    }
+
+    pub(super) fn rollback(&mut self, fields: &Fields<'_>, path: &str) -> Option<RollbackSpec> {
+        let root = self.path_value(
+            fields,
+            "root",
+            path,
+            "give the release root used by the deploy",
+        );
+        Some(RollbackSpec { root: root? })
+    }
+}
