@@ -654,3 +654,46 @@ async fn on_failure_pause_holds_the_rollout_until_retry() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn promote_skips_the_remaining_canary_steps() -> anyhow::Result<()> {
+    let h = Harness::start("canarypromote").await?;
+    let site = Site::new(&h)?;
+    let _guard = HostGuard::new(std::path::Path::new(&site.root), "cp");
+    succeed(
+        &h,
+        &site.plan("cp", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    let id = h
+        .start_rollout(&site.plan("cp", "2.0.0", "canary", "    rollback_window: 0s\n    canary: [{ weight: 10, bake: 1h }, { weight: 50, bake: 1h }, { weight: 100 }]\n"))
+        .await?;
+    // The canary hold is running once status shows when it ends.
+    wait_for(Duration::from_secs(30), "the 10% canary hold", || async {
+        cutover_tests::status(h.client(), &id).await?.steps[0].ends_at
+    })
+    .await?;
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "promote", &id, "--by", "lead"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = outcome(h.client(), &id).await?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    let st = cutover_tests::status(h.client(), &id)
+        .await
+        .context("status")?;
+    let Some(cutover_workflows::contracts::StepOutput::Deploy(d)) = &st.steps[0].output else {
+        panic!("deploy output expected")
+    };
+    let weights: Vec<u8> = d.shifts.iter().map(|s| s.weight).collect();
+    assert_eq!(weights, [10, 100], "the 50% step was skipped");
+    assert_eq!(site.serving().await?, "2.0.0");
+    Ok(())
+}
