@@ -83,6 +83,13 @@ pub(crate) enum RolloutCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Print the timeline of a rollout: steps, attempts and every human action, in order.
+    History {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Follow a rollout live until it ends; exit 0 if it succeeded, 1 if not.
     Watch {
         /// `rollout/<service>/<environment>`.

@@ -24,6 +24,9 @@ async fn main() -> ExitCode {
             cmd::watch::status(&cli.global, &id, output.output).await
         }
         Command::Rollout(RolloutCommand::Watch { id }) => cmd::watch::watch(&cli.global, &id).await,
+        Command::Rollout(RolloutCommand::History { id, output }) => {
+            cmd::watch::history(&cli.global, &id, output.output).await
+        }
         Command::Rollout(RolloutCommand::List {
             service,
             environment,

@@ -205,3 +205,94 @@ pub(crate) fn list(rows: &[ListRow], output: Output) {
         );
     }
 }
+
+/// One line of `rollout history`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Event {
+    pub(crate) at: Option<DateTime<Utc>>,
+    pub(crate) what: String,
+    /// Orders events of the same instant: the rollout's start, then people's actions, then a
+    /// step's end, then the next step's start, then the rollout's end.
+    #[serde(skip)]
+    rank: u8,
+}
+
+/// Steps and human actions in time order.
+pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
+    let mut events = vec![Event {
+        at: status.started_at,
+        what: "rollout started".to_owned(),
+        rank: 0,
+    }];
+    for step in &status.steps {
+        if let Some(at) = step.started_at {
+            events.push(Event {
+                at: Some(at),
+                what: format!("step `{}` ({}) started", step.name, step.kind),
+                rank: 3,
+            });
+        }
+        if let Some(at) = step.finished_at {
+            let error = step
+                .last_error
+                .as_ref()
+                .filter(|_| step.state == StepState::Failed)
+                .map(|e| {
+                    format!(
+                        ": {}: {}",
+                        e.kind,
+                        e.message.lines().next().unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            events.push(Event {
+                at: Some(at),
+                what: format!(
+                    "step `{}` {} after {} attempt{}{error}",
+                    step.name,
+                    step.state.as_str(),
+                    step.attempts,
+                    if step.attempts == 1 { "" } else { "s" }
+                ),
+                rank: 2,
+            });
+        }
+    }
+    for a in &status.actions {
+        events.push(Event {
+            at: a.at,
+            what: format!(
+                "{} by {}{}{}",
+                a.action,
+                a.by,
+                a.step
+                    .as_deref()
+                    .map(|s| format!(" at step `{s}`"))
+                    .unwrap_or_default(),
+                a.reason
+                    .as_deref()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            rank: 1,
+        });
+    }
+    if let Some(at) = status.finished_at {
+        events.push(Event {
+            at: Some(at),
+            what: format!(
+                "rollout {}{}",
+                status.state.as_str(),
+                status
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+            rank: 4,
+        });
+    }
+    events.sort_by_key(|e| (e.at, e.rank));
+    events
+}

@@ -51,6 +51,46 @@ pub(crate) async fn status(global: &Global, id: &str, output: Output) -> Outcome
     Ok(())
 }
 
+/// Prints the rollout's timeline: each step's start and end, and each human action.
+pub(crate) async fn history(global: &Global, id: &str, output: Output) -> Outcome {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let status = query(&connected, &id, Duration::from_secs(10))
+        .await
+        .map_err(|e| {
+            Failure::Failed(match e {
+                QueryProblem::NotFound => anyhow!("no rollout with ID {id}"),
+                QueryProblem::NoAnswer(why) => anyhow!("no worker answered for {id} ({why})"),
+            })
+        })?;
+    let events = render::timeline(&status);
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&events).unwrap_or_default()
+        ),
+        Output::Human => {
+            println!(
+                "{}  {} {} → {}  {}",
+                status.workflow_id,
+                status.service,
+                status.version,
+                status.environment,
+                status.state.as_str()
+            );
+            for e in &events {
+                println!(
+                    "  {}  {}",
+                    e.at.map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                        .unwrap_or_else(|| "-".repeat(23)),
+                    e.what
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Follows a rollout until it ends.
 pub(crate) async fn watch(global: &Global, id: &str) -> Outcome {
     let id = rollout_id(id)?;
