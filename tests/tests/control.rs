@@ -128,13 +128,33 @@ async fn an_approval_step_needs_distinct_approvers_and_refuses_when_nothing_wait
         "every action is recorded"
     );
     assert_eq!(st.actions[2].reason.as_deref(), Some("ship it"));
-    let history = cutover(h.dir.path(), Some(&h.server.address), &["rollout", "history", &id, "--output", "json"]);
-    assert_eq!(history.status.code(), Some(0), "{}", String::from_utf8_lossy(&history.stderr));
+    let history = cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "history", &id, "--output", "json"],
+    );
+    assert_eq!(
+        history.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&history.stderr)
+    );
     let events: Vec<serde_json::Value> = serde_json::from_slice(&history.stdout)?;
     let lines: Vec<&str> = events.iter().filter_map(|e| e["what"].as_str()).collect();
-    let position = |needle: &str| lines.iter().position(|l| l.starts_with(needle)).unwrap_or(usize::MAX);
-    assert!(position("approve by bob") < position("step `sign-off` succeeded"), "{lines:#?}");
-    assert!(position("step `after` succeeded") < position("rollout succeeded"), "{lines:#?}");
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or(usize::MAX)
+    };
+    assert!(
+        position("approve by bob") < position("step `sign-off` succeeded"),
+        "{lines:#?}"
+    );
+    assert!(
+        position("step `after` succeeded") < position("rollout succeeded"),
+        "{lines:#?}"
+    );
 
     let late = cutover(
         h.dir.path(),

@@ -160,7 +160,17 @@ async fn finish(connected: &Connected, id: &str, screen: &mut Screen) -> Outcome
             Err(Failure::FailedReported)
         }
         Err(WorkflowGetResultError::Failed(f)) => {
-            screen.note(&format!("rollout {id} failed: {}", f.failure().message));
+            let rolled_back = matches!(
+                f.as_ref(),
+                temporalio_common::error::IncomingError::Application(app)
+                    if app.type_name() == Some(cutover_workflows::rollout::ROLLED_BACK)
+            );
+            let verb = if rolled_back {
+                "was rolled back"
+            } else {
+                "failed"
+            };
+            screen.note(&format!("rollout {id} {verb}: {}", f.failure().message));
             Err(Failure::FailedReported)
         }
         Err(WorkflowGetResultError::Cancelled { .. }) => {
