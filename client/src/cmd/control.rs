@@ -10,7 +10,7 @@ use cutover_workflows::control::{ApproveRequest, PauseRequest, PromoteRequest, R
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
 use temporalio_client::{WorkflowExecuteUpdateOptions, WorkflowSignalOptions};
 
-use super::{connect, rollout_id};
+use super::rollout_handle;
 use crate::cli::Global;
 use crate::exit::{Failure, Outcome};
 
@@ -20,11 +20,7 @@ pub(crate) async fn approve(
     approver: String,
     comment: Option<String>,
 ) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     let answer = handle
         .execute_update(
             RolloutWorkflow::approve,
@@ -51,11 +47,7 @@ pub(crate) async fn approve(
 }
 
 pub(crate) async fn promote(global: &Global, id: &str, by: String) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     let answer = handle
         .execute_update(
             RolloutWorkflow::promote,
@@ -69,11 +61,7 @@ pub(crate) async fn promote(global: &Global, id: &str, by: String) -> Outcome {
 }
 
 pub(crate) async fn pause(global: &Global, id: &str, by: String, reason: String) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     handle
         .signal(
             RolloutWorkflow::pause,
@@ -89,11 +77,7 @@ pub(crate) async fn pause(global: &Global, id: &str, by: String, reason: String)
 }
 
 pub(crate) async fn resume(global: &Global, id: &str, by: String) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     handle
         .signal(
             RolloutWorkflow::resume,
@@ -107,11 +91,7 @@ pub(crate) async fn resume(global: &Global, id: &str, by: String) -> Outcome {
 }
 
 pub(crate) async fn abort(global: &Global, id: &str, by: String, reason: String) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     handle
         .signal(
             RolloutWorkflow::abort,
@@ -127,11 +107,7 @@ pub(crate) async fn abort(global: &Global, id: &str, by: String, reason: String)
 }
 
 pub(crate) async fn retry(global: &Global, id: &str, by: String) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     let step = handle
         .execute_update(
             RolloutWorkflow::retry,

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use cutover_client::{ConnectOptions, Connected};
+use cutover_workflows::RolloutWorkflow;
 use cutover_workflows::plan::{Plan, PlanLimits, parse_plan};
+use temporalio_client::{Client, WorkflowHandle};
 
 use crate::cli::Global;
 use crate::exit::Failure;
@@ -24,6 +26,19 @@ pub(crate) async fn connect(global: &Global) -> Result<Connected, Failure> {
         identity: None,
     })
     .await?)
+}
+
+/// A handle on the rollout `id` (checked and normalized), and its normalized ID.
+pub(crate) async fn rollout_handle(
+    global: &Global,
+    id: &str,
+) -> Result<(String, WorkflowHandle<Client, RolloutWorkflow>), Failure> {
+    let id = rollout_id(id)?;
+    let connected = connect(global).await?;
+    let handle = connected
+        .client
+        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    Ok((id, handle))
 }
 
 /// Accepts `rollout/<service>/<environment>` or the short `<service>/<environment>`.

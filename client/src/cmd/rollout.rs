@@ -3,12 +3,11 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use cutover_client::{StartError, start_rollout};
-use cutover_workflows::RolloutWorkflow;
+use cutover_client::start_rollout;
 use futures::StreamExt;
 use temporalio_client::{WorkflowCancelOptions, WorkflowListOptions};
 
-use super::{connect, load_plan, rollout_id};
+use super::{connect, load_plan, rollout_handle};
 use crate::cli::{Global, Output};
 use crate::exit::{Failure, Outcome};
 use crate::render;
@@ -17,11 +16,11 @@ use crate::render;
 pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
     let plan = load_plan(plan)?;
     let connected = connect(global).await?;
-    let started = match start_rollout(&connected.client, &plan, &global.task_queue).await {
-        Ok(s) => s,
-        Err(e @ StartError::AlreadyRunning { .. }) => return Err(Failure::Failed(e.into())),
-        Err(e) => return Err(Failure::Failed(e.into())),
-    };
+    // A refusal (e.g. a rollout of this service and environment is running) names the
+    // running rollout and how to follow or cancel it.
+    let started = start_rollout(&connected.client, &plan, &global.task_queue)
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?;
     println!(
         "started {} (run {}) — {} {} → {}",
         started.workflow_id, started.run_id, plan.service, plan.version, plan.environment
@@ -92,11 +91,7 @@ pub(crate) async fn list(
 
 /// Requests cancellation; the workflow stops the running step and ends `cancelled`.
 pub(crate) async fn cancel(global: &Global, id: &str, reason: &str) -> Outcome {
-    let id = rollout_id(id)?;
-    let connected = connect(global).await?;
-    let handle = connected
-        .client
-        .get_workflow_handle::<RolloutWorkflow>(id.clone());
+    let (id, handle) = rollout_handle(global, id).await?;
     handle
         .cancel(
             WorkflowCancelOptions::builder()
