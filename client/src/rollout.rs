@@ -100,7 +100,9 @@ pub async fn start_rollout(
         }
         Err(e) => {
             let text = e.to_string();
-            if text.contains("search attribute") && text.contains("not defined") {
+            if text.contains("search attribute")
+                && (text.contains("not defined") || text.contains("no mapping defined"))
+            {
                 Err(StartError::SearchAttributesMissing)
             } else {
                 Err(StartError::Server(text))

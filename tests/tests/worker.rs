@@ -126,3 +126,38 @@ async fn the_temporal_cli_can_query_and_find_rollouts() -> anyhow::Result<()> {
     assert!(listed.contains("RolloutWorkflow"), "{listed}");
     h.shutdown().await
 }
+
+#[tokio::test]
+async fn the_worker_registers_missing_search_attributes_on_a_fresh_cluster() -> anyhow::Result<()> {
+    let server = cutover_tests::DevServer::start_bare().await?;
+    let dir = tempfile::tempdir()?;
+    let queue = cutover_tests::unique_queue("attrs");
+    let plan = cutover_tests::plan(
+        "service: fresh\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: one, kind: command, command: \"true\" }\n",
+    );
+    let refused = cutover_client::start_rollout(server.client(), &plan, &queue).await;
+    assert!(
+        matches!(
+            refused,
+            Err(cutover_client::StartError::SearchAttributesMissing)
+        ),
+        "a fresh cluster lacks them: {refused:?}"
+    );
+    let worker = cutover_tests::WorkerProcess::spawn(&server.address, &queue, dir.path())?;
+    wait_for(
+        Duration::from_secs(30),
+        "the worker to register the search attributes",
+        || {
+            let log = worker.log_text();
+            async move {
+                log.contains("registered Cutover's search attributes")
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    let started = cutover_client::start_rollout(server.client(), &plan, &queue).await?;
+    outcome(server.client(), &started.workflow_id).await?;
+    drop(worker);
+    server.shutdown().await
+}

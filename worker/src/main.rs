@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use cutover_activities::{RolloutActivityImpls, TargetActivityImpls};
-use cutover_client::{ConnectOptions, connect};
+use cutover_client::{ConnectOptions, connect, ensure_search_attributes};
 use cutover_workflows::RolloutWorkflow;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use config::Config;
 
@@ -39,6 +39,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         identity: config.identity.clone(),
     })
     .await?;
+    // Rollouts carry Cutover's search attributes; register them where they are missing.
+    match ensure_search_attributes(&connected.client, &connected.namespace).await {
+        Ok(added) if !added.is_empty() => info!(?added, "registered Cutover's search attributes"),
+        Ok(_) => {}
+        Err(status) => warn!(
+            "could not register Cutover's search attributes ({}); starting rollouts needs them: temporal operator search-attribute create --name CutoverService --type Keyword --name CutoverEnvironment --type Keyword --name CutoverVersion --type Keyword",
+            status.message()
+        ),
+    }
     let runtime =
         Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
     let tuner = TunerHolder::builder()
