@@ -107,6 +107,29 @@ async fn apply_then_reapply_changes_nothing() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn a_target_version_below_what_is_applied_changes_nothing() -> anyhow::Result<()> {
+    let pg = PgCluster::start()?;
+    let tmp = tempfile::tempdir()?;
+    let m = tmp.path().join("migrations");
+    write(&m, "0001_items.sql", "CREATE TABLE items (id int);");
+    write(&m, "0002_more.sql", "CREATE TABLE more (id int);");
+    migrate(spec(tmp.path(), &pg.url("postgres"), &m))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // An older release (which only knows migration 1) is deployed again.
+    let mut older = spec(tmp.path(), &pg.url("postgres"), &m);
+    older.target_version = Some(1);
+    let out = migrate(older).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(out.applied.is_empty());
+    assert_eq!(out.previous_version, 2);
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM _sqlx_migrations")?,
+        "2"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_edited_applied_migration_is_refused_with_both_checksums() -> anyhow::Result<()> {
     let pg = PgCluster::start()?;
     let tmp = tempfile::tempdir()?;

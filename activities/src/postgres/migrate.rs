@@ -42,6 +42,9 @@ pub(crate) async fn migrate(
             .cloned()
             .collect();
         migrator.migrations = Cow::Owned(kept);
+        // Migrations newer than the target may already be applied (e.g. an older release
+        // redeployed after a newer one): leave them alone rather than refuse.
+        migrator.set_ignore_missing(true);
     }
     let pool = connect(secrets.get(URL).unwrap_or_default(), &secrets).await?;
     let applied = applied(&pool, &secrets).await?;
