@@ -127,12 +127,7 @@ impl RolloutWorkflow {
                 .await
                 .is_err()
             {
-                finish(
-                    ctx,
-                    RolloutState::Cancelled,
-                    Some("cancelled on request".to_owned()),
-                );
-                return Err(WorkflowTermination::cancelled());
+                return cancelled(ctx, None);
             }
             if let Some(reason) = abort_reason(ctx) {
                 return roll_back(ctx, reason).await;
@@ -167,12 +162,7 @@ impl RolloutWorkflow {
                             .await
                             .is_err()
                         {
-                            finish(
-                                ctx,
-                                RolloutState::Cancelled,
-                                Some("cancelled on request".to_owned()),
-                            );
-                            return Err(WorkflowTermination::cancelled());
+                            return cancelled(ctx, None);
                         }
                         ctx.state_mut(|s| {
                             s.held_failure = None;
@@ -185,13 +175,8 @@ impl RolloutWorkflow {
                     }
                 },
                 StepEnd::Cancelled => {
-                    let reason = ctx
-                        .cancellation_token()
-                        .reason()
-                        .filter(|r| !r.is_empty())
-                        .unwrap_or_else(|| "cancelled on request".to_owned());
-                    finish(ctx, RolloutState::Cancelled, Some(reason));
-                    return Err(WorkflowTermination::cancelled());
+                    let reason = ctx.cancellation_token().reason();
+                    return cancelled(ctx, reason);
                 }
             }
         }
@@ -368,6 +353,18 @@ impl RolloutWorkflow {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Ends the rollout `cancelled`, with the reason given at cancellation if there was one.
+fn cancelled<T>(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    reason: Option<String>,
+) -> WorkflowResult<T> {
+    let reason = reason
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "cancelled on request".to_owned());
+    finish(ctx, RolloutState::Cancelled, Some(reason));
+    Err(WorkflowTermination::cancelled())
 }
 
 /// Ends the rollout `failed` with `reason`.

@@ -65,28 +65,7 @@ impl Cx {
     }
 
     pub(super) fn env(&mut self, node: &Node, path: &str) -> Option<BTreeMap<String, String>> {
-        let fields = self.fields(node, path)?;
-        let mut out = BTreeMap::new();
-        let mut ok = true;
-        for (name, (key, value)) in &fields.entries {
-            let p = join(path, name);
-            if !valid_env_name(name) {
-                self.report(
-                    key,
-                    &p,
-                    format!("`{}` is not a valid variable name", truncate(name)),
-                    "use letters, digits and `_`, not starting with a digit",
-                );
-                ok = false;
-            }
-            match self.string(value, &p) {
-                Some(v) => {
-                    out.insert(name.clone(), v);
-                }
-                None => ok = false,
-            }
-        }
-        ok.then_some(out)
+        self.env_map(node, path, Self::string)
     }
 
     pub(super) fn secret_env(
@@ -94,10 +73,21 @@ impl Cx {
         node: &Node,
         path: &str,
     ) -> Option<BTreeMap<String, SecretRef>> {
+        self.env_map(node, path, Self::secret_ref)
+    }
+
+    /// A mapping of environment variable names to values read by `value`; every bad name and
+    /// every bad value is reported.
+    fn env_map<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        value: fn(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<BTreeMap<String, T>> {
         let fields = self.fields(node, path)?;
         let mut out = BTreeMap::new();
         let mut ok = true;
-        for (name, (key, value)) in &fields.entries {
+        for (name, (key, node)) in &fields.entries {
             let p = join(path, name);
             if !valid_env_name(name) {
                 self.report(
@@ -108,9 +98,9 @@ impl Cx {
                 );
                 ok = false;
             }
-            match self.secret_ref(value, &p) {
-                Some(s) => {
-                    out.insert(name.clone(), s);
+            match value(self, node, &p) {
+                Some(v) => {
+                    out.insert(name.clone(), v);
                 }
                 None => ok = false,
             }
