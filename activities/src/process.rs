@@ -213,8 +213,37 @@ async fn kill_group(pid: Pid, child: &mut Child) {
         let _ = killpg(pid, Signal::SIGKILL);
         let _ = child.wait().await;
     }
-    // Children of the command that outlived it are in the group too.
+    // Children of the command that outlived it are in the group too. Signals are delivered
+    // asynchronously: wait until no live member is left, so "cancelled" means gone.
     let _ = killpg(pid, Signal::SIGKILL);
+    let deadline = tokio::time::Instant::now() + KILL_GRACE;
+    while group_has_live_members(pid.as_raw()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether any process of process group `pgid` is alive (zombies excluded: they are dead and
+/// only wait to be reaped).
+fn group_has_live_members(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // After the command name: state, ppid, pgrp, ...
+                let mut fields = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace();
+                let state = fields.next().unwrap_or("Z");
+                let pgrp = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+                state != "Z" && state != "X" && pgrp == Some(pgid)
+            })
+        })
 }
 
 fn resolve_workdir(workdir: Option<&str>) -> Result<PathBuf, StepFailure> {
