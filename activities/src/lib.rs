@@ -5,6 +5,7 @@
 //! ([`StepFailure`]). Long activities heartbeat so that a dead worker is noticed within the
 //! heartbeat timeout rather than the step timeout.
 
+mod analysis;
 mod artifact;
 mod drivers;
 mod error;
@@ -18,9 +19,9 @@ mod verify;
 use std::sync::Arc;
 
 use cutover_workflows::contracts::{
-    self, BuildInput, BuildOutput, CommandInput, CommandOutput, DeployInput, MigrateInput,
-    MigrateOutput, PrepareOutput, ProvisionInput, ProvisionOutput, RetireInput, RetireOutput,
-    RollbackInput, RollbackOutput, ShiftInput, ShiftOutput, UndoMigrationsInput,
+    self, AnalysisInput, BuildInput, BuildOutput, CommandInput, CommandOutput, DeployInput,
+    MigrateInput, MigrateOutput, PrepareOutput, ProvisionInput, ProvisionOutput, RetireInput,
+    RetireOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput, UndoMigrationsInput,
     UndoMigrationsOutput, VerifyInput, VerifyOutput,
 };
 use drivers::DeployDriver;
@@ -99,6 +100,22 @@ impl RolloutActivityImpls {
         input: VerifyInput,
     ) -> Result<VerifyOutput, ActivityError> {
         verify::verify(&ctx, &self.http, &input.step, &input.spec)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `analysis.measure`: read-only measurements, safe to repeat. Heartbeats while it waits
+    /// on probes and queries.
+    #[activity(definition = contracts::Measure)]
+    pub async fn measure(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: AnalysisInput,
+    ) -> Result<cutover_workflows::analysis::Measurement, ActivityError> {
+        let work = async {
+            Ok::<_, StepFailure>(analysis::measure(&self.http, input.number, &input.metrics).await)
+        };
+        beating(&ctx, work)
             .await
             .map_err(StepFailure::into_activity_error)
     }

@@ -1,7 +1,8 @@
 //! Turning statuses into text for people and JSON for programs.
 
 use chrono::{DateTime, Utc};
-use cutover_workflows::status::{RolloutStatus, StepState, StepStatus};
+use cutover_workflows::analysis::Verdict;
+use cutover_workflows::status::{AnalysisStatus, RolloutStatus, StepState, StepStatus};
 use serde::Serialize;
 use temporalio_client::WorkflowExecution;
 use temporalio_common::search_attributes::SearchAttributeKey;
@@ -37,6 +38,9 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
     let width = status.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
     for step in &status.steps {
         lines.push(step_line(step, width, now));
+        if let Some(a) = &step.analysis {
+            lines.extend(analysis_lines(a, step.state == StepState::Running));
+        }
         if let Some(wait) = waiting(step, now) {
             lines.push(format!("      {wait}"));
         }
@@ -97,14 +101,87 @@ fn waiting(step: &StepStatus, now: Option<DateTime<Utc>>) -> Option<String> {
         ));
     }
     match (step.ends_at, now) {
-        (Some(end), Some(now)) => Some(format!(
-            "{} left (until {})",
-            duration((end - now).max(chrono::Duration::zero())),
-            end.format("%H:%M:%S")
-        )),
+        (Some(end), Some(now)) => {
+            let left = (end - now).max(chrono::Duration::zero());
+            let progress = step
+                .hold_ms
+                .filter(|total| *total > 0)
+                .map(|total| {
+                    let done = 1.0 - left.num_milliseconds() as f64 / total as f64;
+                    format!("{} ", bar(done))
+                })
+                .unwrap_or_default();
+            Some(format!(
+                "{progress}{} left (until {})",
+                duration(left),
+                end.format("%H:%M:%S")
+            ))
+        }
         (Some(end), None) => Some(format!("waiting until {}", end.format("%H:%M:%S"))),
         _ => None,
     }
+}
+
+/// An analysis: progress, counts against the limits, verdict, and the latest measurements
+/// with each metric's value and verdict.
+fn analysis_lines(a: &AnalysisStatus, running: bool) -> Vec<String> {
+    let at = a.weight.map(|w| format!(" at {w}%")).unwrap_or_default();
+    let verdict = match a.verdict {
+        Some(v) => format!(" — {}", v.as_str()),
+        None => String::new(),
+    };
+    let progress = if running && a.planned > 0 {
+        format!("{} ", bar(f64::from(a.taken) / f64::from(a.planned)))
+    } else {
+        String::new()
+    };
+    let mut lines = vec![format!(
+        "      analysis{at}: {progress}{}/{} measurements: {} successful, {} failed (limit {}), {} inconclusive (limit {}){verdict}",
+        a.taken,
+        a.planned,
+        a.successful,
+        a.failed,
+        a.failure_limit,
+        a.inconclusive,
+        a.inconclusive_limit,
+    )];
+    for m in a.measurements.iter().rev().take(3).rev() {
+        let metrics: Vec<String> = m
+            .metrics
+            .iter()
+            .map(|r| format!("{} {} {}", verdict_mark(r.verdict), r.name, r.value))
+            .collect();
+        lines.push(format!(
+            "        #{} {}{}: {}",
+            m.number,
+            m.verdict.as_str(),
+            m.at.map(|t| format!(" at {}", t.format("%H:%M:%S")))
+                .unwrap_or_default(),
+            metrics.join("; ")
+        ));
+    }
+    lines
+}
+
+fn verdict_mark(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Successful => "✓",
+        Verdict::Failed => "✗",
+        Verdict::Inconclusive => "?",
+    }
+}
+
+/// A 20-cell progress bar with its percentage, for bakes and analyses.
+fn bar(done: f64) -> String {
+    const CELLS: usize = 20;
+    let done = done.clamp(0.0, 1.0);
+    let full = (done * CELLS as f64).round() as usize;
+    format!(
+        "[{}{}] {:>3.0}%",
+        "█".repeat(full),
+        "░".repeat(CELLS - full),
+        done * 100.0
+    )
 }
 
 fn step_line(step: &StepStatus, width: usize, now: Option<DateTime<Utc>>) -> String {
@@ -295,4 +372,58 @@ pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
     }
     events.sort_by_key(|e| (e.at, e.rank));
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_workflows::analysis::{Measurement, MetricResult};
+
+    #[test]
+    fn bars_fill_with_progress() {
+        assert_eq!(bar(0.0), format!("[{}]   0%", "░".repeat(20)));
+        assert_eq!(
+            bar(0.5),
+            format!("[{}{}]  50%", "█".repeat(10), "░".repeat(10))
+        );
+        assert_eq!(bar(7.0), format!("[{}] 100%", "█".repeat(20)));
+    }
+
+    #[test]
+    fn an_analysis_shows_counts_and_its_latest_measurements() {
+        let m = |number, verdict, value: &str| Measurement {
+            number,
+            at: None,
+            verdict,
+            metrics: vec![MetricResult {
+                name: "errors".into(),
+                verdict,
+                value: value.into(),
+                detail: String::new(),
+            }],
+        };
+        let a = AnalysisStatus {
+            weight: Some(10),
+            planned: 4,
+            taken: 2,
+            successful: 1,
+            failed: 1,
+            failure_limit: 1,
+            measurements: vec![
+                m(1, Verdict::Successful, "result[0]=0"),
+                m(2, Verdict::Failed, "result[0]=0.5"),
+            ],
+            ..AnalysisStatus::default()
+        };
+        let lines = analysis_lines(&a, true);
+        assert_eq!(
+            lines[0],
+            format!(
+                "      analysis at 10%: [{}{}]  50% 2/4 measurements: 1 successful, 1 failed (limit 1), 0 inconclusive (limit 0)",
+                "█".repeat(10),
+                "░".repeat(10)
+            )
+        );
+        assert_eq!(lines[2], "        #2 failed: ✗ errors result[0]=0.5");
+    }
 }

@@ -69,6 +69,7 @@ async fn switches() -> anyhow::Result<()> {
         },
         rollback_window: std::time::Duration::ZERO,
         canary: Vec::new(),
+        analysis: None,
     };
     let deploy = |version: String| DeployInput {
         step: step(),

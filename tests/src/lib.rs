@@ -4,6 +4,8 @@
 
 pub mod host;
 pub mod pg;
+pub mod prom;
+pub mod site;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -343,4 +345,30 @@ impl Harness {
         drop(self.worker);
         self.server.shutdown().await
     }
+}
+
+/// Fetches the history of the latest run of `workflow_id` and replays it against today's
+/// RolloutWorkflow: the rollout a test just drove must be deterministic on every path it took.
+/// With `CUTOVER_RECORD_HISTORIES=<dir>` set, the history is also saved there as
+/// `<name>.json`, ready for `tests/histories/`.
+pub async fn replays(client: &Client, workflow_id: &str, name: &str) -> anyhow::Result<()> {
+    use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+    use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+    let json = client
+        .get_workflow_handle::<RolloutWorkflow>(workflow_id.to_owned())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await?;
+    if let Ok(dir) = std::env::var("CUTOVER_RECORD_HISTORIES") {
+        std::fs::write(Path::new(&dir).join(format!("{name}.json")), &json)?;
+    }
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<RolloutWorkflow>()?
+            .build(),
+    )?;
+    replayer
+        .replay_workflow(WorkflowHistory::from_json(&json)?)
+        .await
+        .map_err(|e| anyhow!("{workflow_id} ({name}) does not replay: {e}"))
 }

@@ -6,57 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use cutover_tests::host::{HostGuard, load, port_block, service_processes};
+use cutover_tests::host::{HostGuard, load, service_processes};
+use cutover_tests::site::{Site, migrate_step, rollout_failure, succeed, with_steps_before};
 use cutover_tests::{Harness, bin, outcome, wait_for};
 use cutover_workflows::status::RolloutState;
 use temporalio_client::errors::WorkflowGetResultError;
-
-struct Site {
-    root: String,
-    base: u16,
-    listen: u16,
-}
-
-impl Site {
-    fn new(h: &Harness) -> anyhow::Result<Self> {
-        let (base, listen) = port_block(4)?;
-        Ok(Self {
-            root: h.dir.path().join("releases").display().to_string(),
-            base,
-            listen,
-        })
-    }
-
-    /// A plan with one deploy step of `version`; `extra` is appended to the step.
-    fn plan(&self, service: &str, version: &str, strategy: &str, extra: &str) -> String {
-        format!(
-            "service: {service}\nenvironment: test\nversion: \"{version}\"\nsteps:\n  - name: deploy\n    kind: deploy\n    root: \"{root}\"\n    strategy: {strategy}\n    start: {{ command: \"{bin}\" }}\n    instances: 2\n    base_port: {base}\n    listen: {listen}\n    health: {{ timeout: 15s, interval: 100ms }}\n    retry: {{ initial_interval: 200ms, maximum_attempts: 1 }}\n{extra}",
-            root = self.root,
-            bin = bin("hello-service").display(),
-            base = self.base,
-            listen = self.listen,
-        )
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/version", self.listen)
-    }
-
-    async fn serving(&self) -> anyhow::Result<String> {
-        let body = reqwest::get(self.url()).await?.text().await?;
-        let v: serde_json::Value = serde_json::from_str(&body)?;
-        Ok(v["version"].as_str().unwrap_or_default().to_owned())
-    }
-}
-
-async fn succeed(h: &Harness, plan: &str) -> anyhow::Result<()> {
-    let id = h.start_rollout(plan).await?;
-    let summary = outcome(h.client(), &id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{id}: {e:?}\nworker log:\n{}", h.worker.log_text()))?;
-    anyhow::ensure!(summary.outcome == RolloutState::Succeeded, "{summary:?}");
-    Ok(())
-}
 
 #[tokio::test]
 async fn blue_green_switch_under_load_fails_no_request() -> anyhow::Result<()> {
@@ -413,37 +367,6 @@ async fn provision_changes(h: &Harness) -> anyhow::Result<Vec<String>> {
     match &st.steps[0].output {
         Some(cutover_workflows::contracts::StepOutput::Provision(p)) => Ok(p.changes.clone()),
         other => anyhow::bail!("unexpected output {other:?}"),
-    }
-}
-
-fn migrations_dir() -> String {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/hello-service/migrations")
-        .display()
-        .to_string()
-}
-
-/// A migrate step against `url_file`, up to `target` (all when `None`).
-fn migrate_step(url_file: &std::path::Path, target: Option<i64>, extra: &str) -> String {
-    format!(
-        "  - name: migrate\n    kind: migrate\n    database_url: {{ file: \"{}\" }}\n    directory: \"{}\"\n{}{extra}",
-        url_file.display(),
-        migrations_dir(),
-        target
-            .map(|t| format!("    target_version: {t}\n"))
-            .unwrap_or_default()
-    )
-}
-
-/// `plan` with `before` inserted as the first steps.
-fn with_steps_before(plan: &str, before: &str) -> String {
-    plan.replacen("steps:\n", &format!("steps:\n{before}"), 1)
-}
-
-async fn rollout_failure(h: &Harness, id: &str) -> String {
-    match outcome(h.client(), id).await {
-        Err(WorkflowGetResultError::Failed(f)) => f.failure().message.clone(),
-        other => panic!("{id} should end unsuccessfully, got {other:?}"),
     }
 }
 

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
 
+use crate::analysis::Measurement;
 use crate::plan::{
-    BuildSpec, CommandSpec, DeploySpec, MigrateSpec, ProvisionSpec, RollbackSpec, SecretRef,
-    VerifySpec,
+    BuildSpec, CommandSpec, DeploySpec, MetricSpec, MigrateSpec, ProvisionSpec, RollbackSpec,
+    SecretRef, VerifySpec,
 };
 
 /// Which rollout and step an activity runs for.
@@ -338,6 +339,32 @@ pub enum StepOutput {
     Approval(ApprovalOutput),
     /// A `bake` step.
     Bake(BakeOutput),
+    /// An `analysis` step.
+    Analysis(AnalysisOutput),
+}
+
+/// Input of `analysis.measure`: one measurement of every metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisInput {
+    /// Who measures.
+    pub step: StepRef,
+    /// 1-based number of this measurement in its analysis.
+    pub number: u32,
+    /// What to measure.
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// Output of an `analysis` step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisOutput {
+    /// Measurements taken.
+    pub measurements: u32,
+    /// Of which failed.
+    pub failed: u32,
+    /// Of which inconclusive.
+    pub inconclusive: u32,
+    /// True when someone promoted before the analysis ended.
+    pub promoted: bool,
 }
 
 /// Error kinds activities fail with; the Temporal application failure's type name.
@@ -345,6 +372,8 @@ pub enum StepOutput {
 /// Plans name these in `retry.non_retryable`. Activities already mark the kinds that can never
 /// succeed on retry as non-retryable.
 pub mod error_kind {
+    /// An analysis had more failed measurements than its `failure_limit`. Not retryable.
+    pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
     /// A command exited non-zero. Retryable.
     pub const COMMAND_FAILED: &str = "CommandFailed";
     /// The program does not exist or cannot be executed. Not retryable.
@@ -381,11 +410,20 @@ pub mod error_kind {
 pub struct RolloutActivities;
 
 /// Marker types of the activities, for `#[activity(definition = ...)]` in implementations.
-pub use rollout_activities::{Build, Migrate, Provision, RunCommand, UndoMigrations, Verify};
+pub use rollout_activities::{
+    Build, Measure, Migrate, Provision, RunCommand, UndoMigrations, Verify,
+};
 pub use target_activities::{Prepare, Retire, Rollback, Rolling, Shift};
 
 #[activity_definitions]
 impl RolloutActivities {
+    /// Measures every metric of an analysis once and judges each by its condition. Never
+    /// fails for an unreachable source: that metric is inconclusive.
+    #[activity(name = "analysis.measure")]
+    pub fn measure(input: AnalysisInput) -> Result<Measurement, ActivityError> {
+        unimplemented!()
+    }
+
     /// Runs a command to completion.
     #[activity(name = "process.run")]
     pub fn run_command(input: CommandInput) -> Result<CommandOutput, ActivityError> {

@@ -5,6 +5,7 @@
 //! error kinds they may fail with — live here so that both sides compile against one
 //! definition.
 
+pub mod analysis;
 pub mod contracts;
 pub mod control;
 mod duration_serde;

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::{Measurement, Verdict};
 use crate::contracts::StepOutput;
 
 /// Overall state of a rollout.
@@ -118,9 +119,48 @@ pub struct StepStatus {
     /// Bakes (and canary holds): when the wait ends, while its clock runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<DateTime<Utc>>,
+    /// Bakes, canary holds and analysis intervals: the whole length of the running wait, so
+    /// that a progress bar can be drawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_ms: Option<i64>,
     /// Bakes: the time left when the clock was stopped by a pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_ms: Option<i64>,
+    /// Analysis steps and canary analyses: the measurements and verdicts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStatus>,
+}
+
+/// Where an analysis is: its counts, its latest measurements, its verdict once decided.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisStatus {
+    /// The canary weight being analysed, for a deploy's analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u8>,
+    /// Measurements the analysis takes unless something ends it early.
+    pub planned: u32,
+    /// Measurements taken (since the last restart after an inconclusive hold).
+    pub taken: u32,
+    /// Successful measurements.
+    pub successful: u32,
+    /// Failed measurements.
+    pub failed: u32,
+    /// Inconclusive measurements.
+    pub inconclusive: u32,
+    /// Tolerated failed measurements.
+    pub failure_limit: u32,
+    /// Tolerated inconclusive measurements.
+    pub inconclusive_limit: u32,
+    /// The verdict, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The latest measurements, oldest first (at most [`AnalysisStatus::KEPT`]).
+    pub measurements: Vec<Measurement>,
+}
+
+impl AnalysisStatus {
+    /// Measurements kept in status; older ones are counted but dropped, to keep status small.
+    pub const KEPT: usize = 20;
 }
 
 /// One approval of an approval step.

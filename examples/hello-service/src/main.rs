@@ -3,13 +3,22 @@
 //! - `GET /health` answers `ok` (503 while the database is configured but unreachable);
 //! - `GET /version` answers `{"service":"hello","version":...}`;
 //! - `GET /items` lists the `items` table, every column included (so v2's added column shows);
-//! - `POST /items` with `{"name": "..."}` adds a row.
+//! - `POST /items` with `{"name": "..."}` adds a row;
+//! - `GET /metrics` answers Prometheus text: `hello_http_requests_total{version,code}`.
 //!
 //! Settings from the environment: `PORT` (default 18080), the version from `APP_VERSION` or
-//! `CUTOVER_VERSION` (set by Cutover's host driver), `DATABASE_URL` (optional), and
-//! `STARTUP_DELAY_MS` to simulate a slow start. It stops cleanly on SIGTERM.
+//! `CUTOVER_VERSION` (set by Cutover's host driver), `DATABASE_URL` (optional),
+//! `STARTUP_DELAY_MS` to simulate a slow start, and `FAIL_PERCENT` (0–100) to make that share
+//! of requests other than `/health` and `/metrics` answer 500 — a bad release that passes its
+//! health check, for analysis to catch. It stops cleanly on SIGTERM.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +33,16 @@ use sqlx::postgres::PgPoolOptions;
 struct App {
     version: String,
     db: Option<PgPool>,
+    /// Percent of requests answered 500 on purpose.
+    fail_percent: u64,
+    /// Requests seen (decides which fail) and answers by status code.
+    counters: Arc<Mutex<Counters>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    seen: u64,
+    by_code: BTreeMap<u16, u64>,
 }
 
 #[derive(Deserialize)]
@@ -55,11 +74,23 @@ async fn main() -> std::io::Result<()> {
         }
         None => None,
     };
+    let fail_percent = env("FAIL_PERCENT")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(100);
+    let state = App {
+        version,
+        db,
+        fail_percent,
+        counters: Arc::default(),
+    };
     let app = Router::new()
         .route("/health", get(health))
         .route("/version", get(version_info))
         .route("/items", get(list_items).post(add_item))
-        .with_state(App { version, db });
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("hello-service listening on {}", listener.local_addr()?);
     axum::serve(listener, app)
@@ -118,4 +149,47 @@ fn no_database() -> (StatusCode, String) {
 
 fn internal(e: sqlx::Error) -> (StatusCode, String) {
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Counts every answer by status, and fails `FAIL_PERCENT` of requests on purpose.
+async fn count(State(app): State<App>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let exempt = path == "/health" || path == "/metrics";
+    let fail = !exempt && {
+        let mut c = app.counters.lock().unwrap_or_else(|e| e.into_inner());
+        c.seen += 1;
+        c.seen % 100 < app.fail_percent
+    };
+    let response = if fail {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "failing on purpose (FAIL_PERCENT)",
+        )
+            .into_response()
+    } else {
+        next.run(req).await
+    };
+    if path != "/metrics" {
+        let mut c = app.counters.lock().unwrap_or_else(|e| e.into_inner());
+        *c.by_code.entry(response.status().as_u16()).or_default() += 1;
+    }
+    response
+}
+
+async fn metrics(State(app): State<App>) -> String {
+    let c = app.counters.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = String::from(
+        "# HELP hello_http_requests_total Requests answered, by status code.\n# TYPE hello_http_requests_total counter\n",
+    );
+    // Both series exist from the start, so rates over them are defined before the first error.
+    let mut codes = c.by_code.clone();
+    codes.entry(200).or_default();
+    codes.entry(500).or_default();
+    for (code, n) in codes {
+        out.push_str(&format!(
+            "hello_http_requests_total{{version=\"{}\",code=\"{code}\"}} {n}\n",
+            app.version
+        ));
+    }
+    out
 }

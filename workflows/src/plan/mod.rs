@@ -17,7 +17,8 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use parse::{PlanLimits, parse_plan};
 pub use types::{
-    ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision, DeploySpec,
-    HealthCheck, JsonExpectation, MigrateSpec, OnFailure, OnTimeout, Plan, ProvisionSpec,
-    RetryPolicy, RollbackSpec, SecretRef, Step, StepAction, Strategy, Target, VerifySpec,
+    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,
+    DeploySpec, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec, MigrateSpec,
+    OnFailure, OnTimeout, Plan, PrometheusQuery, ProvisionSpec, RetryPolicy, RollbackSpec,
+    SecretRef, SqlQuery, Step, StepAction, Strategy, Target, VerifySpec,
 };

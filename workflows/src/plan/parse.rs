@@ -39,6 +39,7 @@ const KINDS: &[&str] = &[
     "rollback",
     "approval",
     "bake",
+    "analysis",
 ];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /// Longest duration accepted anywhere in a plan.
@@ -538,10 +539,12 @@ impl Cx {
                 "health",
                 "rollback_window",
                 "canary",
+                "analysis",
             ],
             Some("rollback") => &["root"],
             Some("approval") => &["required", "on_timeout"],
             Some("bake") => &["duration"],
+            Some("analysis") => analysis::ANALYSIS_KEYS,
             Some(other) => {
                 let hint = match closest(other, KINDS) {
                     Some(best) => format!("did you mean `{best}`? kinds: {}", KINDS.join(", ")),
@@ -590,6 +593,7 @@ impl Cx {
                 .required(&fields, "duration", "say how long, e.g. `duration: 10m`")
                 .and_then(|n| self.duration(n, &join(path, "duration")))
                 .map(|duration| StepAction::Bake(BakeSpec { duration })),
+            Some("analysis") => self.analysis(&fields, path).map(StepAction::Analysis),
             _ => self.verify(&fields, path).map(StepAction::Verify),
         };
         let point_of_no_return = match fields.get("point_of_no_return") {
@@ -850,6 +854,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+mod analysis;
 mod process;
 mod target;
 

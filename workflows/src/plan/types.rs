@@ -104,6 +104,8 @@ pub enum StepAction {
     Approval(ApprovalSpec),
     /// Wait a while (a durable timer), e.g. to let a new version show its colours.
     Bake(BakeSpec),
+    /// Measure the release repeatedly and judge it: pass, fail (roll back), or ask a person.
+    Analysis(AnalysisSpec),
 }
 
 impl StepAction {
@@ -119,6 +121,7 @@ impl StepAction {
             StepAction::Rollback(_) => "rollback",
             StepAction::Approval(_) => "approval",
             StepAction::Bake(_) => "bake",
+            StepAction::Analysis(_) => "analysis",
         }
     }
 }
@@ -268,6 +271,9 @@ pub struct DeploySpec {
     /// Canary weights (percent of traffic to the new version) and how long each is held.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub canary: Vec<CanaryStep>,
+    /// Canary deploys: the analysis run at each weight below 100, before its bake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisSpec>,
 }
 
 /// One step of a canary.
@@ -334,6 +340,100 @@ pub struct BakeSpec {
     /// How long.
     #[serde(with = "duration_serde")]
     pub duration: Duration,
+}
+
+/// An analysis: every `interval`, each metric is measured and judged by its condition, until
+/// `duration` has passed (or `consecutive_successes` measurements in a row succeeded).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisSpec {
+    /// Time between two measurements.
+    #[serde(with = "duration_serde")]
+    pub interval: Duration,
+    /// How long the analysis runs: `duration / interval` measurements (at least one).
+    #[serde(with = "duration_serde")]
+    pub duration: Duration,
+    /// Failed measurements tolerated; one more fails the analysis.
+    pub failure_limit: u32,
+    /// Inconclusive measurements tolerated; one more holds the rollout for a person.
+    pub inconclusive_limit: u32,
+    /// Pass as soon as this many measurements in a row succeeded (0: run the whole duration).
+    pub consecutive_successes: u32,
+    /// What is measured.
+    pub metrics: Vec<MetricSpec>,
+}
+
+impl AnalysisSpec {
+    /// Measurements the analysis takes when nothing ends it early.
+    pub fn measurements(&self) -> u32 {
+        let n = self.duration.as_millis() / self.interval.as_millis().max(1);
+        (n as u32).max(1)
+    }
+}
+
+/// One metric of an analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricSpec {
+    /// Shown in status with each measurement.
+    pub name: String,
+    /// Where the value comes from.
+    #[serde(flatten)]
+    pub source: MetricSource,
+    /// When a measurement is a success, e.g. `result[0] < 0.01` (see [`crate::analysis`]).
+    pub success_condition: String,
+}
+
+/// Where a metric's value comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricSource {
+    /// Probes sent by the worker: `success_rate`, `p50_ms`, `p95_ms`, `p99_ms`.
+    Http(HttpProbe),
+    /// A PromQL instant query: `result[i]` is the i-th sample's value.
+    Prometheus(PrometheusQuery),
+    /// A SQL query: `result[i]` is the first row's i-th column, as a number.
+    Sql(SqlQuery),
+}
+
+impl MetricSource {
+    /// Named values the source measures, besides `result[i]`.
+    pub fn names(&self) -> &'static [&'static str] {
+        match self {
+            MetricSource::Http(_) => &["success_rate", "p50_ms", "p95_ms", "p99_ms", "errors"],
+            MetricSource::Prometheus(_) | MetricSource::Sql(_) => &[],
+        }
+    }
+}
+
+/// HTTP probes: `probes` requests per measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpProbe {
+    /// URL probed (no credentials: it enters history).
+    pub url: String,
+    /// Requests per measurement.
+    pub probes: u32,
+    /// Status that counts as a success.
+    pub expect_status: u16,
+    /// Timeout of one request; a timeout counts as a failed probe.
+    #[serde(with = "duration_serde")]
+    pub request_timeout: Duration,
+}
+
+/// A Prometheus instant query.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrometheusQuery {
+    /// Prometheus' base URL, e.g. `http://127.0.0.1:9090`.
+    pub address: String,
+    /// The PromQL expression.
+    pub query: String,
+}
+
+/// A SQL query run on PostgreSQL; its first row's columns are the values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SqlQuery {
+    /// The connection string, resolved on the worker.
+    pub database_url: SecretRef,
+    /// The query; run in a read-only transaction.
+    pub query: String,
 }
 
 /// Where a secret's value lives. The value itself is read by the worker and never stored.

@@ -28,6 +28,7 @@ pub(super) async fn hold(
 ) -> Held {
     let promotions = ctx.state_mut(|s| {
         s.holding = Some(index);
+        s.status.steps[index].hold_ms = Some(duration.as_millis() as i64);
         s.promotions
     });
     let mut remaining = duration;
@@ -86,6 +87,7 @@ pub(super) async fn hold(
         s.holding = None;
         let step = &mut s.status.steps[index];
         step.ends_at = None;
+        step.hold_ms = None;
         step.remaining_ms = None;
     });
     end

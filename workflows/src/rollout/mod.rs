@@ -6,6 +6,7 @@
 //! that shows every attempt as it happens — attempt number, last error, when the next attempt
 //! starts — which a server-side retry would hide until the activity finally closes.
 
+mod analysis;
 mod failure;
 mod hold;
 mod saga;
@@ -82,7 +83,9 @@ impl RolloutWorkflow {
                     _ => None,
                 },
                 ends_at: None,
+                hold_ms: None,
                 remaining_ms: None,
+                analysis: None,
             })
             .collect();
         let status = RolloutStatus {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use temporalio_common::RetryPolicy as TemporalRetryPolicy;
 use temporalio_sdk::{ActivityCancellationType, ActivityOptions, TimerResult, WorkflowContext};
 
+use super::analysis::{Analysed, analyse};
 use super::failure::{AttemptFailure, classify};
 use super::hold::{Held, hold};
 use super::{RolloutWorkflow, now};
@@ -246,6 +247,14 @@ async fn execute(
             Held::Aborted => return Err(Interrupted::Aborted),
         },
         StepAction::Approval(spec) => StepOutput::Approval(approval(ctx, index, spec).await?),
+        StepAction::Analysis(spec) => {
+            match analyse(ctx, index, spec, &step_ref, &opts, None).await {
+                Analysed::Passed(out) => StepOutput::Analysis(out),
+                Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
+                Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
+                Analysed::Aborted => return Err(Interrupted::Aborted),
+            }
+        }
     };
     Ok(output)
 }
@@ -357,6 +366,22 @@ async fn deploy(
                 ctx.execute_activity(TargetActivities::shift, shift(weight), opts.clone())
                     .await?,
             );
+            // A canary's analysis judges each partial weight before its bake.
+            if let (true, Some(analysis)) = (weight < 100, &spec.analysis) {
+                match analyse(ctx, index, analysis, &step_ref, &opts, Some(weight)).await {
+                    Analysed::Passed(out) if out.promoted => {
+                        shifts.push(
+                            ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
+                                .await?,
+                        );
+                        break;
+                    }
+                    Analysed::Passed(_) => {}
+                    Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
+                    Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
+                    Analysed::Aborted => return Err(Interrupted::Aborted),
+                }
+            }
             if weight < 100 && !bake.is_zero() {
                 match hold(ctx, index, bake).await {
                     Held::Elapsed => {}

@@ -115,31 +115,7 @@ impl Cx {
                 "url",
                 "give the URL to check, e.g. `url: http://127.0.0.1:8080/health`",
             )
-            .and_then(|n| {
-                let url = self.string(n, &join(path, "url"))?;
-                let lower = url.to_ascii_lowercase();
-                let rest = lower
-                    .strip_prefix("http://")
-                    .or_else(|| lower.strip_prefix("https://"));
-                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/'))
-                    || url.len() > 2048
-                    || url.chars().any(char::is_whitespace)
-                {
-                    self.report(
-                        n,
-                        &join(path, "url"),
-                        format!("`{}` is not an http(s) URL", truncate(&url)),
-                        "write a URL such as `http://127.0.0.1:8080/health`",
-                    );
-                    return None;
-                }
-                let authority = rest.unwrap_or_default().split(['/', '?', '#']).next().unwrap_or_default();
-                if authority.contains('@') {
-                    self.report(n, &join(path, "url"), "the URL carries credentials, which would be stored in workflow history and logs", "remove `user:password@`; checks should use an endpoint that needs no secret");
-                    return None;
-                }
-                Some(url)
-            });
+            .and_then(|n| self.http_url(n, &join(path, "url")));
         let method = match fields.get("method") {
             Some(n) => self.string(n, &join(path, "method")).and_then(|m| {
                 let upper = m.to_ascii_uppercase();
@@ -200,6 +176,42 @@ impl Cx {
             within: within?,
             interval: interval?,
         })
+    }
+
+    /// An http(s) URL without credentials (it is stored in workflow history and logs).
+    pub(super) fn http_url(&mut self, n: &Node, path: &str) -> Option<String> {
+        let url = self.string(n, path)?;
+        let lower = url.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"));
+        if rest.is_none_or(|r| r.is_empty() || r.starts_with('/'))
+            || url.len() > 2048
+            || url.chars().any(char::is_whitespace)
+        {
+            self.report(
+                n,
+                path,
+                format!("`{}` is not an http(s) URL", truncate(&url)),
+                "write a URL such as `http://127.0.0.1:8080/health`",
+            );
+            return None;
+        }
+        let authority = rest
+            .unwrap_or_default()
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default();
+        if authority.contains('@') {
+            self.report(
+                n,
+                path,
+                "the URL carries credentials, which would be stored in workflow history and logs",
+                "remove `user:password@`; checks should use an endpoint that needs no secret",
+            );
+            return None;
+        }
+        Some(url)
     }
 
     pub(super) fn json_expectation(&mut self, node: &Node, path: &str) -> Option<JsonExpectation> {

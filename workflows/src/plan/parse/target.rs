@@ -199,6 +199,21 @@ impl Cx {
             Some(n) => self.canary(n, &join(path, "canary")),
             None => Some(Vec::new()),
         };
+        let analysis = match fields.get("analysis") {
+            Some(n) => self.analysis_block(n, &join(path, "analysis")).map(Some),
+            None => Some(None),
+        };
+        if let (Some(strategy), Some(Some(_))) = (strategy, &analysis)
+            && strategy != Strategy::Canary
+        {
+            self.report(
+                fields.get("analysis").unwrap_or(fields.node),
+                &join(path, "analysis"),
+                "a deploy's `analysis` runs at each canary weight; this deploy is not a canary",
+                "use `strategy: canary`, or add an `analysis` step after the deploy",
+            );
+            return None;
+        }
         if let (Some(strategy), Some(canary)) = (strategy, &canary) {
             let node = fields
                 .get("canary")
@@ -249,6 +264,7 @@ impl Cx {
             health: health?,
             rollback_window: rollback_window?,
             canary: canary?,
+            analysis: analysis?,
         })
     }
 

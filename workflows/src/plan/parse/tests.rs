@@ -198,3 +198,139 @@ fn urls_with_credentials_are_refused() {
         "the secret must not be echoed"
     );
 }
+
+const ANALYSIS: &str = r#"
+service: hello
+environment: dev
+version: "1.0.0"
+steps:
+  - name: check
+    kind: analysis
+    interval: 5s
+    duration: 1m
+    failure_limit: 1
+    consecutive_successes: 3
+    metrics:
+      - name: errors
+        prometheus: { address: "http://127.0.0.1:9090", query: "sum(rate(x[1m]))" }
+        success_condition: "result[0] < 0.01"
+      - name: probe
+        http: { url: "http://127.0.0.1:8080/health", probes: 20 }
+        success_condition: "success_rate >= 0.99 && p95_ms < 300"
+      - name: orders
+        sql: { database_url: { env: DATABASE_URL }, query: "SELECT count(*) FROM orders" }
+        success_condition: "result > 0"
+"#;
+
+#[test]
+fn an_analysis_step_parses_and_round_trips() {
+    let plan = parse_plan(ANALYSIS, PlanLimits::default()).expect("valid plan");
+    let StepAction::Analysis(a) = &plan.steps[0].action else {
+        panic!("analysis expected")
+    };
+    assert_eq!(a.measurements(), 12);
+    assert_eq!(
+        (
+            a.failure_limit,
+            a.inconclusive_limit,
+            a.consecutive_successes
+        ),
+        (1, 0, 3)
+    );
+    assert_eq!(a.metrics.len(), 3);
+    // `plan show` prints JSON that is itself a valid plan.
+    let json = serde_json::to_string(&plan).expect("serializes");
+    let again = parse_plan(&json, PlanLimits::default()).expect("the JSON is a valid plan");
+    assert_eq!(again, plan);
+}
+
+#[test]
+fn bad_analyses_are_refused_with_positions_and_reasons() {
+    for (from, to, expect) in [
+        (
+            "\"result[0] < 0.01\"",
+            "\"latency < 3\"",
+            "unknown value `latency` in `latency < 3`",
+        ),
+        (
+            "\"result > 0\"",
+            "\"result >\"",
+            "`` in `result >` is not a number",
+        ),
+        (
+            "success_rate >= 0.99 && p95_ms < 300",
+            "success_rate",
+            "`success_rate` compares nothing",
+        ),
+        ("probes: 20", "probes: 0", "0 is out of range"),
+        (
+            "http: { url: \"http://127.0.0.1:8080/health\"",
+            "http: { url: \"http://u:pw@127.0.0.1:8080/health\"",
+            "the URL carries credentials",
+        ),
+        (
+            "duration: 1m",
+            "duration: 1s",
+            "the duration (1s) is shorter than the interval (5s)",
+        ),
+        (
+            "name: orders",
+            "name: errors",
+            "metric `errors` is named twice",
+        ),
+        (
+            "        sql: { database_url",
+            "        http: { url: \"http://x\" }\n        sql: { database_url",
+            "the metric has 2 sources: http, sql",
+        ),
+        (
+            "query: \"SELECT count(*) FROM orders\"",
+            "query: \"\"",
+            "the query is 0 bytes",
+        ),
+        (
+            "failure_limit: 1",
+            "failure_limit: -1",
+            "-1 is out of range",
+        ),
+    ] {
+        assert!(ANALYSIS.contains(from), "{from}");
+        let text = ANALYSIS.replacen(from, to, 1);
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains(expect) && d.path.starts_with("steps[0]")),
+            "{to}: expected `{expect}` in {found:#?}"
+        );
+    }
+    let no_metrics = ANALYSIS.split("    metrics:").next().unwrap_or_default();
+    let found = problems(no_metrics);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message == "missing required key `metrics`"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_deploy_analysis_needs_a_canary() {
+    let text = "service: s\nenvironment: e\nversion: v\nsteps:\n  - name: d\n    kind: deploy\n    root: /srv\n    strategy: blue-green\n    start: { command: app }\n    base_port: 20000\n    listen: 20100\n    analysis: { metrics: [{ name: m, http: { url: \"http://127.0.0.1:20100/\" }, success_condition: \"success_rate > 0.9\" }] }\n";
+    let found = problems(text);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.path == "steps[0].analysis" && d.message.contains("not a canary")),
+        "{found:#?}"
+    );
+    let canary = text.replace("blue-green", "canary").replace(
+        "    analysis:",
+        "    canary: [{ weight: 20, bake: 1m }, { weight: 100 }]\n    analysis:",
+    );
+    let plan = parse_plan(&canary, PlanLimits::default()).expect("a canary with analysis");
+    let StepAction::Deploy(d) = &plan.steps[0].action else {
+        panic!("deploy")
+    };
+    assert_eq!(d.analysis.as_ref().map(|a| a.measurements()), Some(6));
+}
