@@ -11,6 +11,7 @@ mod drivers;
 mod error;
 mod heartbeat;
 mod host;
+mod ledger;
 mod postgres;
 mod process;
 mod secrets;
@@ -20,9 +21,9 @@ use std::sync::Arc;
 
 use cutover_workflows::contracts::{
     self, AnalysisInput, BuildInput, BuildOutput, CommandInput, CommandOutput, DeployInput,
-    MigrateInput, MigrateOutput, PrepareOutput, ProvisionInput, ProvisionOutput, RetireInput,
-    RetireOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput, UndoMigrationsInput,
-    UndoMigrationsOutput, VerifyInput, VerifyOutput,
+    MigrateInput, MigrateOutput, PrepareOutput, ProvisionInput, ProvisionOutput, ReleaseInput,
+    RetireInput, RetireOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
+    UndoMigrationsInput, UndoMigrationsOutput, VerifyInput, VerifyOutput,
 };
 use drivers::DeployDriver;
 use heartbeat::beating;
@@ -36,13 +37,27 @@ pub use error::StepFailure;
 pub struct RolloutActivityImpls {
     http: reqwest::Client,
     host: HostDriver,
+    ledger: ledger::LazyLedger,
 }
 
 impl Default for RolloutActivityImpls {
+    /// With the ledger at `CUTOVER_LEDGER_URL`, else a PostgreSQL `DATABASE_URL`, else
+    /// `.cutover/ledger.db` in the working directory.
     fn default() -> Self {
+        let url = std::env::var("CUTOVER_LEDGER_URL").ok();
+        Self::with_ledger(url.as_deref())
+    }
+}
+
+impl RolloutActivityImpls {
+    /// With the ledger at `url` (resolved as [`cutover_ledger::Ledger::resolve_url`] does).
+    /// The ledger is opened, and migrated, on the first release record.
+    pub fn with_ledger(url: Option<&str>) -> Self {
+        let dir = std::env::current_dir().unwrap_or_default();
         Self {
             http: verify::client(),
             host: HostDriver::new(verify::client()),
+            ledger: ledger::LazyLedger::new(cutover_ledger::Ledger::resolve_url(url, &dir)),
         }
     }
 }
@@ -116,6 +131,20 @@ impl RolloutActivityImpls {
             Ok::<_, StepFailure>(analysis::measure(&self.http, input.number, &input.metrics).await)
         };
         beating(&ctx, work)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `ledger.record_release`: an upsert keyed by workflow and run.
+    #[activity(definition = contracts::RecordRelease)]
+    pub async fn record_release(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ReleaseInput,
+    ) -> Result<(), ActivityError> {
+        let run_id = ctx.info().workflow_run_id.clone().unwrap_or_default();
+        self.ledger
+            .record(&input, &run_id)
             .await
             .map_err(StepFailure::into_activity_error)
     }

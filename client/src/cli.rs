@@ -50,6 +50,139 @@ pub(crate) enum Command {
     /// The embedded default: a Temporal dev server and a worker on this machine.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// Receive CI webhooks (GitHub, GitLab, generic) and start the rollouts their rules name.
+    ///
+    /// Secrets, one per line (several lines: several active secrets, for rotation):
+    /// CUTOVER_GITHUB_SECRET, CUTOVER_GITLAB_TOKEN, CUTOVER_GENERIC_SECRET, or the matching
+    /// --*-file flags. They are never logged.
+    Serve(Box<ServeArgs>),
+    /// Check trigger rules files.
+    #[command(subcommand)]
+    Triggers(TriggersCommand),
+    /// Read the webhook deliveries recorded in the ledger.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+    /// List releases recorded in the ledger, newest first.
+    Releases {
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only this environment.
+        #[arg(long)]
+        environment: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        last: u32,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+}
+
+/// `--ledger`.
+#[derive(Debug, Args)]
+pub(crate) struct LedgerArg {
+    /// The ledger: `sqlite://PATH` or a PostgreSQL URL. Default: a PostgreSQL DATABASE_URL if
+    /// set, else sqlite://.cutover/ledger.db.
+    #[arg(long, env = "CUTOVER_LEDGER_URL", hide_env_values = true)]
+    pub(crate) ledger: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:8088")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// The trigger rules file.
+    #[arg(long, env = "CUTOVER_TRIGGERS")]
+    pub(crate) rules: PathBuf,
+    /// The ledger: `sqlite://PATH` or a PostgreSQL URL. Default: a PostgreSQL DATABASE_URL if
+    /// set, else sqlite://.cutover/ledger.db.
+    #[arg(long, env = "CUTOVER_LEDGER_URL", hide_env_values = true)]
+    pub(crate) ledger: Option<String>,
+    /// Largest body accepted (e.g. 1MiB, 512KiB, 65536); larger ones get 413 unread.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub(crate) max_body: ByteSize,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// File of GitHub webhook secrets, one per line (adds to CUTOVER_GITHUB_SECRET).
+    #[arg(long)]
+    pub(crate) github_secret_file: Option<PathBuf>,
+    /// File of GitLab secret tokens, one per line (adds to CUTOVER_GITLAB_TOKEN).
+    #[arg(long)]
+    pub(crate) gitlab_token_file: Option<PathBuf>,
+    /// File of generic HMAC secrets, one per line (adds to CUTOVER_GENERIC_SECRET).
+    #[arg(long)]
+    pub(crate) generic_secret_file: Option<PathBuf>,
+    /// Generic provider: header with `sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>").
+    #[arg(long, default_value = "X-Cutover-Signature")]
+    pub(crate) generic_signature_header: String,
+    /// Generic provider: header with the Unix time (seconds) the sender signed at.
+    #[arg(long, default_value = "X-Cutover-Timestamp")]
+    pub(crate) generic_timestamp_header: String,
+    /// Generic provider: header with the delivery ID.
+    #[arg(long, default_value = "X-Cutover-Delivery")]
+    pub(crate) generic_delivery_header: String,
+    /// Generic provider: how far the timestamp may be from now (replays outside are refused).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub(crate) generic_tolerance: std::time::Duration,
+}
+
+/// A size in bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ByteSize(pub(crate) usize);
+
+fn parse_size(text: &str) -> Result<ByteSize, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: write e.g. 1MiB, 512KiB or 65536"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "k" => 1024,
+        "MiB" | "M" => 1024 * 1024,
+        other => return Err(format!("unknown unit `{other}`: use B, KiB or MiB")),
+    };
+    let bytes = n.saturating_mul(factor);
+    if !(1..=64 * 1024 * 1024).contains(&bytes) {
+        return Err(format!("{text} is out of range: use 1 byte to 64MiB"));
+    }
+    Ok(ByteSize(bytes))
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration: {e}"))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TriggersCommand {
+    /// Report every problem in a rules file (and in the plans it names), each with
+    /// file:line:column and a hint. Exit 2 if any.
+    Validate {
+        /// The rules file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhooksCommand {
+    /// The latest deliveries, newest first: accepted, duplicate, ignored and refused.
+    Deliveries {
+        /// At most this many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        last: u32,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

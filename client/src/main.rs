@@ -4,12 +4,15 @@ mod cli;
 mod cmd;
 mod exit;
 mod render;
+mod serve;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, DevCommand, PlanCommand, RolloutCommand};
+use cli::{
+    Cli, Command, DevCommand, PlanCommand, RolloutCommand, TriggersCommand, WebhooksCommand,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -60,6 +63,31 @@ async fn main() -> ExitCode {
             cmd::dev::up(&cli.global, &home, headless).await
         }
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
+        Command::Serve(args) => serve::serve(&cli.global, &args).await,
+        Command::Triggers(TriggersCommand::Validate { file }) => {
+            cmd::ledger::validate_triggers(&file)
+        }
+        Command::Webhooks(WebhooksCommand::Deliveries {
+            last,
+            ledger,
+            output,
+        }) => cmd::ledger::deliveries(ledger.ledger.as_deref(), last, output.output).await,
+        Command::Releases {
+            service,
+            environment,
+            last,
+            ledger,
+            output,
+        } => {
+            cmd::ledger::releases(
+                ledger.ledger.as_deref(),
+                service.as_deref(),
+                environment.as_deref(),
+                last,
+                output.output,
+            )
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,6 +70,12 @@ pub async fn start_rollout(
         .insert("environment", plan.environment.clone())
         .insert("version", plan.version.clone())
         .insert("steps", plan.steps.len() as u64);
+    if let Some(trigger) = &plan.trigger {
+        memo.insert("trigger", trigger.kind.clone());
+        if let Some(delivery) = &trigger.delivery {
+            memo.insert(DELIVERY_MEMO, delivery.clone());
+        }
+    }
     let options = WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
         .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
@@ -109,6 +115,28 @@ pub async fn start_rollout(
             }
         }
     }
+}
+
+/// The memo key holding a webhook-started rollout's `<provider>:<delivery ID>`.
+pub const DELIVERY_MEMO: &str = "delivery";
+
+/// The run of `workflow_id` that is running now and the delivery that started it, if a
+/// delivery did.
+///
+/// # Errors
+///
+/// The server's refusal, in words.
+pub async fn running_delivery(
+    client: &Client,
+    workflow_id: &str,
+) -> Result<(String, Option<String>), String> {
+    let described = client
+        .get_workflow_handle::<RolloutWorkflow>(workflow_id.to_owned())
+        .describe(temporalio_client::WorkflowDescribeOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let delivery = described.memo().get::<String>(DELIVERY_MEMO).ok().flatten();
+    Ok((described.run_id().to_owned(), delivery))
 }
 
 /// The server names the running run in its message ("... RunId: <id>"); take it from there.

@@ -113,7 +113,7 @@ fn validate_refuses_missing_binary_and_oversized_files() {
     let out = cutover(dir.path(), None, &["plan", "validate", "big.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("plans are limited to"),
+        stderr(&out).contains("it is limited to 262144 bytes"),
         "{}",
         stderr(&out)
     );

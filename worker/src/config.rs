@@ -45,6 +45,11 @@ pub(crate) struct Config {
     #[arg(long, env = "CUTOVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub(crate) log_format: LogFormat,
 
+    /// The ledger that release records are written to: `sqlite://PATH` or a PostgreSQL URL.
+    /// Default: a PostgreSQL `DATABASE_URL` if set, else `sqlite://.cutover/ledger.db`.
+    #[arg(long, env = "CUTOVER_LEDGER_URL", hide_env_values = true)]
+    pub(crate) ledger: Option<String>,
+
     /// Worker identity shown in Temporal (default: pid@hostname).
     #[arg(long, env = "CUTOVER_WORKER_IDENTITY")]
     pub(crate) identity: Option<String>,

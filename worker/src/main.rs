@@ -63,7 +63,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<RolloutWorkflow>()
         .context("registering RolloutWorkflow")?
-        .register_activities(RolloutActivityImpls::default())
+        .register_activities(RolloutActivityImpls::with_ledger(config.ledger.as_deref()))
         .register_activities(TargetActivityImpls::default())
         .tuner(tuner)
         .graceful_shutdown_period(config.shutdown_grace)

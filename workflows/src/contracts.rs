@@ -343,6 +343,31 @@ pub enum StepOutput {
     Analysis(AnalysisOutput),
 }
 
+/// Input of `ledger.record_release`: the release as the workflow knows it now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseInput {
+    /// `rollout/<service>/<environment>` (the run ID is the activity's own).
+    pub workflow_id: String,
+    /// The service.
+    pub service: String,
+    /// The environment.
+    pub environment: String,
+    /// The version.
+    pub version: String,
+    /// What started it.
+    pub trigger: String,
+    /// Who, or which delivery.
+    pub trigger_detail: Option<String>,
+    /// `running` at the start; the final state at the end.
+    pub outcome: String,
+    /// Why it ended so.
+    pub reason: Option<String>,
+    /// Unix milliseconds, the workflow's clock.
+    pub started_at: Option<i64>,
+    /// Unix milliseconds, the workflow's clock.
+    pub finished_at: Option<i64>,
+}
+
 /// Input of `analysis.measure`: one measurement of every metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisInput {
@@ -411,7 +436,7 @@ pub struct RolloutActivities;
 
 /// Marker types of the activities, for `#[activity(definition = ...)]` in implementations.
 pub use rollout_activities::{
-    Build, Measure, Migrate, Provision, RunCommand, UndoMigrations, Verify,
+    Build, Measure, Migrate, Provision, RecordRelease, RunCommand, UndoMigrations, Verify,
 };
 pub use target_activities::{Prepare, Retire, Rollback, Rolling, Shift};
 
@@ -421,6 +446,12 @@ impl RolloutActivities {
     /// fails for an unreachable source: that metric is inconclusive.
     #[activity(name = "analysis.measure")]
     pub fn measure(input: AnalysisInput) -> Result<Measurement, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Writes the rollout's release record to the ledger (an upsert: safe to repeat).
+    #[activity(name = "ledger.record_release")]
+    pub fn record_release(input: ReleaseInput) -> Result<(), ActivityError> {
         unimplemented!()
     }
 

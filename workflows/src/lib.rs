@@ -12,6 +12,7 @@ mod duration_serde;
 pub mod plan;
 pub mod rollout;
 pub mod status;
+pub mod triggers;
 
 pub use rollout::RolloutWorkflow;
 

@@ -2,6 +2,7 @@
 
 pub(crate) mod control;
 pub(crate) mod dev;
+pub(crate) mod ledger;
 pub(crate) mod plan;
 pub(crate) mod rollout;
 pub(crate) mod watch;
@@ -65,30 +66,35 @@ pub(crate) fn rollout_id(id: &str) -> Result<String, Failure> {
     Ok(full)
 }
 
+/// Reads a text file of at most `max` bytes; `what` names it in errors (exit 2).
+pub(crate) fn read_text(path: &Path, what: &str, max: usize) -> Result<String, Failure> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Failure::Input(anyhow!("cannot read {what} `{shown}`: {e}")))?;
+    if !meta.is_file() {
+        return Err(Failure::Input(anyhow!("{what} `{shown}` is not a file")));
+    }
+    if meta.len() > max as u64 {
+        return Err(Failure::Input(anyhow!(
+            "{what} `{shown}` is {} bytes; it is limited to {max} bytes",
+            meta.len(),
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::Input(anyhow!("cannot read {what} `{shown}`: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        Failure::Input(anyhow!(
+            "{what} `{shown}` is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 /// Reads and validates a plan. Problems are printed with the file's name; exit 2.
 pub(crate) fn load_plan(path: &Path) -> Result<Plan, Failure> {
     let limits = PlanLimits::default();
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Failure::Input(anyhow!("cannot read plan `{shown}`: {e}")))?;
-    if !meta.is_file() {
-        return Err(Failure::Input(anyhow!("plan `{shown}` is not a file")));
-    }
-    if meta.len() > limits.max_bytes as u64 {
-        return Err(Failure::Input(anyhow!(
-            "plan `{shown}` is {} bytes; plans are limited to {} bytes",
-            meta.len(),
-            limits.max_bytes
-        )));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::Input(anyhow!("cannot read plan `{shown}`: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Failure::Input(anyhow!(
-            "plan `{shown}` is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = read_text(path, "plan", limits.max_bytes)?;
     parse_plan(&text, limits).map_err(|problems| {
         eprintln!("{}", problems.render(&shown));
         eprintln!(

@@ -14,7 +14,12 @@ use crate::render;
 
 /// Starts a plan; with `wait`, follows it to the end.
 pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
-    let plan = load_plan(plan)?;
+    let mut plan = load_plan(plan)?;
+    plan.trigger = Some(cutover_workflows::plan::Trigger {
+        kind: "cli".to_owned(),
+        detail: std::env::var("USER").ok().filter(|u| !u.is_empty()),
+        delivery: None,
+    });
     let connected = connect(global).await?;
     // A refusal (e.g. a rollout of this service and environment is running) names the
     // running rollout and how to follow or cancel it.

@@ -15,10 +15,10 @@ mod types;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use parse::{PlanLimits, parse_plan};
+pub use parse::{PlanLimits, parse_plan, parse_triggers};
 pub use types::{
     AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,
     DeploySpec, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec, MigrateSpec,
     OnFailure, OnTimeout, Plan, PrometheusQuery, ProvisionSpec, RetryPolicy, RollbackSpec,
-    SecretRef, SqlQuery, Step, StepAction, Strategy, Target, VerifySpec,
+    SecretRef, SqlQuery, Step, StepAction, Strategy, Target, Trigger, VerifySpec,
 };

@@ -352,6 +352,7 @@ impl Cx {
             version: version?,
             target: target?,
             steps: steps?,
+            trigger: None,
         })
     }
 
@@ -857,6 +858,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod analysis;
 mod process;
 mod target;
+mod triggers;
+
+pub use triggers::parse_triggers;
 
 #[cfg(test)]
 mod tests;

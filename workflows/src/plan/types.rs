@@ -23,6 +23,23 @@ pub struct Plan {
     /// What happens when a step fails for good.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// What started this rollout; set by the starter (CLI, webhook receiver), not by plans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+/// What started a rollout, kept in its release record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `cli`, `github`, `gitlab`, `generic`, `schedule`.
+    pub kind: String,
+    /// Who, or which delivery and rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `<provider>:<delivery ID>` for webhook deliveries: kept in the workflow's memo, so a
+    /// receiver that loses a start race can tell the running rollout is its own delivery's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 /// What a rollout does when a step fails after its retries.

@@ -9,6 +9,7 @@
 mod analysis;
 mod failure;
 mod hold;
+mod ledger;
 mod saga;
 mod step;
 
@@ -117,74 +118,21 @@ impl RolloutWorkflow {
     }
 
     /// Runs every step in order. Fails with `RolloutFailed` naming the step and its error.
+    /// The release record is written to the ledger before the first step and after the end.
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<RolloutSummary> {
-        let started = now(ctx);
-        ctx.state_mut(|s| s.status.started_at = started);
-        let (count, on_failure) = ctx.state(|s| (s.plan.steps.len(), s.plan.on_failure));
-        let mut index = 0;
-        while index < count {
-            // A pause takes effect between steps (and stops the clock of a running bake).
-            if ctx
-                .wait_condition(|s| s.status.paused.is_none() || s.aborted.is_some())
-                .await
-                .is_err()
-            {
-                return cancelled(ctx, None);
-            }
-            if let Some(reason) = abort_reason(ctx) {
-                return roll_back(ctx, reason).await;
-            }
-            match step::run(ctx, index).await {
-                StepEnd::Succeeded => {
-                    saga::record(ctx, index);
-                    index += 1;
-                }
-                StepEnd::Aborted => {
-                    let reason = abort_reason(ctx).unwrap_or_else(|| "aborted".to_owned());
-                    return roll_back(ctx, reason).await;
-                }
-                StepEnd::Failed(reason) => match on_failure {
-                    OnFailure::Fail => return fail(ctx, reason),
-                    OnFailure::Rollback => return roll_back(ctx, reason).await,
-                    OnFailure::Pause => {
-                        // Hold for a person: `retry` re-runs this step, `abort` rolls back.
-                        let at = now(ctx);
-                        ctx.state_mut(|s| {
-                            s.held_failure = Some(index);
-                            s.status.paused = Some(Pause {
-                                by: "cutover".to_owned(),
-                                reason: format!(
-                                    "{reason} — `retry` re-runs the step, `abort` rolls back"
-                                ),
-                                since: at,
-                            });
-                        });
-                        if ctx
-                            .wait_condition(|s| s.retry_requested || s.aborted.is_some())
-                            .await
-                            .is_err()
-                        {
-                            return cancelled(ctx, None);
-                        }
-                        ctx.state_mut(|s| {
-                            s.held_failure = None;
-                            s.retry_requested = false;
-                            s.status.paused = None;
-                        });
-                        if let Some(abort) = abort_reason(ctx) {
-                            return roll_back(ctx, format!("{reason}; then {abort}")).await;
-                        }
-                    }
-                },
-                StepEnd::Cancelled => {
-                    let reason = ctx.cancellation_token().reason();
-                    return cancelled(ctx, reason);
-                }
-            }
+        // Rollouts started before the ledger existed replay without its two activities.
+        let ledger = ctx.patched(ledger::PATCH);
+        if ledger {
+            let started = now(ctx);
+            ctx.state_mut(|s| s.status.started_at = started);
+            ledger::record(ctx).await;
         }
-        finish(ctx, RolloutState::Succeeded, None);
-        Ok(ctx.state(|s| s.summary()))
+        let result = steps(ctx).await;
+        if ledger {
+            ledger::record(ctx).await;
+        }
+        result
     }
 
     /// The rollout's state, current step and every step's attempts, times and last error.
@@ -356,6 +304,78 @@ impl RolloutWorkflow {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The steps in order, then the outcome.
+async fn steps(ctx: &mut WorkflowContext<RolloutWorkflow>) -> WorkflowResult<RolloutSummary> {
+    if ctx.state(|s| s.status.started_at.is_none()) {
+        let started = now(ctx);
+        ctx.state_mut(|s| s.status.started_at = started);
+    }
+    let (count, on_failure) = ctx.state(|s| (s.plan.steps.len(), s.plan.on_failure));
+    let mut index = 0;
+    while index < count {
+        // A pause takes effect between steps (and stops the clock of a running bake).
+        if ctx
+            .wait_condition(|s| s.status.paused.is_none() || s.aborted.is_some())
+            .await
+            .is_err()
+        {
+            return cancelled(ctx, None);
+        }
+        if let Some(reason) = abort_reason(ctx) {
+            return roll_back(ctx, reason).await;
+        }
+        match step::run(ctx, index).await {
+            StepEnd::Succeeded => {
+                saga::record(ctx, index);
+                index += 1;
+            }
+            StepEnd::Aborted => {
+                let reason = abort_reason(ctx).unwrap_or_else(|| "aborted".to_owned());
+                return roll_back(ctx, reason).await;
+            }
+            StepEnd::Failed(reason) => match on_failure {
+                OnFailure::Fail => return fail(ctx, reason),
+                OnFailure::Rollback => return roll_back(ctx, reason).await,
+                OnFailure::Pause => {
+                    // Hold for a person: `retry` re-runs this step, `abort` rolls back.
+                    let at = now(ctx);
+                    ctx.state_mut(|s| {
+                        s.held_failure = Some(index);
+                        s.status.paused = Some(Pause {
+                            by: "cutover".to_owned(),
+                            reason: format!(
+                                "{reason} — `retry` re-runs the step, `abort` rolls back"
+                            ),
+                            since: at,
+                        });
+                    });
+                    if ctx
+                        .wait_condition(|s| s.retry_requested || s.aborted.is_some())
+                        .await
+                        .is_err()
+                    {
+                        return cancelled(ctx, None);
+                    }
+                    ctx.state_mut(|s| {
+                        s.held_failure = None;
+                        s.retry_requested = false;
+                        s.status.paused = None;
+                    });
+                    if let Some(abort) = abort_reason(ctx) {
+                        return roll_back(ctx, format!("{reason}; then {abort}")).await;
+                    }
+                }
+            },
+            StepEnd::Cancelled => {
+                let reason = ctx.cancellation_token().reason();
+                return cancelled(ctx, reason);
+            }
+        }
+    }
+    finish(ctx, RolloutState::Succeeded, None);
+    Ok(ctx.state(|s| s.summary()))
 }
 
 /// Ends the rollout `cancelled`, with the reason given at cancellation if there was one.

@@ -334,3 +334,110 @@ fn a_deploy_analysis_needs_a_canary() {
     };
     assert_eq!(d.analysis.as_ref().map(|a| a.measurements()), Some(6));
 }
+
+const RULES: &str = r#"
+rules:
+  - name: hello-main
+    provider: github
+    repository: acme/hello
+    event: push
+    branch: main
+    plan: plans/hello.yaml
+    environment: staging
+  - name: hello-tags
+    provider: gitlab
+    repository: acme/hello
+    event: tag
+    tag: "v*"
+    plan: plans/hello.yaml
+    environment: production
+"#;
+
+#[test]
+fn trigger_rules_parse_with_defaults() {
+    let rules = parse_triggers(RULES).expect("valid rules");
+    assert_eq!(rules.rules.len(), 2);
+    assert_eq!(
+        rules.rules[0].version,
+        crate::triggers::VersionFrom::ShortSha
+    );
+    assert_eq!(rules.rules[1].version, crate::triggers::VersionFrom::Tag);
+}
+
+#[test]
+fn bad_trigger_rules_are_refused_with_positions() {
+    for (from, to, expect) in [
+        (
+            "provider: github",
+            "provider: bitbucket",
+            "unknown provider `bitbucket`",
+        ),
+        (
+            "event: push",
+            "event: pipeline",
+            "`pipeline` is not an event of this provider",
+        ),
+        ("event: push", "event: pushed", "unknown event `pushed`"),
+        (
+            "branch: main",
+            "tag: main",
+            "a `push` event has a branch, not a tag",
+        ),
+        (
+            "repository: acme/hello",
+            "repository: \"acme hello\"",
+            "is not a repository path",
+        ),
+        (
+            "environment: staging",
+            "environment: Staging!",
+            "is not a valid environment",
+        ),
+        (
+            "branch: main",
+            "branch: \"[main\"",
+            "is not a valid pattern",
+        ),
+        (
+            "name: hello-tags",
+            "name: hello-main",
+            "rule `hello-main` is named twice",
+        ),
+        (
+            "    environment: staging\n",
+            "    environment: staging\n    version: tag\n",
+            "has no tag to take the version from",
+        ),
+        (
+            "    plan: plans/hello.yaml\n    environment: staging",
+            "    environment: staging",
+            "missing required key `plan`",
+        ),
+        (
+            "    environment: staging\n",
+            "    environment: staging\n    colour: red\n",
+            "unknown key `colour`",
+        ),
+    ] {
+        assert!(RULES.contains(from), "{from}");
+        let text = RULES.replacen(from, to, 1);
+        let found = match parse_triggers(&text) {
+            Ok(r) => panic!("{to}: expected problems, got {r:?}"),
+            Err(d) => d.0,
+        };
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains(expect) && d.path.starts_with("rules[") && d.line > 1),
+            "{to}: expected `{expect}` in {found:#?}"
+        );
+    }
+    let empty = parse_triggers("rules: []\n").expect_err("no rules");
+    assert!(empty.0[0].message.contains("0 rules"), "{empty:?}");
+    let huge = "#".repeat(300 * 1024);
+    assert!(
+        parse_triggers(&huge).expect_err("huge").0[0]
+            .message
+            .contains("limited to")
+    );
+}

@@ -1,0 +1,51 @@
+//! The worker's handle on the ledger: opened (and migrated) on first use, so a worker whose
+//! ledger is briefly unreachable still starts and runs rollouts; the release-record activity
+//! retries until it is back.
+
+use cutover_ledger::{Ledger, ReleaseRecord};
+use cutover_workflows::contracts::ReleaseInput;
+use tokio::sync::OnceCell;
+
+use crate::error::StepFailure;
+
+pub(crate) struct LazyLedger {
+    url: String,
+    ledger: OnceCell<Ledger>,
+}
+
+impl LazyLedger {
+    pub(crate) fn new(url: String) -> Self {
+        Self {
+            url,
+            ledger: OnceCell::new(),
+        }
+    }
+
+    async fn get(&self) -> Result<&Ledger, StepFailure> {
+        self.ledger
+            .get_or_try_init(|| Ledger::open(&self.url))
+            .await
+            .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
+    }
+
+    pub(crate) async fn record(&self, r: &ReleaseInput, run_id: &str) -> Result<(), StepFailure> {
+        let record = ReleaseRecord {
+            workflow_id: r.workflow_id.clone(),
+            run_id: run_id.to_owned(),
+            service: r.service.clone(),
+            environment: r.environment.clone(),
+            version: r.version.clone(),
+            trigger: r.trigger.clone(),
+            trigger_detail: r.trigger_detail.clone(),
+            outcome: r.outcome.clone(),
+            reason: r.reason.clone(),
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        };
+        self.get()
+            .await?
+            .record_release(&record)
+            .await
+            .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
+    }
+}

@@ -1,0 +1,417 @@
+//! One delivery, from the first header to the answer:
+//!
+//! 1. size: a `Content-Length` over the limit is refused (413) before any byte of the body is
+//!    read; a body without one is read up to the limit and no further;
+//! 2. content type: JSON only (415);
+//! 3. authentication (401, "signature mismatch" and nothing more);
+//! 4. delivery ID present (400), JSON well-formed (400 with the parse position);
+//! 5. the event: unknown ones and those Cutover does not act on are answered 202 "ignored";
+//! 6. the rules: none matching → 202 "no rule matched";
+//! 7. the claim in the ledger: a delivery seen before gets the first outcome back (200), never
+//!    a second start;
+//! 8. the start, through `cutover_client::start_rollout`; if Temporal is unreachable, 503 with
+//!    `Retry-After` and the claim given up so the provider's retry can start it. A receiver
+//!    that loses a start race to another receiver finds its own delivery in the running
+//!    workflow's memo and answers with that run.
+//!
+//! Every request leaves a row in the ledger: provider, delivery ID, source, status, reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cutover_client::{StartError, running_delivery, start_rollout};
+use cutover_ledger::{Claim, DeliveryRow, NewDelivery};
+use cutover_workflows::plan::Trigger;
+use cutover_workflows::triggers::Provider;
+use serde_json::{Value, json};
+
+use super::events::{self, Parsed, clip};
+use super::{App, auth, provider_of};
+
+/// How long a provider is told to wait before retrying when Temporal is unreachable.
+const RETRY_AFTER_SECS: u64 = 30;
+
+/// The answer and what the ledger records of it.
+struct Answer {
+    status: StatusCode,
+    outcome: &'static str,
+    reason: String,
+    rule: Option<String>,
+    workflow_id: Option<String>,
+    run_id: Option<String>,
+    /// The request's ledger row is already written (the claim's row, settled).
+    recorded: bool,
+}
+
+impl Answer {
+    fn new(status: StatusCode, outcome: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            outcome,
+            reason: reason.into(),
+            rule: None,
+            workflow_id: None,
+            run_id: None,
+            recorded: false,
+        }
+    }
+
+    fn body(&self) -> Value {
+        let mut v = json!({ "outcome": self.outcome, "reason": self.reason });
+        if let Some(rule) = &self.rule {
+            v["rule"] = json!(rule);
+        }
+        if let (Some(w), Some(r)) = (&self.workflow_id, &self.run_id) {
+            v["workflow_id"] = json!(w);
+            v["run_id"] = json!(r);
+        }
+        v
+    }
+}
+
+/// What is known of the request so far, for its ledger row.
+struct Seen {
+    provider: String,
+    delivery_id: Option<String>,
+    event: Option<String>,
+    source: String,
+}
+
+pub(super) async fn deliver(
+    State(app): State<Arc<App>>,
+    Path(provider_name): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(provider) = provider_of(&provider_name) else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"outcome": "rejected", "reason": "unknown provider: use /webhooks/github, /webhooks/gitlab or /webhooks/generic"})),
+        )
+            .into_response();
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let (delivery_header, event_header) = match provider {
+        Provider::Github => ("x-github-delivery", header("x-github-event")),
+        Provider::Gitlab => (
+            if header("x-gitlab-event-uuid").is_some() {
+                "x-gitlab-event-uuid"
+            } else {
+                "idempotency-key"
+            },
+            header("x-gitlab-event"),
+        ),
+        Provider::Generic => (app.generic.delivery.as_str(), None),
+    };
+    let seen = Seen {
+        provider: provider.as_str().to_owned(),
+        delivery_id: header(delivery_header).map(clip),
+        event: event_header.map(clip),
+        source: peer.to_string(),
+    };
+    let answer = handle(&app, provider, &headers, body, &seen, event_header).await;
+    if !answer.recorded {
+        let row = NewDelivery {
+            provider: seen.provider.clone(),
+            delivery_id: seen.delivery_id.clone(),
+            event: seen.event.clone(),
+            source: seen.source.clone(),
+            status: answer.status.as_u16(),
+            outcome: answer.outcome.to_owned(),
+            reason: answer.reason.clone(),
+            rule: answer.rule.clone(),
+        };
+        if let Err(e) = app.ledger.record_delivery(&row).await {
+            tracing::error!(error = %e, "the ledger refused a delivery row");
+        }
+    }
+    app.metrics.observe(
+        &seen.provider,
+        answer.outcome,
+        started.elapsed().as_secs_f64(),
+    );
+    tracing::info!(
+        provider = %seen.provider,
+        delivery = seen.delivery_id.as_deref().unwrap_or("-"),
+        source = %seen.source,
+        status = answer.status.as_u16(),
+        outcome = answer.outcome,
+        reason = %answer.reason,
+        "delivery"
+    );
+    let mut response = (answer.status, axum::Json(answer.body())).into_response();
+    if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(RETRY_AFTER_SECS),
+        );
+    }
+    response
+}
+
+async fn handle(
+    app: &App,
+    provider: Provider,
+    headers: &HeaderMap,
+    body: Body,
+    seen: &Seen,
+    event: Option<&str>,
+) -> Answer {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // 1. Size, before reading.
+    let declared = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body as u64) {
+        return too_large(app.max_body);
+    }
+    // 2. Content type.
+    let content_type = header("content-type").unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Answer::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "rejected",
+            format!(
+                "content type `{}` is not supported: configure the webhook to send application/json",
+                clip(essence)
+            ),
+        );
+    }
+    let Ok(bytes) = to_bytes(body, app.max_body).await else {
+        return too_large(app.max_body);
+    };
+    // 3. Authentication.
+    let secrets = app.secrets.get(provider);
+    let verified = match provider {
+        Provider::Github => auth::github(secrets, header("x-hub-signature-256"), &bytes),
+        Provider::Gitlab => auth::gitlab(secrets, header("x-gitlab-token")),
+        Provider::Generic => auth::generic(
+            secrets,
+            header(&app.generic.signature),
+            header(&app.generic.timestamp),
+            &bytes,
+            chrono::Utc::now().timestamp(),
+            app.generic.tolerance,
+        ),
+    };
+    if verified.is_err() {
+        return Answer::new(StatusCode::UNAUTHORIZED, "rejected", "signature mismatch");
+    }
+    // 4. Delivery ID and JSON.
+    let Some(delivery_id) = seen.delivery_id.clone() else {
+        return Answer::new(
+            StatusCode::BAD_REQUEST,
+            "rejected",
+            "the delivery has no delivery ID header, so a redelivery could not be recognised",
+        );
+    };
+    let payload: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return Answer::new(
+                StatusCode::BAD_REQUEST,
+                "rejected",
+                format!(
+                    "malformed JSON at line {} column {}: {}",
+                    e.line(),
+                    e.column(),
+                    e
+                ),
+            );
+        }
+    };
+    // 5. The event.
+    let parsed = match provider {
+        Provider::Github => events::github(event.unwrap_or_default(), &payload),
+        Provider::Gitlab => events::gitlab(event.unwrap_or_default(), &payload),
+        Provider::Generic => match events::generic(&payload) {
+            Ok(p) => p,
+            Err(why) => return Answer::new(StatusCode::BAD_REQUEST, "rejected", why),
+        },
+    };
+    let event = match parsed {
+        Parsed::Event(e) => e,
+        Parsed::Ignored(why) => {
+            return Answer::new(StatusCode::ACCEPTED, "ignored", format!("ignored: {why}"));
+        }
+    };
+    // 6. The rules.
+    let decision = match app.rules.decide(&event) {
+        Ok(d) => d,
+        Err(why) => return Answer::new(StatusCode::ACCEPTED, "ignored", why),
+    };
+    let rule = decision.rule.name.clone();
+    // 7. The claim.
+    let claim = app
+        .ledger
+        .claim_delivery(&NewDelivery {
+            provider: seen.provider.clone(),
+            delivery_id: Some(delivery_id.clone()),
+            event: seen.event.clone(),
+            source: seen.source.clone(),
+            status: StatusCode::ACCEPTED.as_u16(),
+            outcome: "starting".to_owned(),
+            reason: format!("rule `{rule}` matched"),
+            rule: Some(rule.clone()),
+        })
+        .await;
+    let claim_id = match claim {
+        Ok(Claim::Won(id)) => id,
+        Ok(Claim::Taken(first)) => return first_outcome(app, *first).await,
+        Err(e) => {
+            tracing::error!(error = %e, "the ledger cannot record the delivery");
+            let mut a = Answer::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the ledger is unavailable; retry later",
+            );
+            a.rule = Some(rule);
+            return a;
+        }
+    };
+    // 8. The start.
+    let mut plan = app
+        .plans
+        .get(&rule)
+        .cloned()
+        .expect("every rule's plan is loaded at start");
+    plan.version = decision.version.clone();
+    plan.environment = decision.environment.clone();
+    let tag = format!("{}:{delivery_id}", seen.provider);
+    plan.trigger = Some(Trigger {
+        kind: seen.provider.clone(),
+        detail: Some(format!("delivery {delivery_id}, rule {rule}")),
+        delivery: Some(tag.clone()),
+    });
+    let mut answer = match app.temporal().await {
+        None => Answer::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Temporal is unreachable; retry later",
+        ),
+        Some(client) => match start_rollout(&client, &plan, &app.task_queue).await {
+            Ok(started) => {
+                let mut a = Answer::new(
+                    StatusCode::ACCEPTED,
+                    "started",
+                    format!(
+                        "rule `{rule}` started {} {} → {}",
+                        plan.service, plan.version, plan.environment
+                    ),
+                );
+                a.workflow_id = Some(started.workflow_id);
+                a.run_id = Some(started.run_id);
+                a
+            }
+            Err(StartError::AlreadyRunning {
+                workflow_id,
+                run_id,
+            }) => match running_delivery(&client, &workflow_id).await {
+                // Another receiver started this very delivery a moment ago.
+                Ok((running, Some(d))) if d == tag => {
+                    let mut a = Answer::new(
+                        StatusCode::OK,
+                        "duplicate",
+                        "another receiver started this delivery",
+                    );
+                    a.workflow_id = Some(workflow_id);
+                    a.run_id = Some(running);
+                    a
+                }
+                _ => Answer::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!(
+                        "a rollout of {} to {} is already running: {workflow_id} (run {run_id})",
+                        plan.service, plan.environment
+                    ),
+                ),
+            },
+            Err(e @ StartError::SearchAttributesMissing) => Answer::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+            Err(StartError::Server(why)) => Answer::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("Temporal refused the start: {}", clip(&why)),
+            ),
+            Err(e) => Answer::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
+        },
+    };
+    answer.rule = Some(rule);
+    // Keep the claim unless the start should be retried by the provider.
+    let keep = answer.status != StatusCode::SERVICE_UNAVAILABLE;
+    if let Err(e) = app
+        .ledger
+        .settle_delivery(
+            &claim_id,
+            answer.status.as_u16(),
+            answer.outcome,
+            &answer.reason,
+            answer.workflow_id.as_deref(),
+            answer.run_id.as_deref(),
+            keep,
+        )
+        .await
+    {
+        tracing::error!(error = %e, "the ledger refused to settle a delivery");
+    }
+    answer.recorded = true;
+    answer
+}
+
+/// A delivery claimed before: wait briefly for its start to settle, then answer with it.
+async fn first_outcome(app: &App, mut first: DeliveryRow) -> Answer {
+    for _ in 0..50 {
+        if first.outcome != "starting" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        match app
+            .ledger
+            .claimed_delivery(
+                &first.provider,
+                first.delivery_id.as_deref().unwrap_or_default(),
+            )
+            .await
+        {
+            Ok(Some(row)) => first = row,
+            _ => break,
+        }
+    }
+    let mut a = Answer::new(
+        StatusCode::OK,
+        "duplicate",
+        format!("delivery seen before: {} — {}", first.outcome, first.reason),
+    );
+    a.rule = first.rule;
+    a.workflow_id = first.workflow_id;
+    a.run_id = first.run_id;
+    a
+}
+
+fn too_large(limit: usize) -> Answer {
+    Answer::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "rejected",
+        format!("the body is larger than the limit of {limit} bytes"),
+    )
+}

@@ -1,0 +1,293 @@
+//! Webhook deliveries: every request a receiver answered, and the claim that makes one
+//! delivery start at most one rollout.
+
+use serde::Serialize;
+
+use crate::{Ledger, LedgerError};
+
+/// A request as it arrived, before its outcome is known (or with it, for refusals).
+#[derive(Clone, Debug)]
+pub struct NewDelivery {
+    /// `github`, `gitlab`, `generic`.
+    pub provider: String,
+    /// The provider's delivery ID, when the request carried one.
+    pub delivery_id: Option<String>,
+    /// The provider's event name, when known.
+    pub event: Option<String>,
+    /// The peer address.
+    pub source: String,
+    /// HTTP status answered.
+    pub status: u16,
+    /// `started`, `duplicate`, `ignored`, `rejected`, `unavailable`, `conflict`, `starting`.
+    pub outcome: String,
+    /// Why, in words.
+    pub reason: String,
+    /// The trigger rule that matched.
+    pub rule: Option<String>,
+}
+
+/// One row of `cutover webhooks deliveries`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryRow {
+    /// The ledger's own ID of the row.
+    pub id: String,
+    /// `github`, `gitlab`, `generic`.
+    pub provider: String,
+    /// The provider's delivery ID.
+    pub delivery_id: Option<String>,
+    /// The provider's event name.
+    pub event: Option<String>,
+    /// Unix milliseconds.
+    pub received_at: i64,
+    /// The peer address.
+    pub source: String,
+    /// HTTP status answered.
+    pub status: u16,
+    /// What came of it.
+    pub outcome: String,
+    /// Why.
+    pub reason: String,
+    /// The matching rule.
+    pub rule: Option<String>,
+    /// The rollout started, if any.
+    pub workflow_id: Option<String>,
+    /// Its run.
+    pub run_id: Option<String>,
+}
+
+/// The result of claiming a delivery.
+#[derive(Clone, Debug)]
+pub enum Claim {
+    /// This receiver owns the delivery: it starts the rollout and settles the row.
+    Won(String),
+    /// The delivery was claimed before: here is that row, as it stands.
+    Taken(Box<DeliveryRow>),
+}
+
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+const COLUMNS: &str = "id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, workflow_id, run_id";
+
+fn row(r: Row) -> DeliveryRow {
+    DeliveryRow {
+        id: r.0,
+        provider: r.1,
+        delivery_id: r.2,
+        event: r.3,
+        received_at: r.4,
+        source: r.5,
+        status: u16::try_from(r.6).unwrap_or_default(),
+        outcome: r.7,
+        reason: r.8,
+        rule: r.9,
+        workflow_id: r.10,
+        run_id: r.11,
+    }
+}
+
+impl Ledger {
+    /// Records a request that will not start anything (refused, ignored).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`].
+    pub async fn record_delivery(&self, d: &NewDelivery) -> Result<String, LedgerError> {
+        self.insert(d, false).await
+    }
+
+    /// Claims `d` (which must carry a delivery ID) for this receiver, or returns the row of
+    /// whoever claimed it first.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`].
+    pub async fn claim_delivery(&self, d: &NewDelivery) -> Result<Claim, LedgerError> {
+        match self.insert(d, true).await {
+            Ok(id) => Ok(Claim::Won(id)),
+            // The unique index refused the row: someone claimed it first.
+            Err(e) => match self.claimed(d).await? {
+                Some(row) => Ok(Claim::Taken(Box::new(row))),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The claimed row of `d`'s provider and delivery ID, if any.
+    async fn claimed(&self, d: &NewDelivery) -> Result<Option<DeliveryRow>, LedgerError> {
+        self.claimed_delivery(&d.provider, d.delivery_id.as_deref().unwrap_or_default())
+            .await
+    }
+
+    /// The claimed row of a provider's delivery, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`].
+    pub async fn claimed_delivery(
+        &self,
+        provider: &str,
+        delivery_id: &str,
+    ) -> Result<Option<DeliveryRow>, LedgerError> {
+        let r: Option<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries WHERE provider = $1 AND delivery_id = $2 AND claimed = 1"
+        ))
+        .bind(provider)
+        .bind(delivery_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(r.map(row))
+    }
+
+    /// Settles a claimed row with its outcome. With `keep_claim` false the claim is given up,
+    /// so that a redelivery may try again (the rollout could not be started).
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`].
+    #[allow(clippy::too_many_arguments)]
+    pub async fn settle_delivery(
+        &self,
+        id: &str,
+        status: u16,
+        outcome: &str,
+        reason: &str,
+        workflow_id: Option<&str>,
+        run_id: Option<&str>,
+        keep_claim: bool,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $1, outcome = $2, reason = $3, workflow_id = $4, run_id = $5, claimed = $6 WHERE id = $7",
+        )
+        .bind(i64::from(status))
+        .bind(outcome)
+        .bind(reason)
+        .bind(workflow_id)
+        .bind(run_id)
+        .bind(i64::from(keep_claim))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest `last` requests, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`].
+    pub async fn deliveries(&self, last: u32) -> Result<Vec<DeliveryRow>, LedgerError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM webhook_deliveries ORDER BY received_at DESC, id DESC LIMIT $1"
+        ))
+        .bind(i64::from(last))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(row).collect())
+    }
+
+    async fn insert(&self, d: &NewDelivery, claimed: bool) -> Result<String, LedgerError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, claimed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&id)
+        .bind(&d.provider)
+        .bind(d.delivery_id.as_deref())
+        .bind(d.event.as_deref())
+        .bind(crate::now_ms())
+        .bind(&d.source)
+        .bind(i64::from(d.status))
+        .bind(&d.outcome)
+        .bind(&d.reason)
+        .bind(d.rule.as_deref())
+        .bind(i64::from(claimed))
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: &str) -> NewDelivery {
+        NewDelivery {
+            provider: "github".into(),
+            delivery_id: Some(id.into()),
+            event: Some("push".into()),
+            source: "127.0.0.1:5000".into(),
+            status: 202,
+            outcome: "starting".into(),
+            reason: "rule matched".into(),
+            rule: Some("main".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_is_claimed_once_and_a_released_claim_can_be_taken_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(&Ledger::resolve_url(None, dir.path()))
+            .await
+            .expect("opens");
+        let Claim::Won(first) = ledger.claim_delivery(&delivery("d1")).await.expect("claim") else {
+            panic!("the first claim wins")
+        };
+        ledger
+            .settle_delivery(
+                &first,
+                202,
+                "started",
+                "ok",
+                Some("rollout/a/b"),
+                Some("run-1"),
+                true,
+            )
+            .await
+            .expect("settle");
+        let Claim::Taken(row) = ledger.claim_delivery(&delivery("d1")).await.expect("claim") else {
+            panic!("the second claim finds the first")
+        };
+        assert_eq!(
+            (row.outcome.as_str(), row.run_id.as_deref()),
+            ("started", Some("run-1"))
+        );
+        // Refusals with the same delivery ID never block the claim.
+        ledger
+            .record_delivery(&NewDelivery {
+                status: 401,
+                outcome: "rejected".into(),
+                ..delivery("d2")
+            })
+            .await
+            .expect("record");
+        let Claim::Won(second) = ledger.claim_delivery(&delivery("d2")).await.expect("claim")
+        else {
+            panic!("a refused delivery can still be claimed")
+        };
+        ledger
+            .settle_delivery(&second, 503, "unavailable", "down", None, None, false)
+            .await
+            .expect("give up");
+        assert!(matches!(
+            ledger.claim_delivery(&delivery("d2")).await.expect("claim"),
+            Claim::Won(_)
+        ));
+        let rows = ledger.deliveries(10).await.expect("rows");
+        assert_eq!(rows.len(), 4, "a lost claim writes no row of its own");
+    }
+}
