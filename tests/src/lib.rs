@@ -5,6 +5,7 @@
 pub mod host;
 pub mod pg;
 pub mod prom;
+pub mod serve;
 pub mod site;
 
 use std::net::TcpListener;
@@ -371,4 +372,18 @@ pub async fn replays(client: &Client, workflow_id: &str, name: &str) -> anyhow::
         .replay_workflow(WorkflowHistory::from_json(&json)?)
         .await
         .map_err(|e| anyhow!("{workflow_id} ({name}) does not replay: {e}"))
+}
+
+/// How many runs of `workflow_id` the server knows (running or closed).
+pub async fn count_runs(client: &Client, workflow_id: &str) -> anyhow::Result<usize> {
+    use futures::StreamExt;
+    let query = format!("WorkflowId = '{workflow_id}'");
+    let mut stream =
+        client.list_workflows(query, temporalio_client::WorkflowListOptions::default());
+    let mut n = 0;
+    while let Some(item) = stream.next().await {
+        item?;
+        n += 1;
+    }
+    Ok(n)
 }
