@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use cutover_activities::{RolloutActivityImpls, TargetActivityImpls};
+use cutover_tests::bench::percentile;
 use cutover_tests::bin;
 use cutover_tests::host::{HostGuard, load, port_block};
 use cutover_tests::pg::PgCluster;
@@ -36,11 +37,6 @@ fn step() -> StepRef {
         step: "bench".to_owned(),
         attempt: 1,
     }
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples[(((samples.len() - 1) as f64) * p).round() as usize]
 }
 
 async fn switches() -> anyhow::Result<()> {

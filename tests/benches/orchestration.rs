@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cutover_client::start_rollout;
+use cutover_tests::bench::report;
 use cutover_tests::{DevServer, WorkerProcess, status, unique_queue};
 use cutover_workflows::RolloutWorkflow;
 use cutover_workflows::plan::{PlanLimits, parse_plan};
@@ -90,21 +91,6 @@ fn plan_text(service: &str, steps: u32) -> String {
         ));
     }
     text
-}
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let idx = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[idx.min(samples.len() - 1)]
-}
-
-fn report(label: &str, samples: &mut [f64]) {
-    let median = percentile(samples, 0.5);
-    let p99 = percentile(samples, 0.99);
-    println!(
-        "{label:<58} median {median:>7.2} ms   p99 {p99:>7.2} ms   (n={})",
-        samples.len()
-    );
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {

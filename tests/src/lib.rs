@@ -2,6 +2,7 @@
 //! `cutover-worker` and `cutover` binaries, and helpers that wait on conditions with deadlines
 //! (never a bare sleep-and-hope).
 
+pub mod bench;
 pub mod host;
 pub mod pg;
 pub mod prom;
