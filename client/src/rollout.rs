@@ -2,11 +2,17 @@
 
 use cutover_workflows::plan::Plan;
 use cutover_workflows::{RolloutWorkflow, search_attributes as sa};
-use temporalio_client::errors::WorkflowStartError;
-use temporalio_client::{
-    Client, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
+use serde_json::json;
+use temporalio_client::{Client, NamespacedClient, tonic};
+use temporalio_common::protos::temporal::api::common::v1::{
+    Memo as ProtoMemo, Payload, Payloads, WorkflowType,
 };
-use temporalio_common::MemoValues;
+use temporalio_common::protos::temporal::api::enums::v1::{
+    TaskQueueKind, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+};
+use temporalio_common::protos::temporal::api::sdk::v1::UserMetadata;
+use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
+use temporalio_common::protos::temporal::api::workflowservice::v1::StartWorkflowExecutionRequest;
 use temporalio_common::search_attributes::{SearchAttributeKey, SearchAttributes};
 
 /// A rollout that was started.
@@ -53,8 +59,14 @@ pub const VERSION_KEY: SearchAttributeKey<String> = SearchAttributeKey::keyword(
 /// Starts `plan` as `RolloutWorkflow` on `task_queue`. Refuses when a rollout of the same
 /// service and environment is running; a finished one may be followed by a new one.
 ///
-/// `request_id`, when given, makes the start idempotent: two starts with the same request ID
-/// start one run (used by triggers that may be delivered twice).
+/// `request_id` makes the start idempotent on the server: a second start with the same
+/// request ID, while the first run is open, returns that run instead of starting another —
+/// which is how two webhook receivers given the same delivery start one run. `None` uses a
+/// fresh ID (a person running `cutover rollout start` twice gets the refusal).
+///
+/// The request is built here rather than through the SDK's `start_workflow`, whose 1.1 API
+/// does not take a request ID; payloads use Temporal's standard `json/plain` encoding, which
+/// the worker's SDK reads like any other.
 ///
 /// # Errors
 ///
@@ -63,81 +75,101 @@ pub async fn start_rollout(
     client: &Client,
     plan: &Plan,
     task_queue: &str,
+    request_id: Option<&str>,
 ) -> Result<Started, StartError> {
     let workflow_id = plan.workflow_id();
-    let mut memo = MemoValues::new();
-    memo.insert("service", plan.service.clone())
-        .insert("environment", plan.environment.clone())
-        .insert("version", plan.version.clone())
-        .insert("steps", plan.steps.len() as u64);
+    let mut memo = vec![
+        ("service", json!(plan.service)),
+        ("environment", json!(plan.environment)),
+        ("version", json!(plan.version)),
+        ("steps", json!(plan.steps.len())),
+    ];
     if let Some(trigger) = &plan.trigger {
-        memo.insert("trigger", trigger.kind.clone());
+        memo.push(("trigger", json!(trigger.kind)));
         if let Some(delivery) = &trigger.delivery {
-            memo.insert(DELIVERY_MEMO, delivery.clone());
+            memo.push((DELIVERY_MEMO, json!(delivery)));
         }
     }
-    let options = WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
-        .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
-        .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
-        .search_attributes(SearchAttributes::new([
-            SERVICE_KEY.value_set(plan.service.clone()),
-            ENVIRONMENT_KEY.value_set(plan.environment.clone()),
-            VERSION_KEY.value_set(plan.version.clone()),
-        ]))
-        .memo(memo)
-        .static_summary(format!(
-            "{} {} → {}",
-            plan.service, plan.version, plan.environment
-        ))
-        .build();
-    match client
-        .start_workflow(RolloutWorkflow::run, plan.clone(), options)
+    let search_attributes = SearchAttributes::new([
+        SERVICE_KEY.value_set(plan.service.clone()),
+        ENVIRONMENT_KEY.value_set(plan.environment.clone()),
+        VERSION_KEY.value_set(plan.version.clone()),
+    ])
+    .into_proto();
+    let request = StartWorkflowExecutionRequest {
+        namespace: client.namespace(),
+        workflow_id: workflow_id.clone(),
+        workflow_type: Some(WorkflowType {
+            name: RolloutWorkflow::name().to_owned(),
+        }),
+        task_queue: Some(TaskQueue {
+            name: task_queue.to_owned(),
+            kind: TaskQueueKind::Normal as i32,
+            normal_name: String::new(),
+        }),
+        input: Some(Payloads {
+            payloads: vec![json_payload(&json!(plan))],
+        }),
+        identity: client.identity(),
+        request_id: request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned),
+        workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
+        workflow_id_conflict_policy: WorkflowIdConflictPolicy::Fail as i32,
+        memo: Some(ProtoMemo {
+            fields: memo
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), json_payload(&v)))
+                .collect(),
+        }),
+        search_attributes: Some(search_attributes),
+        user_metadata: Some(UserMetadata {
+            summary: Some(json_payload(&json!(format!(
+                "{} {} → {}",
+                plan.service, plan.version, plan.environment
+            )))),
+            details: None,
+        }),
+        ..Default::default()
+    };
+    let mut service = client.connection().workflow_service();
+    match service
+        .start_workflow_execution(tonic::Request::new(request))
         .await
     {
-        Ok(handle) => Ok(Started {
+        Ok(resp) => Ok(Started {
             workflow_id,
-            run_id: handle.run_id().unwrap_or_default().to_owned(),
+            run_id: resp.into_inner().run_id,
         }),
-        Err(WorkflowStartError::AlreadyStarted { run_id, source }) => {
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {
             Err(StartError::AlreadyRunning {
                 workflow_id,
-                run_id: run_id.unwrap_or_else(|| running_run_id(source.message())),
+                run_id: running_run_id(status.message()),
             })
         }
-        Err(e) => {
-            let text = e.to_string();
+        Err(status) => {
+            let text = status.message().to_owned();
             if text.contains("search attribute")
                 && (text.contains("not defined") || text.contains("no mapping defined"))
             {
                 Err(StartError::SearchAttributesMissing)
             } else {
-                Err(StartError::Server(text))
+                Err(StartError::Server(format!("{:?}: {text}", status.code())))
             }
         }
     }
 }
 
-/// The memo key holding a webhook-started rollout's `<provider>:<delivery ID>`.
-pub const DELIVERY_MEMO: &str = "delivery";
-
-/// The run of `workflow_id` that is running now and the delivery that started it, if a
-/// delivery did.
-///
-/// # Errors
-///
-/// The server's refusal, in words.
-pub async fn running_delivery(
-    client: &Client,
-    workflow_id: &str,
-) -> Result<(String, Option<String>), String> {
-    let described = client
-        .get_workflow_handle::<RolloutWorkflow>(workflow_id.to_owned())
-        .describe(temporalio_client::WorkflowDescribeOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    let delivery = described.memo().get::<String>(DELIVERY_MEMO).ok().flatten();
-    Ok((described.run_id().to_owned(), delivery))
+/// A payload in Temporal's standard JSON encoding.
+fn json_payload(value: &serde_json::Value) -> Payload {
+    Payload {
+        metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(),
+        data: serde_json::to_vec(value).unwrap_or_default(),
+        ..Default::default()
+    }
 }
+
+/// The memo key holding a webhook-started rollout's `<provider>:<delivery ID>`, so the
+/// delivery behind a run can be seen in the UI and `temporal workflow describe`.
+pub const DELIVERY_MEMO: &str = "delivery";
 
 /// The server names the running run in its message ("... RunId: <id>"); take it from there.
 fn running_run_id(message: &str) -> String {

@@ -125,7 +125,7 @@ async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Re
         let plan = parse_plan(&plan_text(&format!("seq{i}"), a.steps), limits)
             .map_err(|d| anyhow::anyhow!("{d}"))?;
         let t = Instant::now();
-        let started = start_rollout(client, &plan, &queue).await?;
+        let started = start_rollout(client, &plan, &queue, None).await?;
         client
             .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
             .get_result(WorkflowGetResultOptions::default())
@@ -173,7 +173,7 @@ async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Re
         .collect::<Result<_, _>>()?;
     let t = Instant::now();
     let starts =
-        futures::future::try_join_all(plans.iter().map(|p| start_rollout(client, p, &queue)))
+        futures::future::try_join_all(plans.iter().map(|p| start_rollout(client, p, &queue, None)))
             .await?;
     futures::future::try_join_all(starts.iter().map(|s| async move {
         client

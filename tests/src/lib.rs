@@ -333,7 +333,8 @@ impl Harness {
     /// Starts `plan` on this harness's queue and returns its workflow ID.
     pub async fn start_rollout(&self, plan_text: &str) -> anyhow::Result<String> {
         let started =
-            cutover_client::start_rollout(self.client(), &plan(plan_text), &self.queue).await?;
+            cutover_client::start_rollout(self.client(), &plan(plan_text), &self.queue, None)
+                .await?;
         Ok(started.workflow_id)
     }
 

@@ -276,8 +276,8 @@ steps:
   - { name: wait, kind: command, command: sleep, args: ["60"] }
 "#,
     );
-    let first = start_rollout(server.client(), &plan, &queue).await?;
-    match start_rollout(server.client(), &plan, &queue).await {
+    let first = start_rollout(server.client(), &plan, &queue, None).await?;
+    match start_rollout(server.client(), &plan, &queue, None).await {
         Err(StartError::AlreadyRunning {
             workflow_id,
             run_id,

@@ -135,7 +135,7 @@ async fn the_worker_registers_missing_search_attributes_on_a_fresh_cluster() -> 
     let plan = cutover_tests::plan(
         "service: fresh\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: one, kind: command, command: \"true\" }\n",
     );
-    let refused = cutover_client::start_rollout(server.client(), &plan, &queue).await;
+    let refused = cutover_client::start_rollout(server.client(), &plan, &queue, None).await;
     assert!(
         matches!(
             refused,
@@ -156,7 +156,7 @@ async fn the_worker_registers_missing_search_attributes_on_a_fresh_cluster() -> 
         },
     )
     .await?;
-    let started = cutover_client::start_rollout(server.client(), &plan, &queue).await?;
+    let started = cutover_client::start_rollout(server.client(), &plan, &queue, None).await?;
     outcome(server.client(), &started.workflow_id).await?;
     drop(worker);
     server.shutdown().await

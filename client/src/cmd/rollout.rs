@@ -23,7 +23,7 @@ pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
     let connected = connect(global).await?;
     // A refusal (e.g. a rollout of this service and environment is running) names the
     // running rollout and how to follow or cancel it.
-    let started = start_rollout(&connected.client, &plan, &global.task_queue)
+    let started = start_rollout(&connected.client, &plan, &global.task_queue, None)
         .await
         .map_err(|e| Failure::Failed(e.into()))?;
     println!(

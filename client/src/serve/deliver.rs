@@ -9,10 +9,11 @@
 //! 6. the rules: none matching → 202 "no rule matched";
 //! 7. the claim in the ledger: a delivery seen before gets the first outcome back (200), never
 //!    a second start;
-//! 8. the start, through `cutover_client::start_rollout`; if Temporal is unreachable, 503 with
-//!    `Retry-After` and the claim given up so the provider's retry can start it. A receiver
-//!    that loses a start race to another receiver finds its own delivery in the running
-//!    workflow's memo and answers with that run.
+//! 8. the start, through `cutover_client::start_rollout`, with Temporal's request ID derived
+//!    from the delivery: receivers that do not share a ledger and get the same delivery at
+//!    once make the same request, and the server starts one run and answers both with it. If
+//!    Temporal is unreachable: 503 with `Retry-After`, and the claim is given up so the
+//!    provider's retry can start it.
 //!
 //! Every request leaves a row in the ledger: provider, delivery ID, source, status, reason.
 
@@ -24,7 +25,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cutover_client::{StartError, running_delivery, start_rollout};
+use cutover_client::{StartError, start_rollout};
 use cutover_ledger::{Claim, DeliveryRow, NewDelivery};
 use cutover_workflows::plan::Trigger;
 use cutover_workflows::triggers::Provider;
@@ -290,6 +291,8 @@ async fn handle(
     plan.version = decision.version.clone();
     plan.environment = decision.environment.clone();
     let tag = format!("{}:{delivery_id}", seen.provider);
+    // The same delivery, sent to several receivers at once, makes the same start request.
+    let request_id = format!("cutover-webhook:{tag}");
     plan.trigger = Some(Trigger {
         kind: seen.provider.clone(),
         detail: Some(format!("delivery {delivery_id}, rule {rule}")),
@@ -301,36 +304,25 @@ async fn handle(
             "unavailable",
             "Temporal is unreachable; retry later",
         ),
-        Some(client) => match start_rollout(&client, &plan, &app.task_queue).await {
-            Ok(started) => {
-                let mut a = Answer::new(
-                    StatusCode::ACCEPTED,
-                    "started",
-                    format!(
-                        "rule `{rule}` started {} {} → {}",
-                        plan.service, plan.version, plan.environment
-                    ),
-                );
-                a.workflow_id = Some(started.workflow_id);
-                a.run_id = Some(started.run_id);
-                a
-            }
-            Err(StartError::AlreadyRunning {
-                workflow_id,
-                run_id,
-            }) => match running_delivery(&client, &workflow_id).await {
-                // Another receiver started this very delivery a moment ago.
-                Ok((running, Some(d))) if d == tag => {
+        Some(client) => {
+            match start_rollout(&client, &plan, &app.task_queue, Some(&request_id)).await {
+                Ok(started) => {
                     let mut a = Answer::new(
-                        StatusCode::OK,
-                        "duplicate",
-                        "another receiver started this delivery",
+                        StatusCode::ACCEPTED,
+                        "started",
+                        format!(
+                            "rule `{rule}` started {} {} → {}",
+                            plan.service, plan.version, plan.environment
+                        ),
                     );
-                    a.workflow_id = Some(workflow_id);
-                    a.run_id = Some(running);
+                    a.workflow_id = Some(started.workflow_id);
+                    a.run_id = Some(started.run_id);
                     a
                 }
-                _ => Answer::new(
+                Err(StartError::AlreadyRunning {
+                    workflow_id,
+                    run_id,
+                }) => Answer::new(
                     StatusCode::CONFLICT,
                     "conflict",
                     format!(
@@ -338,23 +330,23 @@ async fn handle(
                         plan.service, plan.environment
                     ),
                 ),
-            },
-            Err(e @ StartError::SearchAttributesMissing) => Answer::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
-            Err(StartError::Server(why)) => Answer::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("Temporal refused the start: {}", clip(&why)),
-            ),
-            Err(e) => Answer::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
-        },
+                Err(e @ StartError::SearchAttributesMissing) => Answer::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                ),
+                Err(StartError::Server(why)) => Answer::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("Temporal refused the start: {}", clip(&why)),
+                ),
+                Err(e) => Answer::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    e.to_string(),
+                ),
+            }
+        }
     };
     answer.rule = Some(rule);
     // Keep the claim unless the start should be retried by the provider.
