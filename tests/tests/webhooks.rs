@@ -81,6 +81,13 @@ async fn a_signed_github_push_starts_one_rollout_and_a_redelivery_starts_nothing
     let summary = outcome(h.client(), "rollout/hooked/staging").await?;
     assert_eq!(summary.outcome, RolloutState::Succeeded);
     assert_eq!(summary.version, &sha[..12]);
+    // With the release-ledger patch in its history, the run replays.
+    cutover_tests::replays(
+        h.client(),
+        "rollout/hooked/staging",
+        "rollout-webhook-ledger",
+    )
+    .await?;
 
     // The same delivery again — even after the rollout ended — returns the first run.
     let (status, again) =
