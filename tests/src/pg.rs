@@ -18,6 +18,12 @@ pub struct PgCluster {
 impl PgCluster {
     /// Starts a fresh cluster.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with("")
+    }
+
+    /// Starts a fresh cluster with extra server options (`-c name=value ...`). Data checksums
+    /// are on, so `pg_rewind` can rebuild it as a standby later.
+    pub fn start_with(options: &str) -> anyhow::Result<Self> {
         let bin = pg_bin()?;
         let dir = tempfile::Builder::new().prefix("cutover-pg").tempdir()?;
         let port = crate::free_port()?;
@@ -32,28 +38,86 @@ impl PgCluster {
                 "postgres",
                 "--auth=trust",
                 "--no-sync",
+                "--data-checksums",
                 "-E",
                 "UTF8",
             ],
         )?;
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            path(dir.path())
-        );
+        let me = Self { dir, bin, port };
+        me.pg_ctl_start(options)?;
+        Ok(me)
+    }
+
+    /// A streaming standby of `primary`, cloned with `pg_basebackup -R -X stream`, reporting
+    /// itself as `application_name` (what `synchronous_standby_names` names).
+    pub fn standby_of(primary: &PgCluster, application_name: &str) -> anyhow::Result<Self> {
+        let bin = primary.bin.clone();
+        let dir = tempfile::Builder::new().prefix("cutover-pg").tempdir()?;
+        let port = crate::free_port()?;
+        let data = dir.path().join("data");
+        chown_postgres(dir.path())?;
         run_pg(
-            &bin.join("pg_ctl"),
+            &bin.join("pg_basebackup"),
             &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
                 "-D",
                 path(&data),
+                "-R",
+                "-X",
+                "stream",
+            ],
+        )?;
+        let conninfo = format!(
+            "primary_conninfo = 'host=127.0.0.1 port={} user=postgres application_name={application_name}'\n",
+            primary.port
+        );
+        let auto = data.join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+        text.push_str(&conninfo);
+        std::fs::write(&auto, text)?;
+        chown_postgres(dir.path())?;
+        let me = Self { dir, bin, port };
+        me.pg_ctl_start("-c hot_standby=on")?;
+        Ok(me)
+    }
+
+    fn pg_ctl_start(&self, options: &str) -> anyhow::Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=replica -c max_wal_senders=8 -c wal_log_hints=on {options}",
+            self.port,
+            path(self.dir.path())
+        );
+        run_pg(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                path(&self.data_dir()),
                 "-l",
-                path(&dir.path().join("log")),
+                path(&self.dir.path().join("log")),
                 "-o",
                 &opts,
                 "-w",
                 "start",
             ],
-        )?;
-        Ok(Self { dir, bin, port })
+        )
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the server at once (`-m immediate`), as a crash would.
+    pub fn crash(&self) -> anyhow::Result<()> {
+        run_pg(
+            &self.bin.join("pg_ctl"),
+            &["-D", path(&self.data_dir()), "-m", "immediate", "stop"],
+        )
     }
 
     /// A superuser URL for `database`.
