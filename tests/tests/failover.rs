@@ -12,12 +12,16 @@ async fn a_synchronous_standby_has_every_commit_and_promotes_to_a_writable_prima
 -> anyhow::Result<()> {
     let primary = PgCluster::start_with("-c synchronous_standby_names=standby1")?;
     let standby = PgCluster::standby_of(&primary, "standby1")?;
-    wait_for(Duration::from_secs(30), "the standby to stream synchronously", || {
-        let state = primary
-            .psql("postgres", "SELECT sync_state FROM pg_stat_replication")
-            .unwrap_or_default();
-        async move { (state == "sync").then_some(()) }
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the standby to stream synchronously",
+        || {
+            let state = primary
+                .psql("postgres", "SELECT sync_state FROM pg_stat_replication")
+                .unwrap_or_default();
+            async move { (state == "sync").then_some(()) }
+        },
+    )
     .await?;
     primary.psql("postgres", "CREATE TABLE markers (n int PRIMARY KEY)")?;
     for n in 0..100 {
@@ -26,15 +30,24 @@ async fn a_synchronous_standby_has_every_commit_and_promotes_to_a_writable_prima
     assert_eq!(standby.psql("postgres", "SELECT pg_is_in_recovery()")?, "t");
     // Synchronous commit: every acknowledged marker is already on the standby.
     primary.crash()?;
-    assert_eq!(standby.psql("postgres", "SELECT count(*) FROM markers")?, "100");
+    assert_eq!(
+        standby.psql("postgres", "SELECT count(*) FROM markers")?,
+        "100"
+    );
     let started = Instant::now();
-    assert_eq!(standby.psql("postgres", "SELECT pg_promote(true, 30)")?, "t");
+    assert_eq!(
+        standby.psql("postgres", "SELECT pg_promote(true, 30)")?,
+        "t"
+    );
     standby.psql("postgres", "INSERT INTO markers VALUES (100)")?;
     println!(
         "raw pg_promote() to first committed write: {:.1} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
     assert_eq!(standby.psql("postgres", "SELECT pg_is_in_recovery()")?, "f");
-    assert_eq!(standby.psql("postgres", "SELECT count(*) FROM markers")?, "101");
+    assert_eq!(
+        standby.psql("postgres", "SELECT count(*) FROM markers")?,
+        "101"
+    );
     Ok(())
 }

@@ -612,16 +612,39 @@ async fn a_50_mib_body_is_refused_without_being_buffered() -> anyhow::Result<()>
 async fn gitlab_tokens_and_generic_signatures_authenticate() -> anyhow::Result<()> {
     let h = Harness::start("webhook-providers").await?;
     let rules = rules(h.dir.path(), "multi");
+    let http = reqwest::Client::new();
+    let secrets_file = write_file(h.dir.path(), "github-secrets", "\nfrom-a-file\n");
     let rx = Receiver::start(
         h.dir.path(),
         &rules,
         &ledger_url(&h),
         &h.server.address,
         &h.queue,
-        &[],
+        &[
+            "--github-secret-file",
+            secrets_file.to_str().unwrap_or_default(),
+        ],
     )
     .await?;
-    let http = reqwest::Client::new();
+    // A secret from the file verifies, beside the ones from the environment.
+    let ping =
+        br#"{"zen": "Keep it logically awesome.", "repository": {"full_name": "acme/hello"}}"#
+            .to_vec();
+    let resp = http
+        .post(format!("{}/webhooks/github", rx.url))
+        .header("content-type", "application/json")
+        .header("x-github-event", "ping")
+        .header("x-github-delivery", "ping-1")
+        .header("x-hub-signature-256", sign("from-a-file", &[&ping]))
+        .body(ping)
+        .send()
+        .await?;
+    let (status, v) = json(resp).await?;
+    assert_eq!(
+        (status, v["reason"].as_str()),
+        (202, Some("ignored: ping")),
+        "{v}"
+    );
     let gitlab_push = serde_json::to_vec(&serde_json::json!({
         "ref": "refs/heads/main", "after": "eeeeeeeeeeee", "checkout_sha": "eeeeeeeeeeee",
         "project": {"path_with_namespace": "acme/hello"}
