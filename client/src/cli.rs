@@ -59,6 +59,9 @@ pub(crate) enum Command {
     /// Check trigger rules files.
     #[command(subcommand)]
     Triggers(TriggersCommand),
+    /// DR drills: PostgreSQL failover and switchover plans.
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Read the webhook deliveries recorded in the ledger.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -167,6 +170,16 @@ pub(crate) enum TriggersCommand {
     /// file:line:column and a hint. Exit 2 if any.
     Validate {
         /// The rules file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DrillCommand {
+    /// Report every problem in a drill plan, each with file:line:column and a hint. Exit 2 if
+    /// any. (Running drills arrives with DrillWorkflow.)
+    Validate {
+        /// The drill plan.
         file: PathBuf,
     },
 }

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, DevCommand, PlanCommand, RolloutCommand, TriggersCommand, WebhooksCommand,
+    Cli, Command, DevCommand, DrillCommand, PlanCommand, RolloutCommand, TriggersCommand,
+    WebhooksCommand,
 };
 
 #[tokio::main]
@@ -64,6 +65,7 @@ async fn main() -> ExitCode {
         }
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
+        Command::Drill(DrillCommand::Validate { file }) => cmd::plan::validate_drill(&file),
         Command::Triggers(TriggersCommand::Validate { file }) => {
             cmd::ledger::validate_triggers(&file)
         }

@@ -338,3 +338,29 @@ async fn watch_says_so_when_no_worker_polls() -> anyhow::Result<()> {
     child.kill().await?;
     server.shutdown().await
 }
+
+#[test]
+fn drill_validate_accepts_the_example_and_points_at_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/drills/hello-failover.yaml");
+    let out = cutover(
+        dir.path(),
+        None,
+        &["drill", "validate", example.to_str().unwrap_or_default()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&example).expect("example");
+    write_file(
+        dir.path(),
+        "bad.yaml",
+        &text.replace("mode: failover", "mode: chaos"),
+    );
+    let out = cutover(dir.path(), None, &["drill", "validate", "bad.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad.yaml:7:7: mode: unknown mode `chaos`"),
+        "{}",
+        stderr(&out)
+    );
+}

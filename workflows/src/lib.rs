@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod contracts;
 pub mod control;
+pub mod drill;
 mod duration_serde;
 pub mod plan;
 pub mod rollout;

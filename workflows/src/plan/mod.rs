@@ -15,7 +15,7 @@ mod types;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use parse::{PlanLimits, parse_plan, parse_triggers};
+pub use parse::{PlanLimits, parse_drill, parse_plan, parse_triggers};
 pub use types::{
     AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,
     DeploySpec, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec, MigrateSpec,

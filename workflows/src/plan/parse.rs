@@ -856,10 +856,12 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 mod analysis;
+mod drill;
 mod process;
 mod target;
 mod triggers;
 
+pub use drill::parse_drill;
 pub use triggers::parse_triggers;
 
 #[cfg(test)]

@@ -441,3 +441,105 @@ fn bad_trigger_rules_are_refused_with_positions() {
             .contains("limited to")
     );
 }
+
+const DRILL: &str = r#"
+drill: hello-db
+service: hello
+environment: staging
+mode: failover
+database:
+  primary: { url: { env: PRIMARY_URL }, data_dir: /var/lib/postgresql/15/a }
+  standby: { url: { env: STANDBY_URL }, data_dir: /var/lib/postgresql/15/b }
+  os_user: postgres
+traffic: { endpoint_file: /srv/hello/shared/database_url }
+checks:
+  - { url: "http://127.0.0.1:18080/health" }
+write_check: { url: "http://127.0.0.1:18080/items" }
+objectives: { rto: 30s, rpo: 0 }
+max_lag: 8MiB
+"#;
+
+#[test]
+fn a_drill_plan_parses_with_defaults_and_round_trips() {
+    let plan = parse_drill(DRILL).expect("valid drill");
+    assert_eq!(plan.workflow_id(), "drill/hello/staging/hello-db");
+    assert_eq!(plan.max_lag_bytes, 8 * 1024 * 1024);
+    assert!(plan.failback.rebuild && !plan.failback.switch_back);
+    assert_eq!(plan.checks[0].expect_status, 200);
+    let json = serde_json::to_string(&plan).expect("json");
+    let back: crate::drill::DrillPlan = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, plan);
+}
+
+#[test]
+fn bad_drill_plans_are_refused_with_positions() {
+    for (from, to, expect) in [
+        ("mode: failover", "mode: chaos", "unknown mode `chaos`"),
+        (
+            "data_dir: /var/lib/postgresql/15/b",
+            "data_dir: /var/lib/postgresql/15/a",
+            "the same data directory",
+        ),
+        (
+            "data_dir: /var/lib/postgresql/15/b",
+            "data_dir: relative/b",
+            "is not an absolute path",
+        ),
+        (
+            "data_dir: /var/lib/postgresql/15/b",
+            "data_dir: /var/../etc",
+            "is not an absolute path",
+        ),
+        ("rto: 30s", "rto: -1s", "is negative"),
+        ("max_lag: 8MiB", "max_lag: lots", "`lots` is not a size"),
+        (
+            "url: { env: PRIMARY_URL }",
+            "url: \"postgres://u:p@h/d\"",
+            "expected a mapping",
+        ),
+        (
+            "write_check: { url: \"http://127.0.0.1:18080/items\" }",
+            "write_check: { url: \"http://a:b@127.0.0.1/items\" }",
+            "carries credentials",
+        ),
+        (
+            "max_lag: 8MiB",
+            "max_lag: 8MiB\nfailback: { rebuild: false, switch_back: true }",
+            "needs the old primary rebuilt",
+        ),
+        (
+            "drill: hello-db",
+            "drill: Hello DB",
+            "is not a valid drill name",
+        ),
+    ] {
+        assert!(DRILL.contains(from), "{from}");
+        let text = DRILL.replacen(from, to, 1);
+        let found = match parse_drill(&text) {
+            Ok(p) => panic!("{to}: expected problems, got {p:?}"),
+            Err(d) => d.0,
+        };
+        assert!(
+            found
+                .iter()
+                .any(|d| d.message.contains(expect) && d.line > 1),
+            "{to}: expected `{expect}` in {found:#?}"
+        );
+    }
+    let no_checks = DRILL
+        .replace(
+            "checks:\n  - { url: \"http://127.0.0.1:18080/health\" }\n",
+            "",
+        )
+        .replace(
+            "write_check: { url: \"http://127.0.0.1:18080/items\" }\n",
+            "",
+        );
+    let found = parse_drill(&no_checks).expect_err("no checks").0;
+    assert!(
+        found[0]
+            .message
+            .contains("no way to prove the service works"),
+        "{found:#?}"
+    );
+}

@@ -1,0 +1,132 @@
+//! DR drill plans: a PostgreSQL primary and its standby, how the application reaches the
+//! primary, what proves the service works, and the objectives the drill is measured against.
+//!
+//! Parsed and validated like rollout plans ([`crate::plan::parse_drill`]); `DrillWorkflow`
+//! runs them (its phases: preflight, mark, fault, promote, switch, verify, measure, failback,
+//! report).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration_serde;
+use crate::plan::SecretRef;
+
+pub use crate::plan::parse_drill;
+
+/// A validated drill plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DrillPlan {
+    /// The drill's name, e.g. `hello-db`; part of its workflow ID.
+    pub drill: String,
+    /// The service whose database is exercised; a drill and a rollout of it never overlap.
+    pub service: String,
+    /// Where, e.g. `staging`.
+    pub environment: String,
+    /// Unplanned (`failover`: the primary is stopped at once) or planned (`switchover`).
+    pub mode: DrillMode,
+    /// The database pair.
+    pub database: DatabasePair,
+    /// How the application is pointed at the primary.
+    pub traffic: Traffic,
+    /// HTTP checks that must pass through the normal path after the switch.
+    pub checks: Vec<AppCheck>,
+    /// A write through the application, then a read of it: proves the new primary takes writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_check: Option<WriteCheck>,
+    /// What the drill must achieve.
+    pub objectives: Objectives,
+    /// The largest replay lag (bytes) preflight accepts before touching anything.
+    pub max_lag_bytes: u64,
+    /// After measuring: rebuild the old primary as a standby, and optionally switch back.
+    pub failback: Failback,
+}
+
+/// Failover or switchover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillMode {
+    /// Inject a fault: stop the primary immediately.
+    Failover,
+    /// Planned: stop writes, wait for the standby to catch up, then promote (no data loss).
+    Switchover,
+}
+
+/// The primary and the standby.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabasePair {
+    /// The current primary.
+    pub primary: DatabaseNode,
+    /// Its streaming standby.
+    pub standby: DatabaseNode,
+    /// The OS user that owns the data directories (`pg_ctl` runs as it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_user: Option<String>,
+    /// Where `pg_ctl`, `pg_rewind` and `pg_basebackup` are; found under
+    /// `/usr/lib/postgresql/*/bin` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<String>,
+}
+
+/// One PostgreSQL server of the pair.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseNode {
+    /// A superuser connection string, resolved on the worker.
+    pub url: SecretRef,
+    /// Its data directory on the worker's machine (for stopping, rewinding, restarting).
+    pub data_dir: String,
+}
+
+/// How traffic reaches the primary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Traffic {
+    /// Host driver: the application reads its database URL from this file and reconnects
+    /// when it changes; switching writes the new primary's URL (mode 0600).
+    EndpointFile {
+        /// The file.
+        path: String,
+    },
+}
+
+/// An HTTP check of the application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppCheck {
+    /// URL (no credentials).
+    pub url: String,
+    /// Expected status.
+    pub expect_status: u16,
+}
+
+/// A write through the application and a read that must see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WriteCheck {
+    /// `POST {"name": <marker>}` here, then `GET` it and look for the marker.
+    pub url: String,
+}
+
+/// Recovery objectives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objectives {
+    /// Longest acceptable time from the fault to the first verified write.
+    #[serde(with = "duration_serde")]
+    pub rto: Duration,
+    /// Most marker transactions that may be lost.
+    pub rpo_markers: u64,
+}
+
+/// What happens after the measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failback {
+    /// Rebuild the old primary as a standby of the new one (pg_rewind, else a base backup).
+    pub rebuild: bool,
+    /// Then switch back (a switchover that waits for the standby to catch up).
+    pub switch_back: bool,
+}
+
+impl DrillPlan {
+    /// The drill's workflow ID.
+    pub fn workflow_id(&self) -> String {
+        format!("drill/{}/{}/{}", self.service, self.environment, self.drill)
+    }
+}

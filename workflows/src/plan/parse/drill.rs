@@ -1,0 +1,380 @@
+//! Parsing DR drill plans, with the same positions, hints and limits as rollout plans.
+
+use super::{Cx, Diagnostic, Diagnostics, Fields, join, truncate, yaml};
+use crate::drill::{
+    AppCheck, DatabaseNode, DatabasePair, DrillMode, DrillPlan, Failback, Objectives, Traffic,
+    WriteCheck,
+};
+use crate::plan::yaml::{Node, Value};
+
+/// Largest drill plan accepted.
+const MAX_BYTES: usize = 64 * 1024;
+
+/// Parses and validates a drill plan.
+///
+/// # Errors
+///
+/// [`Diagnostics`] listing each problem with its line, column, path, message and hint.
+pub fn parse_drill(text: &str) -> Result<DrillPlan, Diagnostics> {
+    if text.len() > MAX_BYTES {
+        return Err(Diagnostics(vec![Diagnostic {
+            line: 1,
+            column: 1,
+            path: String::new(),
+            message: format!(
+                "the drill plan is {} bytes; drill plans are limited to {MAX_BYTES} bytes",
+                text.len()
+            ),
+            hint: None,
+        }]));
+    }
+    let root = yaml::read(text).map_err(|d| Diagnostics(vec![d]))?;
+    let mut cx = Cx::default();
+    let plan = cx.drill(&root);
+    if cx.problems.is_empty() {
+        plan.ok_or_else(Diagnostics::default)
+    } else {
+        cx.problems.sort_by_key(|d| (d.line, d.column));
+        Err(Diagnostics(cx.problems))
+    }
+}
+
+impl Cx {
+    fn drill(&mut self, root: &Node) -> Option<DrillPlan> {
+        let f = self.fields(root, "")?;
+        self.unknown_keys(
+            &f,
+            &[
+                "drill",
+                "service",
+                "environment",
+                "mode",
+                "database",
+                "traffic",
+                "checks",
+                "write_check",
+                "objectives",
+                "max_lag",
+                "failback",
+            ],
+        );
+        let name = |cx: &mut Self, key: &str, what: &str, hint: &str| {
+            cx.required(&f, key, hint)
+                .and_then(|n| cx.name(n, key, what))
+        };
+        let drill = name(
+            self,
+            "drill",
+            "drill name",
+            "name the drill, e.g. `drill: hello-db`",
+        );
+        let service = name(
+            self,
+            "service",
+            "service name",
+            "name the service, e.g. `service: hello`",
+        );
+        let environment = name(
+            self,
+            "environment",
+            "environment name",
+            "e.g. `environment: staging`",
+        );
+        let mode = self
+            .required(
+                &f,
+                "mode",
+                "choose `failover` (inject a fault) or `switchover` (planned)",
+            )
+            .and_then(|n| match self.string(n, "mode")?.as_str() {
+                "failover" => Some(DrillMode::Failover),
+                "switchover" => Some(DrillMode::Switchover),
+                other => {
+                    self.report(
+                        n,
+                        "mode",
+                        format!("unknown mode `{}`", truncate(other)),
+                        "choose `failover` or `switchover`",
+                    );
+                    None
+                }
+            });
+        let database = self
+            .required(
+                &f,
+                "database",
+                "describe the pair: `database: { primary: {...}, standby: {...} }`",
+            )
+            .and_then(|n| self.database_pair(n, "database"));
+        let traffic = self
+            .required(&f, "traffic", "say how the app reaches the primary, e.g. `traffic: { endpoint_file: /srv/hello/shared/database_url }`")
+            .and_then(|n| self.traffic(n, "traffic"));
+        let checks = match f.get("checks") {
+            Some(n) => self.app_checks(n, "checks"),
+            None => Some(Vec::new()),
+        };
+        let write_check = match f.get("write_check") {
+            Some(n) => self.fields(n, "write_check").and_then(|wf| {
+                self.unknown_keys(&wf, &["url"]);
+                self.required(
+                    &wf,
+                    "url",
+                    "give the URL to POST a marker to and read it back from",
+                )
+                .and_then(|u| self.http_url(u, "write_check.url"))
+                .map(|url| Some(WriteCheck { url }))
+            }),
+            None => Some(None),
+        };
+        if let (Some(c), Some(None)) = (&checks, &write_check)
+            && c.is_empty()
+        {
+            self.report(
+                root,
+                "checks",
+                "the drill has no way to prove the service works",
+                "add `checks:` (HTTP) and/or `write_check:`",
+            );
+            return None;
+        }
+        let objectives = self
+            .required(
+                &f,
+                "objectives",
+                "give the objectives, e.g. `objectives: { rto: 30s, rpo: 0 }`",
+            )
+            .and_then(|n| self.objectives(n, "objectives"));
+        let max_lag_bytes = match f.get("max_lag") {
+            Some(n) => self.bytes(n, "max_lag"),
+            None => Some(16 * 1024 * 1024),
+        };
+        let failback = match f.get("failback") {
+            Some(n) => self.failback(n, "failback"),
+            None => Some(Failback {
+                rebuild: true,
+                switch_back: false,
+            }),
+        };
+        Some(DrillPlan {
+            drill: drill?,
+            service: service?,
+            environment: environment?,
+            mode: mode?,
+            database: database?,
+            traffic: traffic?,
+            checks: checks?,
+            write_check: write_check?,
+            objectives: objectives?,
+            max_lag_bytes: max_lag_bytes?,
+            failback: failback?,
+        })
+    }
+
+    fn database_pair(&mut self, node: &Node, path: &str) -> Option<DatabasePair> {
+        let f = self.fields(node, path)?;
+        self.unknown_keys(&f, &["primary", "standby", "os_user", "bin_dir"]);
+        let primary = self
+            .required(
+                &f,
+                "primary",
+                "describe the primary: `{ url: { env: PRIMARY_URL }, data_dir: ... }`",
+            )
+            .and_then(|n| self.database_node(n, &join(path, "primary")));
+        let standby = self
+            .required(
+                &f,
+                "standby",
+                "describe the standby: `{ url: { env: STANDBY_URL }, data_dir: ... }`",
+            )
+            .and_then(|n| self.database_node(n, &join(path, "standby")));
+        let os_user = match f.get("os_user") {
+            Some(n) => self.sql_identifier(n, &join(path, "os_user")).map(Some),
+            None => Some(None),
+        };
+        let bin_dir = match f.get("bin_dir") {
+            Some(n) => self.absolute_path(n, &join(path, "bin_dir")).map(Some),
+            None => Some(None),
+        };
+        if let (Some(p), Some(s)) = (&primary, &standby)
+            && p.data_dir == s.data_dir
+        {
+            self.report(
+                node,
+                &join(path, "standby.data_dir"),
+                "the primary and the standby have the same data directory",
+                "give each server its own data_dir",
+            );
+            return None;
+        }
+        Some(DatabasePair {
+            primary: primary?,
+            standby: standby?,
+            os_user: os_user?,
+            bin_dir: bin_dir?,
+        })
+    }
+
+    fn database_node(&mut self, node: &Node, path: &str) -> Option<DatabaseNode> {
+        let f = self.fields(node, path)?;
+        self.unknown_keys(&f, &["url", "data_dir"]);
+        let url = self
+            .required(
+                &f,
+                "url",
+                "reference a superuser connection string, e.g. `url: { env: PRIMARY_URL }`",
+            )
+            .and_then(|n| self.secret_ref(n, &join(path, "url")));
+        let data_dir = self
+            .required(
+                &f,
+                "data_dir",
+                "give the data directory, e.g. `data_dir: /var/lib/postgresql/15/main`",
+            )
+            .and_then(|n| self.absolute_path(n, &join(path, "data_dir")));
+        Some(DatabaseNode {
+            url: url?,
+            data_dir: data_dir?,
+        })
+    }
+
+    fn absolute_path(&mut self, node: &Node, path: &str) -> Option<String> {
+        let text = self.string(node, path)?;
+        if !text.starts_with('/')
+            || text.len() > 4096
+            || text.contains('\0')
+            || text.split('/').any(|c| c == "..")
+        {
+            self.report(
+                node,
+                path,
+                format!("`{}` is not an absolute path", truncate(&text)),
+                "write a path from `/`, without `..`",
+            );
+            return None;
+        }
+        Some(text)
+    }
+
+    fn traffic(&mut self, node: &Node, path: &str) -> Option<Traffic> {
+        let f = self.fields(node, path)?;
+        self.unknown_keys(&f, &["endpoint_file"]);
+        self.required(&f, "endpoint_file", "the host driver switches traffic by rewriting the file the app reads its database URL from")
+            .and_then(|n| self.absolute_path(n, &join(path, "endpoint_file")))
+            .map(|path| Traffic::EndpointFile { path })
+    }
+
+    fn app_checks(&mut self, node: &Node, path: &str) -> Option<Vec<AppCheck>> {
+        let Value::Sequence(items) = &node.value else {
+            self.report(
+                node,
+                path,
+                format!("expected a list of checks, found {}", node.shape()),
+                "write `- { url: http://127.0.0.1:8080/health }` per check",
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}[{i}]");
+            let check = self.fields(item, &p).and_then(|f| self.app_check(&f, &p));
+            match check {
+                Some(c) => out.push(c),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn app_check(&mut self, f: &Fields<'_>, path: &str) -> Option<AppCheck> {
+        self.unknown_keys(f, &["url", "expect_status"]);
+        let url = self
+            .required(f, "url", "give the URL to check")
+            .and_then(|n| self.http_url(n, &join(path, "url")));
+        let expect_status = match f.get("expect_status") {
+            Some(n) => self
+                .integer(n, &join(path, "expect_status"), 100, 599)
+                .map(|v| v as u16),
+            None => Some(200),
+        };
+        Some(AppCheck {
+            url: url?,
+            expect_status: expect_status?,
+        })
+    }
+
+    fn objectives(&mut self, node: &Node, path: &str) -> Option<Objectives> {
+        let f = self.fields(node, path)?;
+        self.unknown_keys(&f, &["rto", "rpo"]);
+        let rto = self
+            .required(
+                &f,
+                "rto",
+                "give the recovery time objective, e.g. `rto: 30s`",
+            )
+            .and_then(|n| self.duration(n, &join(path, "rto")));
+        let rpo_markers = self
+            .required(
+                &f,
+                "rpo",
+                "give the most marker transactions that may be lost, e.g. `rpo: 0`",
+            )
+            .and_then(|n| self.integer(n, &join(path, "rpo"), 0, 1_000_000_000));
+        Some(Objectives {
+            rto: rto?,
+            rpo_markers: rpo_markers?,
+        })
+    }
+
+    fn bytes(&mut self, node: &Node, path: &str) -> Option<u64> {
+        let text = self.string(node, path)?;
+        let t = text.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (digits, unit) = t.split_at(split);
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1024,
+            "MiB" => 1024 * 1024,
+            "GiB" => 1024 * 1024 * 1024,
+            _ => 0,
+        };
+        match digits.parse::<u64>() {
+            Ok(n) if factor > 0 => Some(n.saturating_mul(factor)),
+            _ => {
+                self.report(
+                    node,
+                    path,
+                    format!("`{}` is not a size", truncate(&text)),
+                    "write e.g. `16MiB`, `512KiB` or a number of bytes",
+                );
+                None
+            }
+        }
+    }
+
+    fn failback(&mut self, node: &Node, path: &str) -> Option<Failback> {
+        let f = self.fields(node, path)?;
+        self.unknown_keys(&f, &["rebuild", "switch_back"]);
+        let rebuild = match f.get("rebuild") {
+            Some(n) => self.boolean(n, &join(path, "rebuild")),
+            None => Some(true),
+        };
+        let switch_back = match f.get("switch_back") {
+            Some(n) => self.boolean(n, &join(path, "switch_back")),
+            None => Some(false),
+        };
+        if let (Some(false), Some(true)) = (rebuild, switch_back) {
+            self.report(
+                node,
+                &join(path, "switch_back"),
+                "switching back needs the old primary rebuilt as a standby first",
+                "set `rebuild: true`",
+            );
+            return None;
+        }
+        Some(Failback {
+            rebuild: rebuild?,
+            switch_back: switch_back?,
+        })
+    }
+}
