@@ -7,6 +7,7 @@
 
 mod analysis;
 mod artifact;
+mod drill;
 mod drivers;
 mod error;
 mod heartbeat;
@@ -25,6 +26,7 @@ use cutover_workflows::contracts::{
     RetireInput, RetireOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
     UndoMigrationsInput, UndoMigrationsOutput, VerifyInput, VerifyOutput,
 };
+use cutover_workflows::drill::contracts as drill_contracts;
 use drivers::DeployDriver;
 use heartbeat::beating;
 use host::HostDriver;
@@ -306,5 +308,111 @@ impl TargetActivityImpls {
                 .rollback(&request, &input.service, &input.spec.root),
         )
         .await
+    }
+}
+
+/// The activities of DR drills (`drill.*`).
+pub struct DrillActivityImpls {
+    http: reqwest::Client,
+}
+
+impl Default for DrillActivityImpls {
+    fn default() -> Self {
+        Self {
+            http: verify::client(),
+        }
+    }
+}
+
+#[activities]
+impl DrillActivityImpls {
+    /// `drill.preflight`: read-only.
+    #[activity(definition = drill_contracts::Preflight)]
+    pub async fn preflight(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: drill_contracts::PreflightInput,
+    ) -> Result<drill_contracts::PreflightOutput, ActivityError> {
+        beating(&ctx, drill::preflight(&self.http, &input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.mark`: writes markers until the primary goes away or the time is up.
+    #[activity(definition = drill_contracts::Mark)]
+    pub async fn mark(
+        ctx: ActivityContext,
+        input: drill_contracts::MarkInput,
+    ) -> Result<drill_contracts::MarkOutput, ActivityError> {
+        beating(&ctx, drill::mark(&input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.fault`: a stopped primary stays stopped.
+    #[activity(definition = drill_contracts::Fault)]
+    pub async fn fault(
+        ctx: ActivityContext,
+        input: drill_contracts::NodeInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        beating(&ctx, drill::fault(&input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.restart`: a running server is left running.
+    #[activity(definition = drill_contracts::Restart)]
+    pub async fn restart(
+        ctx: ActivityContext,
+        input: drill_contracts::NodeInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        beating(&ctx, drill::restart(&input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.promote`: "already promoted" is success.
+    #[activity(definition = drill_contracts::Promote)]
+    pub async fn promote(
+        ctx: ActivityContext,
+        input: drill_contracts::NodeInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        beating(&ctx, drill::promote(&input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.switch`: the same content written again changes nothing.
+    #[activity(definition = drill_contracts::Switch)]
+    pub async fn switch(
+        ctx: ActivityContext,
+        input: drill_contracts::SwitchInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        beating(&ctx, drill::switch(&input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.verify`: its writes are tagged with the drill run.
+    #[activity(definition = drill_contracts::Verify)]
+    pub async fn verify(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: drill_contracts::AppVerifyInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        beating(&ctx, drill::verify(&self.http, &input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.survey`: read-only.
+    #[activity(definition = drill_contracts::Survey)]
+    pub async fn survey(
+        ctx: ActivityContext,
+        input: drill_contracts::SurveyInput,
+    ) -> Result<drill_contracts::SurveyOutput, ActivityError> {
+        beating(&ctx, drill::survey(&input))
+            .await
+            .map_err(StepFailure::into_activity_error)
     }
 }

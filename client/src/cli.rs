@@ -177,10 +177,19 @@ pub(crate) enum TriggersCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum DrillCommand {
     /// Report every problem in a drill plan, each with file:line:column and a hint. Exit 2 if
-    /// any. (Running drills arrives with DrillWorkflow.)
+    /// any.
     Validate {
         /// The drill plan.
         file: PathBuf,
+    },
+    /// Run a drill now: preflight, mark, fault, promote, switch, verify, measure.
+    Run {
+        /// The drill plan.
+        plan: PathBuf,
+        /// Wait for the end and print each phase, RTO and RPO; exit 0 if the objectives were
+        /// met, 1 if not or if the drill failed.
+        #[arg(long)]
+        wait: bool,
     },
 }
 

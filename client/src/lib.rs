@@ -9,5 +9,5 @@ pub mod rollout;
 pub mod search_attributes;
 
 pub use connect::{ConnectError, ConnectOptions, Connected, connect};
-pub use rollout::{StartError, Started, start_rollout};
+pub use rollout::{StartError, Started, start_drill, start_rollout};
 pub use search_attributes::ensure_search_attributes;

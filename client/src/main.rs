@@ -65,7 +65,10 @@ async fn main() -> ExitCode {
         }
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
-        Command::Drill(DrillCommand::Validate { file }) => cmd::plan::validate_drill(&file),
+        Command::Drill(DrillCommand::Validate { file }) => cmd::drill::validate(&file),
+        Command::Drill(DrillCommand::Run { plan, wait }) => {
+            cmd::drill::run(&cli.global, &plan, wait).await
+        }
         Command::Triggers(TriggersCommand::Validate { file }) => {
             cmd::ledger::validate_triggers(&file)
         }

@@ -178,3 +178,39 @@ fn running_run_id(message: &str) -> String {
         .map(|(_, rest)| rest.trim_end_matches(['.', ' ']).to_owned())
         .unwrap_or_else(|| "unknown".to_owned())
 }
+
+/// Starts a DR drill of `plan` as `DrillWorkflow` on `task_queue`, under the ID
+/// `drill/<service>/<environment>/<drill>`; refused while the same drill runs.
+///
+/// # Errors
+///
+/// [`StartError::AlreadyRunning`], and the server's other refusals.
+pub async fn start_drill(
+    client: &Client,
+    plan: &cutover_workflows::drill::DrillPlan,
+    task_queue: &str,
+) -> Result<Started, StartError> {
+    use cutover_workflows::drill::DrillWorkflow;
+    let workflow_id = plan.workflow_id();
+    let options =
+        temporalio_client::WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
+            .id_reuse_policy(temporalio_client::WorkflowIdReusePolicy::AllowDuplicate)
+            .id_conflict_policy(temporalio_client::WorkflowIdConflictPolicy::Fail)
+            .build();
+    match client
+        .start_workflow(DrillWorkflow::run, plan.clone(), options)
+        .await
+    {
+        Ok(handle) => Ok(Started {
+            workflow_id,
+            run_id: handle.run_id().unwrap_or_default().to_owned(),
+        }),
+        Err(temporalio_client::errors::WorkflowStartError::AlreadyStarted { run_id, source }) => {
+            Err(StartError::AlreadyRunning {
+                workflow_id,
+                run_id: run_id.unwrap_or_else(|| running_run_id(source.message())),
+            })
+        }
+        Err(e) => Err(StartError::Server(e.to_string())),
+    }
+}

@@ -368,6 +368,7 @@ pub async fn replays(client: &Client, workflow_id: &str, name: &str) -> anyhow::
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
             .register_workflow::<RolloutWorkflow>()?
+            .register_workflow::<cutover_workflows::drill::DrillWorkflow>()?
             .build(),
     )?;
     replayer

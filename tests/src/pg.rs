@@ -82,16 +82,42 @@ impl PgCluster {
         std::fs::write(&auto, text)?;
         chown_postgres(dir.path())?;
         let me = Self { dir, bin, port };
-        me.pg_ctl_start("-c hot_standby=on")?;
+        // Not the primary's synchronous standby list: once promoted, this server has none.
+        me.pg_ctl_start("-c hot_standby=on -c synchronous_standby_names=")?;
         Ok(me)
     }
 
+    /// Writes the server's settings into `postgresql.auto.conf` (later lines win), so that a
+    /// plain `pg_ctl start` — as a drill's compensation does — brings it back on its port.
     fn pg_ctl_start(&self, options: &str) -> anyhow::Result<()> {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=replica -c max_wal_senders=8 -c wal_log_hints=on {options}",
-            self.port,
-            path(self.dir.path())
-        );
+        let mut settings = vec![
+            ("port".to_owned(), self.port.to_string()),
+            ("listen_addresses".to_owned(), "127.0.0.1".to_owned()),
+            (
+                "unix_socket_directories".to_owned(),
+                path(self.dir.path()).to_owned(),
+            ),
+            ("fsync".to_owned(), "off".to_owned()),
+            ("wal_level".to_owned(), "replica".to_owned()),
+            ("max_wal_senders".to_owned(), "8".to_owned()),
+            ("wal_log_hints".to_owned(), "on".to_owned()),
+        ];
+        for pair in options
+            .split("-c ")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if let Some((k, v)) = pair.split_once('=') {
+                settings.push((k.trim().to_owned(), v.trim().trim_matches('\'').to_owned()));
+            }
+        }
+        let auto = self.data_dir().join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).unwrap_or_default();
+        for (k, v) in settings {
+            text.push_str(&format!("{k} = '{v}'\n"));
+        }
+        std::fs::write(&auto, text)?;
+        chown_postgres(self.dir.path())?;
         run_pg(
             &self.bin.join("pg_ctl"),
             &[
@@ -99,8 +125,6 @@ impl PgCluster {
                 path(&self.data_dir()),
                 "-l",
                 path(&self.dir.path().join("log")),
-                "-o",
-                &opts,
                 "-w",
                 "start",
             ],

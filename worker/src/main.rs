@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cutover_activities::{RolloutActivityImpls, TargetActivityImpls};
+use cutover_activities::{DrillActivityImpls, RolloutActivityImpls, TargetActivityImpls};
 use cutover_client::{ConnectOptions, connect, ensure_search_attributes};
 use cutover_workflows::RolloutWorkflow;
+use cutover_workflows::drill::DrillWorkflow;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{error, info, warn};
@@ -65,6 +66,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("registering RolloutWorkflow")?
         .register_activities(RolloutActivityImpls::with_ledger(config.ledger.as_deref()))
         .register_activities(TargetActivityImpls::default())
+        .register_workflow::<DrillWorkflow>()
+        .context("registering DrillWorkflow")?
+        .register_activities(DrillActivityImpls::default())
         .tuner(tuner)
         .graceful_shutdown_period(config.shutdown_grace)
         .build();

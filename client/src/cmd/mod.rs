@@ -2,6 +2,7 @@
 
 pub(crate) mod control;
 pub(crate) mod dev;
+pub(crate) mod drill;
 pub(crate) mod ledger;
 pub(crate) mod plan;
 pub(crate) mod rollout;

@@ -29,35 +29,3 @@ pub(crate) fn show(path: &Path) -> Outcome {
     println!("{text}");
     Ok(())
 }
-
-/// Reports every problem in a drill plan, or a one-line summary of a good one.
-pub(crate) fn validate_drill(path: &Path) -> Outcome {
-    let shown = path.display().to_string();
-    let text = super::read_text(path, "drill plan", 64 * 1024)?;
-    let plan = cutover_workflows::drill::parse_drill(&text).map_err(|problems| {
-        eprintln!("{}", problems.render(&shown));
-        eprintln!(
-            "{shown}: {} problem{} found",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        crate::exit::Failure::InputReported
-    })?;
-    println!(
-        "{shown}: ok — {} of {} in {}, objectives RTO {} and RPO {} marker{}",
-        match plan.mode {
-            cutover_workflows::drill::DrillMode::Failover => "failover",
-            cutover_workflows::drill::DrillMode::Switchover => "switchover",
-        },
-        plan.service,
-        plan.environment,
-        humantime::format_duration(plan.objectives.rto),
-        plan.objectives.rpo_markers,
-        if plan.objectives.rpo_markers == 1 {
-            ""
-        } else {
-            "s"
-        }
-    );
-    Ok(())
-}

@@ -7,7 +7,8 @@
 //! - `GET /metrics` answers Prometheus text: `hello_http_requests_total{version,code}`.
 //!
 //! Settings from the environment: `PORT` (default 18080), the version from `APP_VERSION` or
-//! `CUTOVER_VERSION` (set by Cutover's host driver), `DATABASE_URL` (optional),
+//! `CUTOVER_VERSION` (set by Cutover's host driver), `DATABASE_URL` or `DATABASE_URL_FILE`
+//! (optional; the file is re-read on each request, so a DR drill can switch databases),
 //! `STARTUP_DELAY_MS` to simulate a slow start, and `FAIL_PERCENT` (0–100) to make that share
 //! of requests other than `/health` and `/metrics` answer 500 — a bad release that passes its
 //! health check, for analysis to catch. It stops cleanly on SIGTERM.
@@ -33,10 +34,45 @@ use sqlx::postgres::PgPoolOptions;
 struct App {
     version: String,
     db: Option<PgPool>,
+    /// `DATABASE_URL_FILE`: the database URL is read from this file, and the pool replaced
+    /// when the file changes — how a DR drill points the app at a promoted standby.
+    url_file: Option<Arc<UrlFile>>,
     /// Percent of requests answered 500 on purpose.
     fail_percent: u64,
     /// Requests seen (decides which fail) and answers by status code.
     counters: Arc<Mutex<Counters>>,
+}
+
+/// The database URL file and the pool built from its current content.
+struct UrlFile {
+    path: std::path::PathBuf,
+    current: Mutex<Option<(String, PgPool)>>,
+}
+
+impl App {
+    /// The pool to use now.
+    fn pool(&self) -> Option<PgPool> {
+        let Some(file) = &self.url_file else {
+            return self.db.clone();
+        };
+        let url = std::fs::read_to_string(&file.path).ok()?.trim().to_owned();
+        let mut current = file.current.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some((u, pool)) if *u == url => Some(pool.clone()),
+            _ => {
+                let pool = pool_for(&url).ok()?;
+                *current = Some((url, pool.clone()));
+                Some(pool)
+            }
+        }
+    }
+}
+
+fn pool_for(url: &str) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy(url)
 }
 
 #[derive(Default)]
@@ -60,11 +96,12 @@ async fn main() -> std::io::Result<()> {
     if let Some(ms) = env("STARTUP_DELAY_MS").and_then(|v| v.parse().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let db = env("DATABASE_URL").map(|url| {
-        PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(2))
-            .connect_lazy(&url)
+    let db = env("DATABASE_URL").map(|url| pool_for(&url));
+    let url_file = env("DATABASE_URL_FILE").map(|path| {
+        Arc::new(UrlFile {
+            path: path.into(),
+            current: Mutex::new(None),
+        })
     });
     let db = match db {
         Some(Ok(pool)) => Some(pool),
@@ -81,6 +118,7 @@ async fn main() -> std::io::Result<()> {
     let state = App {
         version,
         db,
+        url_file,
         fail_percent,
         counters: Arc::default(),
     };
@@ -105,7 +143,7 @@ async fn main() -> std::io::Result<()> {
 }
 
 async fn health(State(app): State<App>) -> (StatusCode, &'static str) {
-    match &app.db {
+    match &app.pool() {
         Some(db) if sqlx::query("SELECT 1").execute(db).await.is_err() => {
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
         }
@@ -118,9 +156,9 @@ async fn version_info(State(app): State<App>) -> Json<Value> {
 }
 
 async fn list_items(State(app): State<App>) -> Result<Json<Value>, (StatusCode, String)> {
-    let db = app.db.as_ref().ok_or(no_database())?;
+    let db = app.pool().ok_or(no_database())?;
     let rows: Vec<Value> = sqlx::query_scalar("SELECT to_jsonb(i) FROM items i ORDER BY id")
-        .fetch_all(db)
+        .fetch_all(&db)
         .await
         .map_err(internal)?;
     Ok(Json(Value::Array(rows)))
@@ -130,11 +168,11 @@ async fn add_item(
     State(app): State<App>,
     Json(item): Json<NewItem>,
 ) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
-    let db = app.db.as_ref().ok_or(no_database())?;
+    let db = app.pool().ok_or(no_database())?;
     let row: Value =
         sqlx::query_scalar("INSERT INTO items (name) VALUES ($1) RETURNING to_jsonb(items)")
             .bind(item.name)
-            .fetch_one(db)
+            .fetch_one(&db)
             .await
             .map_err(internal)?;
     Ok((StatusCode::CREATED, Json(row)))

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod contracts;
+mod workflow;
+
+pub use workflow::{DRILL_FAILED, DrillStatus, DrillWorkflow, Phase};
+
 use crate::duration_serde;
 use crate::plan::SecretRef;
 

@@ -1,0 +1,472 @@
+//! `DrillWorkflow`: a DR drill as a durable workflow. Each phase is an activity with its own
+//! timeout and retries, and is timestamped in the status:
+//!
+//! `preflight` (nothing is touched if it fails) → `mark` (marker transactions on the primary,
+//! concurrently with) → `fault` (failover: the primary stopped at once; switchover: stopped
+//! after the standby caught up) → `promote` → `switch` (the app pointed at the new primary) →
+//! `verify` (the app's checks through the normal path) → `measure` (RTO, RPO).
+//!
+//! If a phase after the fault fails, compensation restores service — one writable primary,
+//! the app pointed at it — and the drill ends `failed` naming the phase, the reason and what it
+//! restored.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy as TemporalRetryPolicy;
+use temporalio_common::error::ApplicationFailure;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, WorkflowResult};
+
+use super::DrillMode;
+use super::DrillPlan;
+use super::contracts::{
+    AppVerifyInput, DrillActivities, MarkInput, MarkOutput, NodeInput, PreflightInput, SurveyInput,
+    SurveyOutput, SwitchInput,
+};
+use temporalio_common::error::{ActivityExecutionError, IncomingError};
+
+/// The failure type name of a drill that failed.
+pub const DRILL_FAILED: &str = "DrillFailed";
+
+/// One phase in the status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// `preflight`, `mark`, `fault`, `promote`, `switch`, `verify`, `measure`, `restore`.
+    pub name: String,
+    /// `running`, `succeeded`, `failed`.
+    pub state: String,
+    /// Workflow time.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Workflow time.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What it found or did.
+    pub note: Option<String>,
+}
+
+/// What `status` answers, and the drill's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DrillStatus {
+    /// `drill/<service>/<environment>/<drill>`.
+    pub workflow_id: String,
+    /// `running`, `passed`, `missed` (objectives not met), `failed`.
+    pub state: String,
+    /// Failover or switchover.
+    pub mode: Option<DrillMode>,
+    /// Phases in order.
+    pub phases: Vec<Phase>,
+    /// Fault to first verified write (ms).
+    pub rto_ms: Option<i64>,
+    /// Acknowledged markers lost.
+    pub rpo_markers: Option<u64>,
+    /// WAL bytes between the last marker kept and the last acknowledged.
+    pub rpo_bytes: Option<u64>,
+    /// The lost markers' numbers (the first 100), so the RPO can be checked by anyone.
+    #[serde(default)]
+    pub lost_markers: Vec<u64>,
+    /// Markers acknowledged by the old primary.
+    pub markers: u64,
+    /// Why it failed, or which objective it missed.
+    pub reason: Option<String>,
+    /// What compensation did, if anything.
+    pub restoration: Option<String>,
+}
+
+/// Runs one drill plan. Its ID is `drill/<service>/<environment>/<drill>`.
+#[workflow]
+pub struct DrillWorkflow {
+    plan: DrillPlan,
+    status: DrillStatus,
+}
+
+#[workflow_methods]
+impl DrillWorkflow {
+    #[init]
+    fn new(ctx: &WorkflowContextView, plan: DrillPlan) -> Self {
+        let status = DrillStatus {
+            workflow_id: ctx.workflow_id().to_owned(),
+            state: "running".to_owned(),
+            mode: Some(plan.mode),
+            ..DrillStatus::default()
+        };
+        Self { plan, status }
+    }
+
+    /// Runs the phases; ends with the status, or fails `DrillFailed` naming the phase.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<DrillStatus> {
+        let plan = ctx.state(|s| s.plan.clone());
+        let run = format!(
+            "{}@{}",
+            plan.drill,
+            now(ctx).map(|t| t.timestamp_millis()).unwrap_or_default()
+        );
+        let db = plan.database.clone();
+
+        let pre = phase(ctx, "preflight");
+        let checked = ctx
+            .execute_activity(
+                DrillActivities::preflight,
+                PreflightInput { plan: plan.clone() },
+                options(Duration::from_secs(60), 3),
+            )
+            .await;
+        match checked {
+            Ok(p) => done(
+                ctx,
+                pre,
+                format!("standby {} with {} bytes of lag", p.sync_state, p.lag_bytes),
+            ),
+            Err(e) => {
+                let why = cause(&e);
+                failed(ctx, pre, &why);
+                return fail(ctx, format!("preflight: {why}; nothing was touched"), None);
+            }
+        }
+
+        // Markers are written while the fault happens; a switchover stops them first.
+        let mark_for = match plan.mode {
+            DrillMode::Failover => Duration::from_secs(120),
+            DrillMode::Switchover => Duration::from_millis(1500),
+        };
+        let mark_phase = phase(ctx, "mark");
+        let mark = ctx.execute_activity(
+            DrillActivities::mark,
+            MarkInput {
+                primary: db.primary.url.clone(),
+                run: run.clone(),
+                for_ms: mark_for.as_millis() as u64,
+            },
+            options(mark_for + Duration::from_secs(60), 1),
+        );
+        let fault_input = NodeInput {
+            database: db.clone(),
+            node: db.primary.clone(),
+            graceful: plan.mode == DrillMode::Switchover,
+        };
+        let (marks, fault_at) = match plan.mode {
+            DrillMode::Failover => {
+                let fault = async {
+                    // Let markers flow before the fault.
+                    let _ = ctx.timer(Duration::from_secs(1)).await;
+                    let p = phase(ctx, "fault");
+                    let r = ctx
+                        .execute_activity(
+                            DrillActivities::fault,
+                            fault_input.clone(),
+                            options(Duration::from_secs(60), 3),
+                        )
+                        .await;
+                    (p, r)
+                };
+                let (marks, (p, fault)) = futures::join!(mark, fault);
+                (marks, (p, fault))
+            }
+            DrillMode::Switchover => {
+                let marks = mark.await;
+                let p = phase(ctx, "fault");
+                let r = ctx
+                    .execute_activity(
+                        DrillActivities::fault,
+                        fault_input.clone(),
+                        options(Duration::from_secs(120), 3),
+                    )
+                    .await;
+                (marks, (p, r))
+            }
+        };
+        let marks = marks.unwrap_or_else(|e| MarkOutput {
+            markers: Vec::new(),
+            ended_by: format!("marking failed: {}", cause(&e)),
+        });
+        ctx.state_mut(|s| s.status.markers = marks.markers.len() as u64);
+        done(
+            ctx,
+            mark_phase,
+            format!(
+                "{} markers acknowledged; stopped by {}",
+                marks.markers.len(),
+                marks.ended_by
+            ),
+        );
+        let (fault_phase, fault) = fault_at;
+        let fault = match fault {
+            Ok(at) => {
+                done(ctx, fault_phase, at.note.clone());
+                at
+            }
+            Err(e) => {
+                let why = cause(&e);
+                failed(ctx, fault_phase, &why);
+                let restored = restore(ctx, &plan, false).await;
+                return fail(ctx, format!("fault: {why}"), Some(restored));
+            }
+        };
+
+        let p = phase(ctx, "promote");
+        match ctx
+            .execute_activity(
+                DrillActivities::promote,
+                NodeInput {
+                    database: db.clone(),
+                    node: db.standby.clone(),
+                    graceful: false,
+                },
+                options(Duration::from_secs(120), 3),
+            )
+            .await
+        {
+            Ok(at) => done(ctx, p, at.note),
+            Err(e) => {
+                let why = cause(&e);
+                failed(ctx, p, &why);
+                let restored = restore(ctx, &plan, false).await;
+                return fail(ctx, format!("promote: {why}"), Some(restored));
+            }
+        }
+
+        let super::Traffic::EndpointFile { path } = &plan.traffic;
+        let p = phase(ctx, "switch");
+        match ctx
+            .execute_activity(
+                DrillActivities::switch,
+                SwitchInput {
+                    endpoint_file: path.clone(),
+                    primary: db.standby.url.clone(),
+                },
+                options(Duration::from_secs(30), 3),
+            )
+            .await
+        {
+            Ok(at) => done(ctx, p, at.note),
+            Err(e) => {
+                let why = cause(&e);
+                failed(ctx, p, &why);
+                let restored = restore(ctx, &plan, true).await;
+                return fail(ctx, format!("switch: {why}"), Some(restored));
+            }
+        }
+
+        let p = phase(ctx, "verify");
+        let verified = match ctx
+            .execute_activity(
+                DrillActivities::verify,
+                AppVerifyInput {
+                    checks: plan.checks.clone(),
+                    write_check: plan.write_check.clone(),
+                    run: run.clone(),
+                    within_ms: 60_000,
+                },
+                options(Duration::from_secs(90), 1),
+            )
+            .await
+        {
+            Ok(at) => {
+                done(ctx, p, at.note.clone());
+                at
+            }
+            Err(e) => {
+                let why = cause(&e);
+                failed(ctx, p, &why);
+                return fail(ctx, format!("verify: {why}"), None);
+            }
+        };
+
+        let p = phase(ctx, "measure");
+        let survey = ctx
+            .execute_activity(
+                DrillActivities::survey,
+                SurveyInput {
+                    primary: db.standby.url.clone(),
+                    run,
+                    acknowledged: marks.markers.clone(),
+                },
+                options(Duration::from_secs(60), 3),
+            )
+            .await;
+        let survey = match survey {
+            Ok(s) => s,
+            Err(e) => {
+                let why = cause(&e);
+                failed(ctx, p, &why);
+                return fail(ctx, format!("measure: {why}"), None);
+            }
+        };
+        let rto_ms = verified.at_ms - fault.at_ms;
+        let SurveyOutput {
+            lost,
+            lost_bytes,
+            lost_markers,
+        } = survey;
+        let rto_ok = rto_ms <= plan.objectives.rto.as_millis() as i64;
+        let rpo_ok = lost <= plan.objectives.rpo_markers;
+        done(
+            ctx,
+            p,
+            format!(
+                "RTO {rto_ms} ms (objective {} ms), RPO {lost} markers / {lost_bytes} bytes (objective {})",
+                plan.objectives.rto.as_millis(),
+                plan.objectives.rpo_markers
+            ),
+        );
+        let reason = match (rto_ok, rpo_ok) {
+            (true, true) => None,
+            (false, _) => Some(format!(
+                "RTO {rto_ms} ms missed the objective of {} ms",
+                plan.objectives.rto.as_millis()
+            )),
+            (true, false) => Some(format!(
+                "RPO {lost} markers missed the objective of {}",
+                plan.objectives.rpo_markers
+            )),
+        };
+        ctx.state_mut(|s| {
+            s.status.lost_markers = lost_markers;
+            s.status.rto_ms = Some(rto_ms);
+            s.status.rpo_markers = Some(lost);
+            s.status.rpo_bytes = Some(lost_bytes);
+            s.status.state = if reason.is_none() { "passed" } else { "missed" }.to_owned();
+            s.status.reason = reason;
+        });
+        Ok(ctx.state(|s| s.status.clone()))
+    }
+
+    /// The drill's phases, timings and results so far.
+    #[query]
+    pub fn status(&self, _ctx: &WorkflowContextView) -> DrillStatus {
+        self.status.clone()
+    }
+}
+
+/// Compensation: one writable primary with the app on it. Before the promote, that is the old
+/// primary (restarted if the fault stopped it); `switch_back` also points the app at it.
+async fn restore(
+    ctx: &WorkflowContext<DrillWorkflow>,
+    plan: &DrillPlan,
+    switch_back: bool,
+) -> String {
+    let p = phase(ctx, "restore");
+    let db = plan.database.clone();
+    let mut did = Vec::new();
+    match ctx
+        .execute_activity(
+            DrillActivities::restart,
+            NodeInput {
+                database: db.clone(),
+                node: db.primary.clone(),
+                graceful: false,
+            },
+            options(Duration::from_secs(120), 5),
+        )
+        .await
+    {
+        Ok(at) => did.push(at.note),
+        Err(e) => did.push(format!("restarting the old primary failed: {}", cause(&e))),
+    }
+    let super::Traffic::EndpointFile { path } = &plan.traffic;
+    if switch_back {
+        match ctx
+            .execute_activity(
+                DrillActivities::switch,
+                SwitchInput {
+                    endpoint_file: path.clone(),
+                    primary: db.primary.url.clone(),
+                },
+                options(Duration::from_secs(30), 5),
+            )
+            .await
+        {
+            Ok(_) => did.push("the app points at the old primary again".to_owned()),
+            Err(e) => did.push(format!("pointing the app back failed: {}", cause(&e))),
+        }
+    }
+    let text = did.join("; ");
+    done(ctx, p, text.clone());
+    text
+}
+
+fn options(timeout: Duration, attempts: u32) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(timeout)
+        .heartbeat_timeout(Duration::from_secs(10))
+        .retry_policy(
+            TemporalRetryPolicy::builder()
+                .maximum_attempts(attempts)
+                .initial_interval(Duration::from_secs(1))
+                .build(),
+        )
+        .build()
+}
+
+fn now(ctx: &WorkflowContext<DrillWorkflow>) -> Option<DateTime<Utc>> {
+    ctx.workflow_time().map(DateTime::<Utc>::from)
+}
+
+/// Starts a phase; returns its index.
+fn phase(ctx: &WorkflowContext<DrillWorkflow>, name: &str) -> usize {
+    let at = now(ctx);
+    ctx.state_mut(|s| {
+        s.status.phases.push(Phase {
+            name: name.to_owned(),
+            state: "running".to_owned(),
+            started_at: at,
+            finished_at: None,
+            note: None,
+        });
+        s.status.phases.len() - 1
+    })
+}
+
+fn done(ctx: &WorkflowContext<DrillWorkflow>, index: usize, note: String) {
+    end(ctx, index, "succeeded", note);
+}
+
+fn failed(ctx: &WorkflowContext<DrillWorkflow>, index: usize, why: &str) {
+    end(ctx, index, "failed", why.to_owned());
+}
+
+fn end(ctx: &WorkflowContext<DrillWorkflow>, index: usize, state: &str, note: String) {
+    let at = now(ctx);
+    ctx.state_mut(|s| {
+        let p = &mut s.status.phases[index];
+        p.state = state.to_owned();
+        p.finished_at = at;
+        p.note = Some(note);
+    });
+}
+
+fn fail<T>(
+    ctx: &WorkflowContext<DrillWorkflow>,
+    reason: String,
+    restoration: Option<String>,
+) -> WorkflowResult<T> {
+    ctx.state_mut(|s| {
+        s.status.state = "failed".to_owned();
+        s.status.reason = Some(reason.clone());
+        s.status.restoration = restoration.clone();
+    });
+    let text = match restoration {
+        Some(r) => format!("{reason}; restored: {r}"),
+        None => reason,
+    };
+    Err(ApplicationFailure::builder(text)
+        .type_name(DRILL_FAILED.to_owned())
+        .non_retryable(true)
+        .build()
+        .into())
+}
+
+/// The activity's own message (not the wrapping "Activity task failed").
+fn cause(err: &ActivityExecutionError) -> String {
+    match err {
+        ActivityExecutionError::Failed(f) => match f.cause() {
+            Some(IncomingError::Application(app)) => app
+                .failure()
+                .map(|f| f.message.clone())
+                .unwrap_or_else(|| app.source_error().to_string()),
+            Some(other) => other.failure().message.clone(),
+            None => f.failure().message.clone(),
+        },
+        other => other.to_string(),
+    }
+}
