@@ -14,15 +14,7 @@ use crate::exit::{Failure, Outcome};
 fn load(path: &Path) -> Result<DrillPlan, Failure> {
     let shown = path.display().to_string();
     let text = read_text(path, "drill plan", 64 * 1024)?;
-    parse_drill(&text).map_err(|problems| {
-        eprintln!("{}", problems.render(&shown));
-        eprintln!(
-            "{shown}: {} problem{} found; nothing was started",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        Failure::InputReported
-    })
+    parse_drill(&text).map_err(|problems| super::reported(&shown, &problems))
 }
 
 /// Reports every problem in a drill plan, or a one-line summary of a good one.

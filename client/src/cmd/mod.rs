@@ -96,13 +96,16 @@ pub(crate) fn load_plan(path: &Path) -> Result<Plan, Failure> {
     let limits = PlanLimits::default();
     let shown = path.display().to_string();
     let text = read_text(path, "plan", limits.max_bytes)?;
-    parse_plan(&text, limits).map_err(|problems| {
-        eprintln!("{}", problems.render(&shown));
-        eprintln!(
-            "{shown}: {} problem{} found; nothing was started",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        Failure::InputReported
-    })
+    parse_plan(&text, limits).map_err(|problems| reported(&shown, &problems))
+}
+
+/// Prints a file's problems (`file:line:col: path: message` and hints) and a count; exit 2.
+pub(crate) fn reported(shown: &str, problems: &cutover_workflows::plan::Diagnostics) -> Failure {
+    eprintln!("{}", problems.render(shown));
+    eprintln!(
+        "{shown}: {} problem{} found; nothing was started",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    Failure::InputReported
 }

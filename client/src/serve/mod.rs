@@ -242,15 +242,8 @@ pub(crate) fn load_rules(
 ) -> Result<(TriggerRules, std::collections::BTreeMap<String, Plan>), Failure> {
     let shown = path.display().to_string();
     let text = crate::cmd::read_text(path, "rules file", 256 * 1024)?;
-    let rules = cutover_workflows::triggers::parse_triggers(&text).map_err(|problems| {
-        eprintln!("{}", problems.render(&shown));
-        eprintln!(
-            "{shown}: {} problem{} found",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        );
-        Failure::InputReported
-    })?;
+    let rules = cutover_workflows::triggers::parse_triggers(&text)
+        .map_err(|problems| crate::cmd::reported(&shown, &problems))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut plans = std::collections::BTreeMap::new();
     let mut bad = 0;
