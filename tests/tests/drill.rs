@@ -2,96 +2,12 @@
 //! example service reading its database URL from an endpoint file, the real worker running
 //! `DrillWorkflow`.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use anyhow::Context;
-use cutover_tests::pg::PgCluster;
-use cutover_tests::{Harness, bin, free_port, wait_for, write_file};
+use cutover_tests::drill::scene;
+use cutover_tests::{Harness, write_file};
 use cutover_workflows::drill::{DrillStatus, DrillWorkflow, parse_drill};
 use temporalio_client::WorkflowGetResultOptions;
 use temporalio_client::errors::WorkflowGetResultError;
-
-/// A primary, its standby, and the app on top.
-struct Scene {
-    primary: PgCluster,
-    standby: PgCluster,
-    app: Child,
-    app_port: u16,
-    endpoint: std::path::PathBuf,
-    plan: String,
-}
-
-impl Drop for Scene {
-    fn drop(&mut self) {
-        let _ = self.app.kill();
-        let _ = self.app.wait();
-    }
-}
-
-async fn scene(h: &Harness, mode: &str, synchronous: bool) -> anyhow::Result<Scene> {
-    let primary = if synchronous {
-        PgCluster::start_with("-c synchronous_standby_names=standby1")?
-    } else {
-        PgCluster::start()?
-    };
-    let standby = PgCluster::standby_of(&primary, "standby1")?;
-    let want = if synchronous { "sync" } else { "async" };
-    wait_for(Duration::from_secs(30), "the standby to stream", || {
-        let state = primary
-            .psql(
-                "postgres",
-                "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'",
-            )
-            .unwrap_or_default();
-        async move { (state == want).then_some(()) }
-    })
-    .await?;
-    // After the standby is there: a synchronous primary waits for it to commit.
-    primary.psql(
-        "postgres",
-        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
-    )?;
-    let dir = h.dir.path();
-    write_file(dir, "primary_url", &primary.url("postgres"));
-    write_file(dir, "standby_url", &standby.url("postgres"));
-    let endpoint = write_file(dir, "database_url", &primary.url("postgres"));
-    let app_port = free_port()?;
-    let app = Command::new(bin("hello-service"))
-        .env("PORT", app_port.to_string())
-        .env("DATABASE_URL_FILE", &endpoint)
-        .env("APP_VERSION", "drill")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let health = format!("http://127.0.0.1:{app_port}/health");
-    wait_for(Duration::from_secs(30), "the app to be healthy", || {
-        let health = health.clone();
-        async move {
-            reqwest::get(&health)
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-        }
-    })
-    .await?;
-    let plan = format!(
-        "drill: db\nservice: hello\nenvironment: test\nmode: {mode}\ndatabase:\n  primary: {{ url: {{ file: \"{dir}/primary_url\" }}, data_dir: \"{pd}\" }}\n  standby: {{ url: {{ file: \"{dir}/standby_url\" }}, data_dir: \"{sd}\" }}\n  os_user: postgres\ntraffic: {{ endpoint_file: \"{ep}\" }}\nchecks:\n  - {{ url: \"http://127.0.0.1:{app_port}/health\" }}\nwrite_check: {{ url: \"http://127.0.0.1:{app_port}/items\" }}\nobjectives: {{ rto: 60s, rpo: 0 }}\n",
-        dir = dir.display(),
-        pd = primary.data_dir().display(),
-        sd = standby.data_dir().display(),
-        ep = endpoint.display(),
-    );
-    Ok(Scene {
-        primary,
-        standby,
-        app,
-        app_port,
-        endpoint,
-        plan,
-    })
-}
 
 async fn run_drill(h: &Harness, plan_text: &str) -> anyhow::Result<Result<DrillStatus, String>> {
     let plan = parse_drill(plan_text).map_err(|d| anyhow::anyhow!("{d}"))?;

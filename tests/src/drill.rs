@@ -1,0 +1,96 @@
+//! The scene of a DR drill, shared by the drill tests and the drill benchmark: a real
+//! PostgreSQL primary and streaming standby on loopback and the example service on top.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::pg::PgCluster;
+use crate::{Harness, bin, free_port, wait_for, write_file};
+
+/// A primary, its standby, and the app on top.
+pub struct Scene {
+    /// See the type.
+    pub primary: PgCluster,
+    /// See the type.
+    pub standby: PgCluster,
+    app: Child,
+    /// See the type.
+    pub app_port: u16,
+    /// See the type.
+    pub endpoint: std::path::PathBuf,
+    /// See the type.
+    pub plan: String,
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        let _ = self.app.kill();
+        let _ = self.app.wait();
+    }
+}
+
+/// A primary and its streaming standby (synchronous or not), the example service reading its
+/// database URL from an endpoint file, and a drill plan of `mode` over them.
+pub async fn scene(h: &Harness, mode: &str, synchronous: bool) -> anyhow::Result<Scene> {
+    let primary = if synchronous {
+        PgCluster::start_with("-c synchronous_standby_names=standby1")?
+    } else {
+        PgCluster::start()?
+    };
+    let standby = PgCluster::standby_of(&primary, "standby1")?;
+    let want = if synchronous { "sync" } else { "async" };
+    wait_for(Duration::from_secs(30), "the standby to stream", || {
+        let state = primary
+            .psql(
+                "postgres",
+                "SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'",
+            )
+            .unwrap_or_default();
+        async move { (state == want).then_some(()) }
+    })
+    .await?;
+    // After the standby is there: a synchronous primary waits for it to commit.
+    primary.psql(
+        "postgres",
+        "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)",
+    )?;
+    let dir = h.dir.path();
+    write_file(dir, "primary_url", &primary.url("postgres"));
+    write_file(dir, "standby_url", &standby.url("postgres"));
+    let endpoint = write_file(dir, "database_url", &primary.url("postgres"));
+    let app_port = free_port()?;
+    let app = Command::new(bin("hello-service"))
+        .env("PORT", app_port.to_string())
+        .env("DATABASE_URL_FILE", &endpoint)
+        .env("APP_VERSION", "drill")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let health = format!("http://127.0.0.1:{app_port}/health");
+    wait_for(Duration::from_secs(30), "the app to be healthy", || {
+        let health = health.clone();
+        async move {
+            reqwest::get(&health)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        }
+    })
+    .await?;
+    let plan = format!(
+        "drill: db\nservice: hello\nenvironment: test\nmode: {mode}\ndatabase:\n  primary: {{ url: {{ file: \"{dir}/primary_url\" }}, data_dir: \"{pd}\" }}\n  standby: {{ url: {{ file: \"{dir}/standby_url\" }}, data_dir: \"{sd}\" }}\n  os_user: postgres\ntraffic: {{ endpoint_file: \"{ep}\" }}\nchecks:\n  - {{ url: \"http://127.0.0.1:{app_port}/health\" }}\nwrite_check: {{ url: \"http://127.0.0.1:{app_port}/items\" }}\nobjectives: {{ rto: 60s, rpo: 0 }}\n",
+        dir = dir.display(),
+        pd = primary.data_dir().display(),
+        sd = standby.data_dir().display(),
+        ep = endpoint.display(),
+    );
+    Ok(Scene {
+        primary,
+        standby,
+        app,
+        app_port,
+        endpoint,
+        plan,
+    })
+}
