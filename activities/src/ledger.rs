@@ -49,3 +49,42 @@ impl LazyLedger {
             .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
     }
 }
+
+impl LazyLedger {
+    pub(crate) async fn record_drill(
+        &self,
+        input: &cutover_workflows::drill::contracts::RecordInput,
+        run_id: &str,
+    ) -> Result<(), StepFailure> {
+        let (plan, st) = (&input.plan, &input.status);
+        let record = cutover_ledger::DrillRecord {
+            workflow_id: st.workflow_id.clone(),
+            run_id: run_id.to_owned(),
+            drill: plan.drill.clone(),
+            service: plan.service.clone(),
+            environment: plan.environment.clone(),
+            mode: match plan.mode {
+                cutover_workflows::drill::DrillMode::Failover => "failover",
+                cutover_workflows::drill::DrillMode::Switchover => "switchover",
+            }
+            .to_owned(),
+            state: st.state.clone(),
+            rto_ms: st.rto_ms,
+            rto_objective_ms: plan.objectives.rto.as_millis() as i64,
+            rpo_markers: st.rpo_markers.map(|n| n as i64),
+            rpo_objective: plan.objectives.rpo_markers as i64,
+            rpo_bytes: st.rpo_bytes.map(|n| n as i64),
+            markers: st.markers as i64,
+            reason: st.reason.clone(),
+            restoration: st.restoration.clone(),
+            phases: serde_json::to_string(&st.phases).unwrap_or_default(),
+            started_at: st.started_at.map(|t| t.timestamp_millis()),
+            finished_at: st.finished_at.map(|t| t.timestamp_millis()),
+        };
+        self.get()
+            .await?
+            .record_drill(&record)
+            .await
+            .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
+    }
+}

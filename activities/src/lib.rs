@@ -314,12 +314,24 @@ impl TargetActivityImpls {
 /// The activities of DR drills (`drill.*`).
 pub struct DrillActivityImpls {
     http: reqwest::Client,
+    ledger: ledger::LazyLedger,
 }
 
 impl Default for DrillActivityImpls {
+    /// With the ledger resolved as for [`RolloutActivityImpls::default`].
     fn default() -> Self {
+        let url = std::env::var("CUTOVER_LEDGER_URL").ok();
+        Self::with_ledger(url.as_deref())
+    }
+}
+
+impl DrillActivityImpls {
+    /// With the drill evidence written to the ledger at `url`.
+    pub fn with_ledger(url: Option<&str>) -> Self {
+        let dir = std::env::current_dir().unwrap_or_default();
         Self {
             http: verify::client(),
+            ledger: ledger::LazyLedger::new(cutover_ledger::Ledger::resolve_url(url, &dir)),
         }
     }
 }
@@ -401,6 +413,20 @@ impl DrillActivityImpls {
         input: drill_contracts::AppVerifyInput,
     ) -> Result<drill_contracts::At, ActivityError> {
         beating(&ctx, drill::verify(&self.http, &input))
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
+    /// `drill.record`: an upsert keyed by workflow and run.
+    #[activity(definition = drill_contracts::Record)]
+    pub async fn record(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: drill_contracts::RecordInput,
+    ) -> Result<(), ActivityError> {
+        let run_id = ctx.info().workflow_run_id.clone().unwrap_or_default();
+        self.ledger
+            .record_drill(&input, &run_id)
             .await
             .map_err(StepFailure::into_activity_error)
     }

@@ -191,6 +191,19 @@ pub(crate) enum DrillCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Drill evidence from the ledger: phases, RTO/RPO against the objectives, restorations.
+    Report {
+        /// At most this many drills, newest first.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        last: u32,
+        /// Write an HTML page (phase timelines and the RTO/RPO trend as SVG) to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

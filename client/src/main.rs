@@ -66,6 +66,20 @@ async fn main() -> ExitCode {
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
         Command::Drill(DrillCommand::Validate { file }) => cmd::drill::validate(&file),
+        Command::Drill(DrillCommand::Report {
+            last,
+            html,
+            ledger,
+            output,
+        }) => {
+            cmd::drill_report::report(
+                ledger.ledger.as_deref(),
+                last,
+                output.output,
+                html.as_deref(),
+            )
+            .await
+        }
         Command::Drill(DrillCommand::Run { plan, wait }) => {
             cmd::drill::run(&cli.global, &plan, wait).await
         }

@@ -7,6 +7,7 @@
 //! applied when the ledger is opened; a second open applies nothing.
 
 mod deliveries;
+mod drills;
 mod releases;
 
 use std::path::Path;
@@ -16,6 +17,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
 pub use deliveries::{Claim, DeliveryRow, NewDelivery};
+pub use drills::DrillRecord;
 pub use releases::ReleaseRecord;
 
 /// Where the ledger lives unless told otherwise, relative to the working directory.
@@ -244,12 +246,15 @@ mod tests {
         let url = Ledger::resolve_url(None, dir.path());
         assert!(url.ends_with(".cutover/ledger.db"), "{url}");
         let first = Ledger::open(&url).await.expect("opens");
-        assert_eq!(first.applied_migrations().await.expect("versions"), vec![1]);
+        assert_eq!(
+            first.applied_migrations().await.expect("versions"),
+            vec![1, 2]
+        );
         first.close().await;
         let second = Ledger::open(&url).await.expect("opens again");
         assert_eq!(
             second.applied_migrations().await.expect("versions"),
-            vec![1]
+            vec![1, 2]
         );
         let err = Ledger::open("mysql://root:pw@localhost/x")
             .await

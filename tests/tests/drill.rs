@@ -60,6 +60,37 @@ async fn a_synchronous_switchover_loses_nothing_and_the_app_serves_from_the_new_
         .get_result(WorkflowGetResultOptions::default())
         .await?;
     cutover_tests::replays(h.client(), "drill/hello/test/db", "drill-switchover").await?;
+    // The evidence is in the ledger (the worker's default, under its directory).
+    let report = evidence(&h)?;
+    assert_eq!(report[0]["state"], "passed", "{report:#}");
+    assert_eq!(report[0]["rto_ms"].as_i64(), status.rto_ms);
+    assert_eq!(report[0]["rpo_markers"], 0);
+    assert!(
+        report[0]["phases"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"promote\"")
+    );
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        None,
+        &["drill", "report", "--html", "report.html"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(h.dir.path().join("report.html"))?;
+    for needle in [
+        "<svg",
+        "drill/hello/test/db",
+        "promote",
+        "RTO (ms)",
+        "objective 60000",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the report");
+    }
     let phases: Vec<(&str, &str)> = status
         .phases
         .iter()
@@ -181,5 +212,24 @@ async fn a_failed_preflight_touches_nothing() -> anyhow::Result<()> {
         std::fs::read_to_string(&s.endpoint)?.trim(),
         s.primary.url("postgres")
     );
+    let report = evidence(&h)?;
+    assert_eq!(report[0]["state"], "failed", "{report:#}");
+    assert!(
+        report[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("preflight: ")
+    );
     Ok(())
+}
+
+/// `cutover drill report --output json`, run in the harness' directory (the worker's ledger).
+fn evidence(h: &Harness) -> anyhow::Result<serde_json::Value> {
+    let out = cutover_tests::cutover(h.dir.path(), None, &["drill", "report", "--output", "json"]);
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }

@@ -12,7 +12,7 @@ async fn postgres_migrates_once_and_keeps_deliveries_and_releases() -> anyhow::R
     let pg = PgCluster::start()?;
     let url = pg.url("postgres");
     let first = Ledger::open(&url).await?;
-    assert_eq!(first.applied_migrations().await?, vec![1]);
+    assert_eq!(first.applied_migrations().await?, vec![1, 2]);
     first.close().await;
     let ledger = Ledger::open(&url).await?;
     assert_eq!(
@@ -22,7 +22,7 @@ async fn postgres_migrates_once_and_keeps_deliveries_and_releases() -> anyhow::R
     );
     assert_eq!(
         pg.psql("postgres", "SELECT count(*) FROM _sqlx_migrations")?,
-        "1"
+        "2"
     );
 
     let delivery = NewDelivery {

@@ -68,7 +68,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .register_activities(TargetActivityImpls::default())
         .register_workflow::<DrillWorkflow>()
         .context("registering DrillWorkflow")?
-        .register_activities(DrillActivityImpls::default())
+        .register_activities(DrillActivityImpls::with_ledger(config.ledger.as_deref()))
         .tuner(tuner)
         .graceful_shutdown_period(config.shutdown_grace)
         .build();

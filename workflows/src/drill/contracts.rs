@@ -110,6 +110,15 @@ pub struct SurveyOutput {
     pub lost_bytes: u64,
 }
 
+/// Input of `drill.record`: the drill as it ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordInput {
+    /// The plan.
+    pub plan: DrillPlan,
+    /// The final status.
+    pub status: super::DrillStatus,
+}
+
 /// The activities of a drill.
 pub struct DrillActivities;
 
@@ -157,6 +166,12 @@ impl DrillActivities {
         unimplemented!()
     }
 
+    /// Writes the drill's evidence to the ledger (an upsert: safe to repeat).
+    #[activity(name = "drill.record")]
+    pub fn record(input: RecordInput) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
     /// Counts which acknowledged markers the new primary has.
     #[activity(name = "drill.survey")]
     pub fn survey(input: SurveyInput) -> Result<SurveyOutput, ActivityError> {
@@ -164,4 +179,6 @@ impl DrillActivities {
     }
 }
 
-pub use drill_activities::{Fault, Mark, Preflight, Promote, Restart, Survey, Switch, Verify};
+pub use drill_activities::{
+    Fault, Mark, Preflight, Promote, Record, Restart, Survey, Switch, Verify,
+};

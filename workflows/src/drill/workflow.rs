@@ -22,8 +22,8 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, Work
 use super::DrillMode;
 use super::DrillPlan;
 use super::contracts::{
-    AppVerifyInput, DrillActivities, MarkInput, MarkOutput, NodeInput, PreflightInput, SurveyInput,
-    SurveyOutput, SwitchInput,
+    AppVerifyInput, DrillActivities, MarkInput, MarkOutput, NodeInput, PreflightInput, RecordInput,
+    SurveyInput, SurveyOutput, SwitchInput,
 };
 use temporalio_common::error::{ActivityExecutionError, IncomingError};
 
@@ -71,6 +71,12 @@ pub struct DrillStatus {
     pub reason: Option<String>,
     /// What compensation did, if anything.
     pub restoration: Option<String>,
+    /// Workflow time.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Workflow time.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// Runs one drill plan. Its ID is `drill/<service>/<environment>/<drill>`.
@@ -93,243 +99,29 @@ impl DrillWorkflow {
         Self { plan, status }
     }
 
-    /// Runs the phases; ends with the status, or fails `DrillFailed` naming the phase.
+    /// Runs the phases; ends with the status, or fails `DrillFailed` naming the phase. Either
+    /// way the evidence is written to the ledger at the end.
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<DrillStatus> {
-        let plan = ctx.state(|s| s.plan.clone());
-        let run = format!(
-            "{}@{}",
-            plan.drill,
-            now(ctx).map(|t| t.timestamp_millis()).unwrap_or_default()
-        );
-        let db = plan.database.clone();
-
-        let pre = phase(ctx, "preflight");
-        let checked = ctx
+        let started = now(ctx);
+        ctx.state_mut(|s| s.status.started_at = started);
+        let result = phases(ctx).await;
+        let finished = now(ctx);
+        ctx.state_mut(|s| s.status.finished_at = finished);
+        let input = ctx.state(|s| RecordInput {
+            plan: s.plan.clone(),
+            status: s.status.clone(),
+        });
+        // Evidence is bookkeeping: a ledger that is down does not change the drill's outcome;
+        // the failed write stays in the history.
+        let _ = ctx
             .execute_activity(
-                DrillActivities::preflight,
-                PreflightInput { plan: plan.clone() },
-                options(Duration::from_secs(60), 3),
+                DrillActivities::record,
+                input,
+                options(Duration::from_secs(30), 5),
             )
             .await;
-        match checked {
-            Ok(p) => done(
-                ctx,
-                pre,
-                format!("standby {} with {} bytes of lag", p.sync_state, p.lag_bytes),
-            ),
-            Err(e) => {
-                let why = cause(&e);
-                failed(ctx, pre, &why);
-                return fail(ctx, format!("preflight: {why}; nothing was touched"), None);
-            }
-        }
-
-        // Markers are written while the fault happens; a switchover stops them first.
-        let mark_for = match plan.mode {
-            DrillMode::Failover => Duration::from_secs(120),
-            DrillMode::Switchover => Duration::from_millis(1500),
-        };
-        let mark_phase = phase(ctx, "mark");
-        let mark = ctx.execute_activity(
-            DrillActivities::mark,
-            MarkInput {
-                primary: db.primary.url.clone(),
-                run: run.clone(),
-                for_ms: mark_for.as_millis() as u64,
-            },
-            options(mark_for + Duration::from_secs(60), 1),
-        );
-        let fault_input = NodeInput {
-            database: db.clone(),
-            node: db.primary.clone(),
-            graceful: plan.mode == DrillMode::Switchover,
-        };
-        let (marks, fault_at) = match plan.mode {
-            DrillMode::Failover => {
-                let fault = async {
-                    // Let markers flow before the fault.
-                    let _ = ctx.timer(Duration::from_secs(1)).await;
-                    let p = phase(ctx, "fault");
-                    let r = ctx
-                        .execute_activity(
-                            DrillActivities::fault,
-                            fault_input.clone(),
-                            options(Duration::from_secs(60), 3),
-                        )
-                        .await;
-                    (p, r)
-                };
-                let (marks, (p, fault)) = futures::join!(mark, fault);
-                (marks, (p, fault))
-            }
-            DrillMode::Switchover => {
-                let marks = mark.await;
-                let p = phase(ctx, "fault");
-                let r = ctx
-                    .execute_activity(
-                        DrillActivities::fault,
-                        fault_input.clone(),
-                        options(Duration::from_secs(120), 3),
-                    )
-                    .await;
-                (marks, (p, r))
-            }
-        };
-        let marks = marks.unwrap_or_else(|e| MarkOutput {
-            markers: Vec::new(),
-            ended_by: format!("marking failed: {}", cause(&e)),
-        });
-        ctx.state_mut(|s| s.status.markers = marks.markers.len() as u64);
-        done(
-            ctx,
-            mark_phase,
-            format!(
-                "{} markers acknowledged; stopped by {}",
-                marks.markers.len(),
-                marks.ended_by
-            ),
-        );
-        let (fault_phase, fault) = fault_at;
-        let fault = match fault {
-            Ok(at) => {
-                done(ctx, fault_phase, at.note.clone());
-                at
-            }
-            Err(e) => {
-                let why = cause(&e);
-                failed(ctx, fault_phase, &why);
-                let restored = restore(ctx, &plan, false).await;
-                return fail(ctx, format!("fault: {why}"), Some(restored));
-            }
-        };
-
-        let p = phase(ctx, "promote");
-        match ctx
-            .execute_activity(
-                DrillActivities::promote,
-                NodeInput {
-                    database: db.clone(),
-                    node: db.standby.clone(),
-                    graceful: false,
-                },
-                options(Duration::from_secs(120), 3),
-            )
-            .await
-        {
-            Ok(at) => done(ctx, p, at.note),
-            Err(e) => {
-                let why = cause(&e);
-                failed(ctx, p, &why);
-                let restored = restore(ctx, &plan, false).await;
-                return fail(ctx, format!("promote: {why}"), Some(restored));
-            }
-        }
-
-        let super::Traffic::EndpointFile { path } = &plan.traffic;
-        let p = phase(ctx, "switch");
-        match ctx
-            .execute_activity(
-                DrillActivities::switch,
-                SwitchInput {
-                    endpoint_file: path.clone(),
-                    primary: db.standby.url.clone(),
-                },
-                options(Duration::from_secs(30), 3),
-            )
-            .await
-        {
-            Ok(at) => done(ctx, p, at.note),
-            Err(e) => {
-                let why = cause(&e);
-                failed(ctx, p, &why);
-                let restored = restore(ctx, &plan, true).await;
-                return fail(ctx, format!("switch: {why}"), Some(restored));
-            }
-        }
-
-        let p = phase(ctx, "verify");
-        let verified = match ctx
-            .execute_activity(
-                DrillActivities::verify,
-                AppVerifyInput {
-                    checks: plan.checks.clone(),
-                    write_check: plan.write_check.clone(),
-                    run: run.clone(),
-                    within_ms: 60_000,
-                },
-                options(Duration::from_secs(90), 1),
-            )
-            .await
-        {
-            Ok(at) => {
-                done(ctx, p, at.note.clone());
-                at
-            }
-            Err(e) => {
-                let why = cause(&e);
-                failed(ctx, p, &why);
-                return fail(ctx, format!("verify: {why}"), None);
-            }
-        };
-
-        let p = phase(ctx, "measure");
-        let survey = ctx
-            .execute_activity(
-                DrillActivities::survey,
-                SurveyInput {
-                    primary: db.standby.url.clone(),
-                    run,
-                    acknowledged: marks.markers.clone(),
-                },
-                options(Duration::from_secs(60), 3),
-            )
-            .await;
-        let survey = match survey {
-            Ok(s) => s,
-            Err(e) => {
-                let why = cause(&e);
-                failed(ctx, p, &why);
-                return fail(ctx, format!("measure: {why}"), None);
-            }
-        };
-        let rto_ms = verified.at_ms - fault.at_ms;
-        let SurveyOutput {
-            lost,
-            lost_bytes,
-            lost_markers,
-        } = survey;
-        let rto_ok = rto_ms <= plan.objectives.rto.as_millis() as i64;
-        let rpo_ok = lost <= plan.objectives.rpo_markers;
-        done(
-            ctx,
-            p,
-            format!(
-                "RTO {rto_ms} ms (objective {} ms), RPO {lost} markers / {lost_bytes} bytes (objective {})",
-                plan.objectives.rto.as_millis(),
-                plan.objectives.rpo_markers
-            ),
-        );
-        let reason = match (rto_ok, rpo_ok) {
-            (true, true) => None,
-            (false, _) => Some(format!(
-                "RTO {rto_ms} ms missed the objective of {} ms",
-                plan.objectives.rto.as_millis()
-            )),
-            (true, false) => Some(format!(
-                "RPO {lost} markers missed the objective of {}",
-                plan.objectives.rpo_markers
-            )),
-        };
-        ctx.state_mut(|s| {
-            s.status.lost_markers = lost_markers;
-            s.status.rto_ms = Some(rto_ms);
-            s.status.rpo_markers = Some(lost);
-            s.status.rpo_bytes = Some(lost_bytes);
-            s.status.state = if reason.is_none() { "passed" } else { "missed" }.to_owned();
-            s.status.reason = reason;
-        });
-        Ok(ctx.state(|s| s.status.clone()))
+        result.map(|()| ctx.state(|s| s.status.clone()))
     }
 
     /// The drill's phases, timings and results so far.
@@ -337,6 +129,244 @@ impl DrillWorkflow {
     pub fn status(&self, _ctx: &WorkflowContextView) -> DrillStatus {
         self.status.clone()
     }
+}
+
+/// The phases in order; the outcome is in the status.
+async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> {
+    let plan = ctx.state(|s| s.plan.clone());
+    let run = format!(
+        "{}@{}",
+        plan.drill,
+        now(ctx).map(|t| t.timestamp_millis()).unwrap_or_default()
+    );
+    let db = plan.database.clone();
+
+    let pre = phase(ctx, "preflight");
+    let checked = ctx
+        .execute_activity(
+            DrillActivities::preflight,
+            PreflightInput { plan: plan.clone() },
+            options(Duration::from_secs(60), 3),
+        )
+        .await;
+    match checked {
+        Ok(p) => done(
+            ctx,
+            pre,
+            format!("standby {} with {} bytes of lag", p.sync_state, p.lag_bytes),
+        ),
+        Err(e) => {
+            let why = cause(&e);
+            failed(ctx, pre, &why);
+            return fail(ctx, format!("preflight: {why}; nothing was touched"), None);
+        }
+    }
+
+    // Markers are written while the fault happens; a switchover stops them first.
+    let mark_for = match plan.mode {
+        DrillMode::Failover => Duration::from_secs(120),
+        DrillMode::Switchover => Duration::from_millis(1500),
+    };
+    let mark_phase = phase(ctx, "mark");
+    let mark = ctx.execute_activity(
+        DrillActivities::mark,
+        MarkInput {
+            primary: db.primary.url.clone(),
+            run: run.clone(),
+            for_ms: mark_for.as_millis() as u64,
+        },
+        options(mark_for + Duration::from_secs(60), 1),
+    );
+    let fault_input = NodeInput {
+        database: db.clone(),
+        node: db.primary.clone(),
+        graceful: plan.mode == DrillMode::Switchover,
+    };
+    let (marks, fault_at) = match plan.mode {
+        DrillMode::Failover => {
+            let fault = async {
+                // Let markers flow before the fault.
+                let _ = ctx.timer(Duration::from_secs(1)).await;
+                let p = phase(ctx, "fault");
+                let r = ctx
+                    .execute_activity(
+                        DrillActivities::fault,
+                        fault_input.clone(),
+                        options(Duration::from_secs(60), 3),
+                    )
+                    .await;
+                (p, r)
+            };
+            let (marks, (p, fault)) = futures::join!(mark, fault);
+            (marks, (p, fault))
+        }
+        DrillMode::Switchover => {
+            let marks = mark.await;
+            let p = phase(ctx, "fault");
+            let r = ctx
+                .execute_activity(
+                    DrillActivities::fault,
+                    fault_input.clone(),
+                    options(Duration::from_secs(120), 3),
+                )
+                .await;
+            (marks, (p, r))
+        }
+    };
+    let marks = marks.unwrap_or_else(|e| MarkOutput {
+        markers: Vec::new(),
+        ended_by: format!("marking failed: {}", cause(&e)),
+    });
+    ctx.state_mut(|s| s.status.markers = marks.markers.len() as u64);
+    done(
+        ctx,
+        mark_phase,
+        format!(
+            "{} markers acknowledged; stopped by {}",
+            marks.markers.len(),
+            marks.ended_by
+        ),
+    );
+    let (fault_phase, fault) = fault_at;
+    let fault = match fault {
+        Ok(at) => {
+            done(ctx, fault_phase, at.note.clone());
+            at
+        }
+        Err(e) => {
+            let why = cause(&e);
+            failed(ctx, fault_phase, &why);
+            let restored = restore(ctx, &plan, false).await;
+            return fail(ctx, format!("fault: {why}"), Some(restored));
+        }
+    };
+
+    let p = phase(ctx, "promote");
+    match ctx
+        .execute_activity(
+            DrillActivities::promote,
+            NodeInput {
+                database: db.clone(),
+                node: db.standby.clone(),
+                graceful: false,
+            },
+            options(Duration::from_secs(120), 3),
+        )
+        .await
+    {
+        Ok(at) => done(ctx, p, at.note),
+        Err(e) => {
+            let why = cause(&e);
+            failed(ctx, p, &why);
+            let restored = restore(ctx, &plan, false).await;
+            return fail(ctx, format!("promote: {why}"), Some(restored));
+        }
+    }
+
+    let super::Traffic::EndpointFile { path } = &plan.traffic;
+    let p = phase(ctx, "switch");
+    match ctx
+        .execute_activity(
+            DrillActivities::switch,
+            SwitchInput {
+                endpoint_file: path.clone(),
+                primary: db.standby.url.clone(),
+            },
+            options(Duration::from_secs(30), 3),
+        )
+        .await
+    {
+        Ok(at) => done(ctx, p, at.note),
+        Err(e) => {
+            let why = cause(&e);
+            failed(ctx, p, &why);
+            let restored = restore(ctx, &plan, true).await;
+            return fail(ctx, format!("switch: {why}"), Some(restored));
+        }
+    }
+
+    let p = phase(ctx, "verify");
+    let verified = match ctx
+        .execute_activity(
+            DrillActivities::verify,
+            AppVerifyInput {
+                checks: plan.checks.clone(),
+                write_check: plan.write_check.clone(),
+                run: run.clone(),
+                within_ms: 60_000,
+            },
+            options(Duration::from_secs(90), 1),
+        )
+        .await
+    {
+        Ok(at) => {
+            done(ctx, p, at.note.clone());
+            at
+        }
+        Err(e) => {
+            let why = cause(&e);
+            failed(ctx, p, &why);
+            return fail(ctx, format!("verify: {why}"), None);
+        }
+    };
+
+    let p = phase(ctx, "measure");
+    let survey = ctx
+        .execute_activity(
+            DrillActivities::survey,
+            SurveyInput {
+                primary: db.standby.url.clone(),
+                run,
+                acknowledged: marks.markers.clone(),
+            },
+            options(Duration::from_secs(60), 3),
+        )
+        .await;
+    let survey = match survey {
+        Ok(s) => s,
+        Err(e) => {
+            let why = cause(&e);
+            failed(ctx, p, &why);
+            return fail(ctx, format!("measure: {why}"), None);
+        }
+    };
+    let rto_ms = verified.at_ms - fault.at_ms;
+    let SurveyOutput {
+        lost,
+        lost_bytes,
+        lost_markers,
+    } = survey;
+    let rto_ok = rto_ms <= plan.objectives.rto.as_millis() as i64;
+    let rpo_ok = lost <= plan.objectives.rpo_markers;
+    done(
+        ctx,
+        p,
+        format!(
+            "RTO {rto_ms} ms (objective {} ms), RPO {lost} markers / {lost_bytes} bytes (objective {})",
+            plan.objectives.rto.as_millis(),
+            plan.objectives.rpo_markers
+        ),
+    );
+    let reason = match (rto_ok, rpo_ok) {
+        (true, true) => None,
+        (false, _) => Some(format!(
+            "RTO {rto_ms} ms missed the objective of {} ms",
+            plan.objectives.rto.as_millis()
+        )),
+        (true, false) => Some(format!(
+            "RPO {lost} markers missed the objective of {}",
+            plan.objectives.rpo_markers
+        )),
+    };
+    ctx.state_mut(|s| {
+        s.status.lost_markers = lost_markers;
+        s.status.rto_ms = Some(rto_ms);
+        s.status.rpo_markers = Some(lost);
+        s.status.rpo_bytes = Some(lost_bytes);
+        s.status.state = if reason.is_none() { "passed" } else { "missed" }.to_owned();
+        s.status.reason = reason;
+    });
+    Ok(())
 }
 
 /// Compensation: one writable primary with the app on it. Before the promote, that is the old

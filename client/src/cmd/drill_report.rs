@@ -1,0 +1,258 @@
+//! `cutover drill report`: drill evidence from the ledger, as a table, JSON, or an HTML page
+//! an auditor can read without a terminal — each drill's phase timeline and the RTO/RPO trend
+//! against the objectives, drawn as inline SVG (no scripts, no external assets).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use cutover_ledger::{DrillRecord, Ledger};
+use cutover_workflows::drill::Phase;
+
+use crate::cli::Output;
+use crate::exit::{Failure, Outcome};
+
+/// Prints (or writes as HTML) the latest `last` drills.
+pub(crate) async fn report(
+    ledger: Option<&str>,
+    last: u32,
+    output: Output,
+    html: Option<&Path>,
+) -> Outcome {
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let ledger = Ledger::open(&Ledger::resolve_url(ledger, &cwd))
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?;
+    let drills = ledger
+        .drills(last)
+        .await
+        .map_err(|e| Failure::Failed(e.into()))?;
+    if let Some(path) = html {
+        std::fs::write(path, page(&drills))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {} ({} drills)", path.display(), drills.len());
+        return Ok(());
+    }
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&drills).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if drills.is_empty() {
+        println!("no drills recorded in {}", ledger.url());
+        return Ok(());
+    }
+    println!(
+        "{:<19}  {:<36} {:<10} {:<7} {:>16} {:>16}",
+        "STARTED", "DRILL", "MODE", "STATE", "RTO (objective)", "RPO (objective)"
+    );
+    for d in &drills {
+        println!(
+            "{:<19}  {:<36} {:<10} {:<7} {:>16} {:>16}{}",
+            when(d.started_at),
+            d.workflow_id,
+            d.mode,
+            d.state,
+            format!(
+                "{} ({} ms)",
+                d.rto_ms.map_or("-".to_owned(), |v| format!("{v} ms")),
+                d.rto_objective_ms
+            ),
+            format!(
+                "{} ({})",
+                d.rpo_markers.map_or("-".to_owned(), |v| v.to_string()),
+                d.rpo_objective
+            ),
+            d.reason
+                .as_deref()
+                .map(|r| format!("  {r}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The whole HTML page.
+pub(crate) fn page(drills: &[DrillRecord]) -> String {
+    let mut h = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Cutover DR drills</title>\n<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#222}h2{margin-top:2rem}table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}.passed{color:#1a7f37}.missed{color:#9a6700}.failed{color:#cf222e}svg text{font-size:11px}</style></head><body>\n<h1>DR drills</h1>\n",
+    );
+    let _ = writeln!(
+        h,
+        "<p>{} drill(s), newest first. Generated {}.</p>",
+        drills.len(),
+        Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    h.push_str("<h2>RTO and RPO across drills</h2>\n");
+    let oldest_first: Vec<&DrillRecord> = drills.iter().rev().collect();
+    h.push_str(&trend(
+        &oldest_first,
+        "RTO (ms)",
+        |d| d.rto_ms,
+        |d| d.rto_objective_ms,
+    ));
+    h.push_str(&trend(
+        &oldest_first,
+        "RPO (markers lost)",
+        |d| d.rpo_markers,
+        |d| d.rpo_objective,
+    ));
+    for d in drills {
+        let _ = writeln!(
+            h,
+            "<h2>{}</h2>\n<table><tr><th>run</th><td>{}</td></tr><tr><th>mode</th><td>{}</td></tr><tr><th>result</th><td class=\"{}\">{}</td></tr><tr><th>started</th><td>{}</td></tr><tr><th>RTO</th><td>{} (objective {} ms)</td></tr><tr><th>RPO</th><td>{} markers, {} bytes of {} markers written (objective {})</td></tr>{}{}</table>",
+            esc(&d.workflow_id),
+            esc(&d.run_id),
+            esc(&d.mode),
+            esc(&d.state),
+            esc(&d.state),
+            when(d.started_at),
+            d.rto_ms.map_or("-".to_owned(), |v| format!("{v} ms")),
+            d.rto_objective_ms,
+            d.rpo_markers.map_or("-".to_owned(), |v| v.to_string()),
+            d.rpo_bytes.unwrap_or_default(),
+            d.markers,
+            d.rpo_objective,
+            d.reason
+                .as_deref()
+                .map(|r| format!("<tr><th>reason</th><td>{}</td></tr>", esc(r)))
+                .unwrap_or_default(),
+            d.restoration
+                .as_deref()
+                .map(|r| format!("<tr><th>restored</th><td>{}</td></tr>", esc(r)))
+                .unwrap_or_default(),
+        );
+        let phases: Vec<Phase> = serde_json::from_str(&d.phases).unwrap_or_default();
+        h.push_str(&timeline(&phases));
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// One bar per phase, placed by its start and end relative to the first phase's start.
+fn timeline(phases: &[Phase]) -> String {
+    let start = phases.iter().filter_map(|p| p.started_at).min();
+    let end = phases
+        .iter()
+        .filter_map(|p| p.finished_at.or(p.started_at))
+        .max();
+    let (Some(start), Some(end)) = (start, end) else {
+        return "<p>no phases recorded</p>\n".to_owned();
+    };
+    let total = ((end - start).num_milliseconds()).max(1) as f64;
+    let (left, width, row) = (110.0, 560.0, 18.0);
+    let height = row * phases.len() as f64 + 24.0;
+    let mut s = format!(
+        "<svg role=\"img\" aria-label=\"phase timeline\" width=\"700\" height=\"{height}\" viewBox=\"0 0 700 {height}\">\n"
+    );
+    for (i, p) in phases.iter().enumerate() {
+        let (Some(a), b) = (p.started_at, p.finished_at) else {
+            continue;
+        };
+        let b = b.unwrap_or(a);
+        let x = left + width * ((a - start).num_milliseconds() as f64 / total);
+        let w = (width * ((b - a).num_milliseconds() as f64 / total)).max(2.0);
+        let y = row * i as f64 + 4.0;
+        let colour = match p.state.as_str() {
+            "succeeded" => "#2da44e",
+            "failed" => "#cf222e",
+            _ => "#9a6700",
+        };
+        let _ = writeln!(
+            s,
+            "<text x=\"0\" y=\"{}\">{}</text><rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{colour}\"><title>{}: {} ms — {}</title></rect><text x=\"{:.1}\" y=\"{}\">{} ms</text>",
+            y + 11.0,
+            esc(&p.name),
+            row - 5.0,
+            esc(&p.name),
+            (b - a).num_milliseconds(),
+            esc(p.note.as_deref().unwrap_or_default()),
+            (x + w + 4.0).min(660.0),
+            y + 11.0,
+            (b - a).num_milliseconds()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{left}\" y=\"{}\">0</text><text x=\"{}\" y=\"{}\">{} ms</text></svg>",
+        height - 4.0,
+        left + width - 40.0,
+        height - 4.0,
+        total as i64
+    );
+    s
+}
+
+/// A line of `value` per drill, oldest to newest, with the objective as a dashed line.
+fn trend(
+    drills: &[&DrillRecord],
+    label: &str,
+    value: impl Fn(&DrillRecord) -> Option<i64>,
+    objective: impl Fn(&DrillRecord) -> i64,
+) -> String {
+    let (w, h, pad) = (600.0, 160.0, 30.0);
+    let max = drills
+        .iter()
+        .flat_map(|d| [value(d).unwrap_or(0), objective(d)])
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let n = drills.len().max(2) as f64 - 1.0;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / n;
+    let y = |v: i64| h - pad - (h - 2.0 * pad) * v as f64 / max;
+    let mut s = format!(
+        "<svg role=\"img\" aria-label=\"{}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">\n<text x=\"{pad}\" y=\"14\">{}</text>\n",
+        esc(label),
+        esc(label)
+    );
+    let points: Vec<String> = drills
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| value(d).map(|v| format!("{:.1},{:.1}", x(i), y(v))))
+        .collect();
+    if let Some(first) = drills.first() {
+        let o = y(objective(first));
+        let _ = writeln!(
+            s,
+            "<line x1=\"{pad}\" y1=\"{o:.1}\" x2=\"{:.1}\" y2=\"{o:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{:.1}\">objective {}</text>",
+            w - pad,
+            w - pad - 90.0,
+            o - 3.0,
+            objective(first)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#0969da\" stroke-width=\"2\" points=\"{}\"/>",
+        points.join(" ")
+    );
+    for (i, d) in drills.iter().enumerate() {
+        if let Some(v) = value(d) {
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#0969da\"><title>{}: {v}</title></circle>",
+                x(i),
+                y(v),
+                esc(&when(d.started_at))
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
