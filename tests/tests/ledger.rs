@@ -17,7 +17,7 @@ async fn postgres_migrates_once_and_keeps_deliveries_and_releases() -> anyhow::R
     let ledger = Ledger::open(&url).await?;
     assert_eq!(
         ledger.applied_migrations().await?,
-        vec![1],
+        vec![1, 2],
         "nothing applied twice"
     );
     assert_eq!(
