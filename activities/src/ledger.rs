@@ -63,11 +63,7 @@ impl LazyLedger {
             drill: plan.drill.clone(),
             service: plan.service.clone(),
             environment: plan.environment.clone(),
-            mode: match plan.mode {
-                cutover_workflows::drill::DrillMode::Failover => "failover",
-                cutover_workflows::drill::DrillMode::Switchover => "switchover",
-            }
-            .to_owned(),
+            mode: plan.mode.as_str().to_owned(),
             state: st.state.clone(),
             rto_ms: st.rto_ms,
             rto_objective_ms: plan.objectives.rto.as_millis() as i64,

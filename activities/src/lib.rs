@@ -132,9 +132,7 @@ impl RolloutActivityImpls {
         let work = async {
             Ok::<_, StepFailure>(analysis::measure(&self.http, input.number, &input.metrics).await)
         };
-        beating(&ctx, work)
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, work).await
     }
 
     /// `ledger.record_release`: an upsert keyed by workflow and run.
@@ -205,7 +203,16 @@ async fn on_target<T>(
         drivers::check(driver)?;
         work.await
     };
-    beating(ctx, run)
+    acting(ctx, run).await
+}
+
+/// Runs an activity's work: heartbeats meanwhile, and turns its failure into the typed
+/// activity error (kind, message, retryable).
+async fn acting<T>(
+    ctx: &ActivityContext,
+    work: impl std::future::Future<Output = Result<T, StepFailure>>,
+) -> Result<T, ActivityError> {
+    beating(ctx, work)
         .await
         .map_err(StepFailure::into_activity_error)
 }
@@ -345,9 +352,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::PreflightInput,
     ) -> Result<drill_contracts::PreflightOutput, ActivityError> {
-        beating(&ctx, drill::preflight(&self.http, &input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::preflight(&self.http, &input)).await
     }
 
     /// `drill.mark`: writes markers until the primary goes away or the time is up.
@@ -356,9 +361,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::MarkInput,
     ) -> Result<drill_contracts::MarkOutput, ActivityError> {
-        beating(&ctx, drill::mark(&input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::mark(&input)).await
     }
 
     /// `drill.fault`: a stopped primary stays stopped.
@@ -367,9 +370,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::NodeInput,
     ) -> Result<drill_contracts::At, ActivityError> {
-        beating(&ctx, drill::fault(&input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::fault(&input)).await
     }
 
     /// `drill.restart`: a running server is left running.
@@ -378,9 +379,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::NodeInput,
     ) -> Result<drill_contracts::At, ActivityError> {
-        beating(&ctx, drill::restart(&input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::restart(&input)).await
     }
 
     /// `drill.promote`: "already promoted" is success.
@@ -389,9 +388,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::NodeInput,
     ) -> Result<drill_contracts::At, ActivityError> {
-        beating(&ctx, drill::promote(&input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::promote(&input)).await
     }
 
     /// `drill.switch`: the same content written again changes nothing.
@@ -400,9 +397,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::SwitchInput,
     ) -> Result<drill_contracts::At, ActivityError> {
-        beating(&ctx, drill::switch(&input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::switch(&input)).await
     }
 
     /// `drill.verify`: its writes are tagged with the drill run.
@@ -412,9 +407,7 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::AppVerifyInput,
     ) -> Result<drill_contracts::At, ActivityError> {
-        beating(&ctx, drill::verify(&self.http, &input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::verify(&self.http, &input)).await
     }
 
     /// `drill.record`: an upsert keyed by workflow and run.
@@ -437,8 +430,6 @@ impl DrillActivityImpls {
         ctx: ActivityContext,
         input: drill_contracts::SurveyInput,
     ) -> Result<drill_contracts::SurveyOutput, ActivityError> {
-        beating(&ctx, drill::survey(&input))
-            .await
-            .map_err(StepFailure::into_activity_error)
+        acting(&ctx, drill::survey(&input)).await
     }
 }

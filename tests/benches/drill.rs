@@ -10,21 +10,12 @@
 //! times come from the drill's status (workflow time); RTO from the activities' clocks.
 
 use cutover_tests::Harness;
-use cutover_tests::bench::report;
+use cutover_tests::bench::{arg, report};
 use cutover_tests::drill::scene;
 use cutover_tests::pg::PgCluster;
 use cutover_workflows::drill::{DrillWorkflow, parse_drill};
 use sqlx::Connection;
 use temporalio_client::WorkflowGetResultOptions;
-
-fn drills() -> usize {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.windows(2)
-        .find(|p| p[0] == "--drills")
-        .and_then(|p| p[1].parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(5)
-}
 
 fn phase_ms(status: &cutover_workflows::drill::DrillStatus, name: &str) -> f64 {
     status
@@ -37,7 +28,7 @@ fn phase_ms(status: &cutover_workflows::drill::DrillStatus, name: &str) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n = drills();
+    let n = arg("drills", 5, 1);
     let (mut fault, mut promote, mut switch, mut verify, mut rto) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {

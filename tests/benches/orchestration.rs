@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cutover_client::start_rollout;
-use cutover_tests::bench::report;
+use cutover_tests::bench::{arg, report};
 use cutover_tests::{DevServer, WorkerProcess, status, unique_queue};
 use cutover_workflows::RolloutWorkflow;
 use cutover_workflows::plan::{PlanLimits, parse_plan};
@@ -65,22 +65,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        rollouts: 30,
-        steps: 10,
-        concurrent: 100,
-    };
-    let argv: Vec<String> = std::env::args().collect();
-    for pair in argv.windows(2) {
-        let n = pair[1].parse().unwrap_or(0);
-        match pair[0].as_str() {
-            "--rollouts" if n > 0 => a.rollouts = n,
-            "--steps" if n > 1 => a.steps = n as u32,
-            "--concurrent" if n > 0 => a.concurrent = n,
-            _ => {}
-        }
+    Args {
+        rollouts: arg("rollouts", 30, 1),
+        steps: arg("steps", 10, 2) as u32,
+        concurrent: arg("concurrent", 100, 1),
     }
-    a
 }
 
 fn plan_text(service: &str, steps: u32) -> String {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cutover_tests::bench::report;
+use cutover_tests::bench::{arg, report};
 use cutover_tests::serve::{GITHUB_SECRET, Receiver, github_push, sign};
 use cutover_tests::{DevServer, WorkerProcess, unique_queue, write_file};
 use futures::StreamExt;
@@ -25,22 +25,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        deliveries: 400,
-        concurrency: 16,
-        rejects: 20_000,
-    };
-    let argv: Vec<String> = std::env::args().collect();
-    for pair in argv.windows(2) {
-        let n = pair[1].parse().unwrap_or(0);
-        match pair[0].as_str() {
-            "--deliveries" if n > 0 => a.deliveries = n,
-            "--concurrency" if n > 0 => a.concurrency = n,
-            "--rejects" if n > 0 => a.rejects = n,
-            _ => {}
-        }
+    Args {
+        deliveries: arg("deliveries", 400, 1),
+        concurrency: arg("concurrency", 16, 1),
+        rejects: arg("rejects", 20_000, 1),
     }
-    a
 }
 
 /// Sends `requests` (prepared bodies and headers) with `concurrency` in flight; returns each

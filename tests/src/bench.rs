@@ -16,3 +16,14 @@ pub fn report(label: &str, samples: &mut [f64]) {
         samples.len()
     );
 }
+
+/// The value of `--name N` on the bench's command line, if it is at least `min`; else `default`.
+pub fn arg(name: &str, default: usize, min: usize) -> usize {
+    let flag = format!("--{name}");
+    let argv: Vec<String> = std::env::args().collect();
+    argv.windows(2)
+        .find(|pair| pair[0] == flag)
+        .and_then(|pair| pair[1].parse().ok())
+        .filter(|n| *n >= min)
+        .unwrap_or(default)
+}

@@ -52,6 +52,14 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// Every provider, for names and hints.
+    pub const ALL: [Provider; 3] = [Provider::Github, Provider::Gitlab, Provider::Generic];
+
+    /// The provider of a lowercase name (as in URLs and rules files).
+    pub fn from_name(name: &str) -> Option<Provider> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
     /// Lowercase name, as in URLs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +89,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Push,
+        EventKind::Tag,
+        EventKind::Release,
+        EventKind::WorkflowRun,
+        EventKind::Pipeline,
+        EventKind::Deployment,
+    ];
+
+    /// The kind of a lowercase name (as in rules files and generic deliveries).
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// Lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {

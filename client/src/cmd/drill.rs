@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use cutover_workflows::drill::{DrillMode, DrillPlan, DrillStatus, DrillWorkflow, parse_drill};
+use cutover_workflows::drill::{DrillPlan, DrillStatus, DrillWorkflow, parse_drill};
 use temporalio_client::WorkflowGetResultOptions;
 use temporalio_client::errors::WorkflowGetResultError;
 
@@ -23,10 +23,7 @@ pub(crate) fn validate(path: &Path) -> Outcome {
     println!(
         "{}: ok — {} of {} in {}, objectives RTO {} and RPO {} marker{}",
         path.display(),
-        match plan.mode {
-            DrillMode::Failover => "failover",
-            DrillMode::Switchover => "switchover",
-        },
+        plan.mode.as_str(),
         plan.service,
         plan.environment,
         humantime::format_duration(plan.objectives.rto),

@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use cutover_ledger::{DrillRecord, Ledger};
+use chrono::Utc;
+use cutover_ledger::DrillRecord;
 use cutover_workflows::drill::Phase;
 
+use super::ledger::when;
 use crate::cli::Output;
 use crate::exit::{Failure, Outcome};
 
@@ -20,10 +21,7 @@ pub(crate) async fn report(
     output: Output,
     html: Option<&Path>,
 ) -> Outcome {
-    let cwd = std::env::current_dir().context("reading the working directory")?;
-    let ledger = Ledger::open(&Ledger::resolve_url(ledger, &cwd))
-        .await
-        .map_err(|e| Failure::Failed(e.into()))?;
+    let ledger = super::ledger::open(ledger).await?;
     let drills = ledger
         .drills(last)
         .await
@@ -73,12 +71,6 @@ pub(crate) async fn report(
         );
     }
     Ok(())
-}
-
-fn when(ms: Option<i64>) -> String {
-    ms.and_then(DateTime::<Utc>::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".to_owned())
 }
 
 fn esc(s: &str) -> String {

@@ -41,14 +41,16 @@ pub(crate) fn validate_triggers(path: &Path) -> Outcome {
     Ok(())
 }
 
-async fn open(url: Option<&str>) -> Result<Ledger, Failure> {
+/// Opens the ledger at `url`, or the default one under the working directory.
+pub(crate) async fn open(url: Option<&str>) -> Result<Ledger, Failure> {
     let cwd = std::env::current_dir().context("reading the working directory")?;
     Ledger::open(&Ledger::resolve_url(url, &cwd))
         .await
         .map_err(|e| Failure::Failed(e.into()))
 }
 
-fn when(ms: Option<i64>) -> String {
+/// A ledger time (Unix ms) for people.
+pub(crate) fn when(ms: Option<i64>) -> String {
     ms.and_then(DateTime::<Utc>::from_timestamp_millis)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| "-".to_owned())

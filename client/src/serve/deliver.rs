@@ -32,7 +32,7 @@ use cutover_workflows::triggers::Provider;
 use serde_json::{Value, json};
 
 use super::events::{self, Parsed, clip};
-use super::{App, auth, provider_of};
+use super::{App, auth};
 
 /// How long a provider is told to wait before retrying when Temporal is unreachable.
 const RETRY_AFTER_SECS: u64 = 30;
@@ -91,7 +91,7 @@ pub(super) async fn deliver(
     body: Body,
 ) -> Response {
     let started = Instant::now();
-    let Some(provider) = provider_of(&provider_name) else {
+    let Some(provider) = Provider::from_name(&provider_name) else {
         return (
             StatusCode::NOT_FOUND,
             axum::Json(json!({"outcome": "rejected", "reason": "unknown provider: use /webhooks/github, /webhooks/gitlab or /webhooks/generic"})),

@@ -188,14 +188,8 @@ pub(crate) fn gitlab(event: &str, body: &Value) -> Parsed {
 pub(crate) fn generic(body: &Value) -> Result<Parsed, String> {
     let repository = text(body, "/repository").ok_or("missing string field `repository`")?;
     let event = text(body, "/event").ok_or("missing string field `event`")?;
-    let kind = match event.as_str() {
-        "push" => EventKind::Push,
-        "tag" => EventKind::Tag,
-        "release" => EventKind::Release,
-        "workflow_run" => EventKind::WorkflowRun,
-        "pipeline" => EventKind::Pipeline,
-        "deployment" => EventKind::Deployment,
-        other => return Ok(Parsed::Ignored(format!("unknown event `{}`", clip(other)))),
+    let Some(kind) = EventKind::from_name(&event) else {
+        return Ok(Parsed::Ignored(format!("unknown event `{}`", clip(&event))));
     };
     Ok(Parsed::Event(CiEvent {
         provider: Provider::Generic,

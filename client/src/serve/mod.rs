@@ -268,15 +268,6 @@ pub(crate) fn load_rules(
     Ok((rules, plans))
 }
 
-fn provider_of(name: &str) -> Option<Provider> {
-    match name {
-        "github" => Some(Provider::Github),
-        "gitlab" => Some(Provider::Gitlab),
-        "generic" => Some(Provider::Generic),
-        _ => None,
-    }
-}
-
 fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(

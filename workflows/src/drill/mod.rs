@@ -57,6 +57,16 @@ pub enum DrillMode {
     Switchover,
 }
 
+impl DrillMode {
+    /// Lowercase name, as in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillMode::Failover => "failover",
+            DrillMode::Switchover => "switchover",
+        }
+    }
+}
+
 /// The primary and the standby.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatabasePair {

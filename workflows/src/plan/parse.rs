@@ -51,24 +51,52 @@ const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 ///
 /// [`Diagnostics`] listing each problem with its line, column, path, message and hint.
 pub fn parse_plan(text: &str, limits: PlanLimits) -> Result<Plan, Diagnostics> {
-    if text.len() > limits.max_bytes {
+    parse_document(
+        text,
+        Document {
+            what: "plan",
+            max_bytes: limits.max_bytes,
+            hint: "split it into several plans",
+        },
+        |cx, root| cx.plan(root, limits),
+    )
+}
+
+/// What kind of YAML document is parsed, for the size check and its message.
+struct Document {
+    /// "plan", "rules file", "drill plan".
+    what: &'static str,
+    max_bytes: usize,
+    /// What to do about an oversized one.
+    hint: &'static str,
+}
+
+/// The shared frame of every document Cutover reads: the size limit, YAML with positions, and
+/// `read`'s problems sorted by position — all of them, or the value.
+fn parse_document<T>(
+    text: &str,
+    doc: Document,
+    read: impl FnOnce(&mut Cx, &Node) -> Option<T>,
+) -> Result<T, Diagnostics> {
+    if text.len() > doc.max_bytes {
         return Err(Diagnostics(vec![Diagnostic {
             line: 1,
             column: 1,
             path: String::new(),
             message: format!(
-                "the plan is {} bytes; plans are limited to {} bytes",
+                "the {what} is {} bytes; {what}s are limited to {} bytes",
                 text.len(),
-                limits.max_bytes
+                doc.max_bytes,
+                what = doc.what,
             ),
-            hint: Some("split it into several plans".to_owned()),
+            hint: Some(doc.hint.to_owned()),
         }]));
     }
     let root = yaml::read(text).map_err(|d| Diagnostics(vec![d]))?;
     let mut cx = Cx::default();
-    let plan = cx.plan(&root, limits);
+    let value = read(&mut cx, &root);
     if cx.problems.is_empty() {
-        plan.ok_or_else(Diagnostics::default)
+        value.ok_or_else(Diagnostics::default)
     } else {
         cx.problems.sort_by_key(|d| (d.line, d.column));
         Err(Diagnostics(cx.problems))

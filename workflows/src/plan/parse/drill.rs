@@ -1,6 +1,6 @@
 //! Parsing DR drill plans, with the same positions, hints and limits as rollout plans.
 
-use super::{Cx, Diagnostic, Diagnostics, Fields, join, truncate, yaml};
+use super::{Cx, Diagnostics, Document, Fields, join, parse_document, truncate};
 use crate::drill::{
     AppCheck, DatabaseNode, DatabasePair, DrillMode, DrillPlan, Failback, Objectives, Traffic,
     WriteCheck,
@@ -16,27 +16,15 @@ const MAX_BYTES: usize = 64 * 1024;
 ///
 /// [`Diagnostics`] listing each problem with its line, column, path, message and hint.
 pub fn parse_drill(text: &str) -> Result<DrillPlan, Diagnostics> {
-    if text.len() > MAX_BYTES {
-        return Err(Diagnostics(vec![Diagnostic {
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: format!(
-                "the drill plan is {} bytes; drill plans are limited to {MAX_BYTES} bytes",
-                text.len()
-            ),
-            hint: None,
-        }]));
-    }
-    let root = yaml::read(text).map_err(|d| Diagnostics(vec![d]))?;
-    let mut cx = Cx::default();
-    let plan = cx.drill(&root);
-    if cx.problems.is_empty() {
-        plan.ok_or_else(Diagnostics::default)
-    } else {
-        cx.problems.sort_by_key(|d| (d.line, d.column));
-        Err(Diagnostics(cx.problems))
-    }
+    parse_document(
+        text,
+        Document {
+            what: "drill plan",
+            max_bytes: MAX_BYTES,
+            hint: "split it into one plan per drill",
+        },
+        |cx, root| cx.drill(root),
+    )
 }
 
 impl Cx {

@@ -1,6 +1,6 @@
 //! Parsing trigger rules files, with the same positions, hints and limits as plans.
 
-use super::{Cx, Diagnostic, Diagnostics, join, truncate, yaml};
+use super::{Cx, Diagnostics, Document, join, parse_document, truncate};
 use crate::plan::yaml::{Node, Value};
 use crate::triggers::{EventKind, Provider, TriggerRule, TriggerRules, VersionFrom};
 
@@ -16,27 +16,15 @@ const MAX_RULES: usize = 500;
 ///
 /// [`Diagnostics`] listing each problem with its line, column, path, message and hint.
 pub fn parse_triggers(text: &str) -> Result<TriggerRules, Diagnostics> {
-    if text.len() > MAX_BYTES {
-        return Err(Diagnostics(vec![Diagnostic {
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: format!(
-                "the rules file is {} bytes; it is limited to {MAX_BYTES} bytes",
-                text.len()
-            ),
-            hint: Some("split the rules across receivers".to_owned()),
-        }]));
-    }
-    let root = yaml::read(text).map_err(|d| Diagnostics(vec![d]))?;
-    let mut cx = Cx::default();
-    let rules = cx.trigger_rules(&root);
-    if cx.problems.is_empty() {
-        rules.ok_or_else(Diagnostics::default)
-    } else {
-        cx.problems.sort_by_key(|d| (d.line, d.column));
-        Err(Diagnostics(cx.problems))
-    }
+    parse_document(
+        text,
+        Document {
+            what: "rules file",
+            max_bytes: MAX_BYTES,
+            hint: "split the rules across receivers",
+        },
+        |cx, root| cx.trigger_rules(root),
+    )
 }
 
 impl Cx {
@@ -114,11 +102,11 @@ impl Cx {
             )
             .and_then(|n| {
                 let p = join(path, "provider");
-                match self.string(n, &p)?.as_str() {
-                    "github" => Some(Provider::Github),
-                    "gitlab" => Some(Provider::Gitlab),
-                    "generic" => Some(Provider::Generic),
-                    other => {
+                let name = self.string(n, &p)?;
+                match Provider::from_name(&name) {
+                    Some(provider) => Some(provider),
+                    None => {
+                        let other = name.as_str();
                         self.report(
                             n,
                             &p,
@@ -162,14 +150,11 @@ impl Cx {
         );
         let event = event_node.and_then(|n| {
             let p = join(path, "event");
-            let kind = match self.string(n, &p)?.as_str() {
-                "push" => EventKind::Push,
-                "tag" => EventKind::Tag,
-                "release" => EventKind::Release,
-                "workflow_run" => EventKind::WorkflowRun,
-                "pipeline" => EventKind::Pipeline,
-                "deployment" => EventKind::Deployment,
-                other => {
+            let name = self.string(n, &p)?;
+            let kind = match EventKind::from_name(&name) {
+                Some(kind) => kind,
+                None => {
+                    let other = name.as_str();
                     self.report(
                         n,
                         &p,
