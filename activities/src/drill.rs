@@ -16,6 +16,10 @@ use cutover_workflows::drill::{AppCheck, DatabasePair};
 use cutover_workflows::plan::SecretRef;
 use sqlx::{Connection, PgConnection};
 
+mod failback;
+
+pub(crate) use failback::{fence, rebuild};
+
 use crate::error::StepFailure;
 use crate::postgres::db_message;
 use crate::secrets::Secrets;
@@ -220,6 +224,24 @@ impl PgTools {
         Ok((out.status.success(), text.trim().to_owned()))
     }
 
+    /// Writes a file in a data directory, owned by the OS user and readable only by it.
+    fn write_owned(&self, path: &Path, bytes: &[u8]) -> Result<(), StepFailure> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, bytes)
+            .map_err(|e| StepFailure::io(format!("writing {}", path.display()), e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StepFailure::io(format!("chmod {}", path.display()), e))?;
+        if let Some(name) = &self.user {
+            let user = nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| StepFailure::InvalidInput(format!("no OS user `{name}`")))?;
+            std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .map_err(|e| StepFailure::io(format!("chown {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+
     async fn running(&self, data_dir: &str) -> Result<bool, StepFailure> {
         Ok(self.run("pg_ctl", &["-D", data_dir, "status"]).await?.0)
     }
@@ -283,7 +305,7 @@ pub(crate) async fn restart(input: &NodeInput) -> Result<At, StepFailure> {
     if tools.running(dir).await? {
         return Ok(At {
             at_ms: now_ms(),
-            note: "the old primary was still running".to_owned(),
+            note: format!("{dir} was still running"),
         });
     }
     let log = Path::new(dir).join("cutover-restart.log");
@@ -307,7 +329,7 @@ pub(crate) async fn restart(input: &NodeInput) -> Result<At, StepFailure> {
     }
     Ok(At {
         at_ms: now_ms(),
-        note: "the old primary was restarted".to_owned(),
+        note: format!("{dir} was restarted"),
     })
 }
 
@@ -331,14 +353,31 @@ pub(crate) async fn promote(input: &NodeInput) -> Result<At, StepFailure> {
     } else {
         "already promoted"
     };
-    // Writable: a write commits.
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS cutover_drill_markers (run text NOT NULL, n bigint NOT NULL, \
-         at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, n))",
-    )
-    .execute(&mut conn)
-    .await
-    .map_err(|e| sql_error(&secrets, &e))?;
+    // Writable: a write commits (a promoted server may refuse writes for a while, or for good).
+    let within = match input.within_ms {
+        0 => Duration::from_secs(60),
+        ms => Duration::from_millis(ms),
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        let written = sqlx::query(
+            "CREATE TABLE IF NOT EXISTS cutover_drill_markers (run text NOT NULL, \
+             n bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run, n))",
+        )
+        .execute(&mut conn)
+        .await;
+        match written {
+            Ok(_) => break,
+            Err(e) if Instant::now() > deadline => {
+                return Err(StepFailure::CheckFailed(format!(
+                    "{note}, but it did not accept a write within {} ms: {}",
+                    within.as_millis(),
+                    secrets.redact(&db_message(&e))
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
     Ok(At {
         at_ms: now_ms(),
         note: note.to_owned(),

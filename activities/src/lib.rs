@@ -382,6 +382,24 @@ impl DrillActivityImpls {
         acting(&ctx, drill::restart(&input)).await
     }
 
+    /// `drill.fence`: a standby or a stopped server is left as it is.
+    #[activity(definition = drill_contracts::Fence)]
+    pub async fn fence(
+        ctx: ActivityContext,
+        input: drill_contracts::NodeInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        acting(&ctx, drill::fence(&input)).await
+    }
+
+    /// `drill.rebuild`: a server already streaming from the source is left alone.
+    #[activity(definition = drill_contracts::Rebuild)]
+    pub async fn rebuild(
+        ctx: ActivityContext,
+        input: drill_contracts::RebuildInput,
+    ) -> Result<drill_contracts::At, ActivityError> {
+        acting(&ctx, drill::rebuild(&input)).await
+    }
+
     /// `drill.promote`: "already promoted" is success.
     #[activity(definition = drill_contracts::Promote)]
     pub async fn promote(

@@ -79,7 +79,7 @@ pub async fn scene(h: &Harness, mode: &str, synchronous: bool) -> anyhow::Result
     })
     .await?;
     let plan = format!(
-        "drill: db\nservice: hello\nenvironment: test\nmode: {mode}\ndatabase:\n  primary: {{ url: {{ file: \"{dir}/primary_url\" }}, data_dir: \"{pd}\" }}\n  standby: {{ url: {{ file: \"{dir}/standby_url\" }}, data_dir: \"{sd}\" }}\n  os_user: postgres\ntraffic: {{ endpoint_file: \"{ep}\" }}\nchecks:\n  - {{ url: \"http://127.0.0.1:{app_port}/health\" }}\nwrite_check: {{ url: \"http://127.0.0.1:{app_port}/items\" }}\nobjectives: {{ rto: 60s, rpo: 0 }}\n",
+        "drill: db\nservice: hello\nenvironment: test\nmode: {mode}\ndatabase:\n  primary: {{ url: {{ file: \"{dir}/primary_url\" }}, data_dir: \"{pd}\", application_name: primary1 }}\n  standby: {{ url: {{ file: \"{dir}/standby_url\" }}, data_dir: \"{sd}\", application_name: standby1 }}\n  os_user: postgres\ntraffic: {{ endpoint_file: \"{ep}\" }}\nchecks:\n  - {{ url: \"http://127.0.0.1:{app_port}/health\" }}\nwrite_check: {{ url: \"http://127.0.0.1:{app_port}/items\" }}\nobjectives: {{ rto: 60s, rpo: 0 }}\n",
         dir = dir.display(),
         pd = primary.data_dir().display(),
         sd = standby.data_dir().display(),
@@ -93,4 +93,28 @@ pub async fn scene(h: &Harness, mode: &str, synchronous: bool) -> anyhow::Result
         endpoint,
         plan,
     })
+}
+
+/// The drill's `status` query, or `None` if no worker answered yet.
+pub async fn status(
+    client: &temporalio_client::Client,
+    workflow_id: &str,
+) -> Option<cutover_workflows::drill::DrillStatus> {
+    use cutover_workflows::drill::DrillWorkflow;
+    use temporalio_client::WorkflowQueryOptions;
+    client
+        .get_workflow_handle::<DrillWorkflow>(workflow_id.to_owned())
+        .query(DrillWorkflow::status, (), WorkflowQueryOptions::default())
+        .await
+        .ok()
+}
+
+/// True when `cluster` is a standby that streams from a primary.
+pub fn streaming_standby(cluster: &PgCluster) -> bool {
+    cluster
+        .psql(
+            "postgres",
+            "SELECT pg_is_in_recovery() AND (SELECT status FROM pg_stat_wal_receiver) = 'streaming'",
+        )
+        .is_ok_and(|v| v == "t")
 }

@@ -131,6 +131,17 @@ impl PgCluster {
         )
     }
 
+    /// Sets a server parameter in `postgresql.auto.conf` and reloads, on a primary or a
+    /// standby (where `ALTER SYSTEM` is not an option for every parameter's effect).
+    pub fn set(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        let auto = self.data_dir().join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto)?;
+        text.push_str(&format!("{name} = '{value}'\n"));
+        std::fs::write(&auto, text)?;
+        self.psql("postgres", "SELECT pg_reload_conf()")?;
+        Ok(())
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

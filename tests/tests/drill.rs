@@ -3,8 +3,10 @@
 //! `DrillWorkflow`.
 
 use anyhow::Context;
-use cutover_tests::drill::scene;
-use cutover_tests::{Harness, write_file};
+use std::time::Duration;
+
+use cutover_tests::drill::{scene, streaming_standby};
+use cutover_tests::{Harness, wait_for, write_file};
 use cutover_workflows::drill::{DrillStatus, DrillWorkflow, parse_drill};
 use temporalio_client::WorkflowGetResultOptions;
 use temporalio_client::errors::WorkflowGetResultError;
@@ -29,8 +31,12 @@ async fn a_synchronous_switchover_loses_nothing_and_the_app_serves_from_the_new_
 -> anyhow::Result<()> {
     let h = Harness::start("drill-switchover").await?;
     let s = scene(&h, "switchover", true).await?;
-    // Through the CLI, as an operator would.
-    let plan_file = write_file(h.dir.path(), "drill.yaml", &s.plan);
+    // Through the CLI, as an operator would; back to the original roles at the end.
+    let plan_file = write_file(
+        h.dir.path(),
+        "drill.yaml",
+        &format!("{}failback: {{ switch_back: true }}\n", s.plan),
+    );
     let out = cutover_tests::cutover(
         h.dir.path(),
         Some(&h.server.address),
@@ -105,7 +111,9 @@ async fn a_synchronous_switchover_loses_nothing_and_the_app_serves_from_the_new_
             ("promote", "succeeded"),
             ("switch", "succeeded"),
             ("verify", "succeeded"),
-            ("measure", "succeeded")
+            ("measure", "succeeded"),
+            ("failback", "succeeded"),
+            ("switch_back", "succeeded")
         ]
     );
     assert_eq!(status.state, "passed", "{status:#?}");
@@ -114,22 +122,36 @@ async fn a_synchronous_switchover_loses_nothing_and_the_app_serves_from_the_new_
     let rto = status.rto_ms.context("rto")?;
     assert!(rto > 0, "{status:#?}");
     println!("switchover: {} markers, RTO {rto} ms", status.markers);
-    // The new primary takes writes, and the app reads and writes there.
+    // Failback restored the original roles: the original primary takes writes (synchronously
+    // replicated to the original standby again), the app reads and writes there.
     assert_eq!(
-        s.standby.psql("postgres", "SELECT pg_is_in_recovery()")?,
+        s.primary.psql("postgres", "SELECT pg_is_in_recovery()")?,
         "f"
+    );
+    assert!(
+        streaming_standby(&s.standby),
+        "the standby is not streaming"
+    );
+    assert_eq!(
+        s.primary.psql(
+            "postgres",
+            "SELECT application_name || ' ' || sync_state FROM pg_stat_replication"
+        )?,
+        "standby1 sync"
     );
     assert_eq!(
         std::fs::read_to_string(&s.endpoint)?.trim(),
-        s.standby.url("postgres")
+        s.primary.url("postgres")
     );
     let items = reqwest::get(format!("http://127.0.0.1:{}/items", s.app_port))
         .await?
         .text()
         .await?;
     assert!(items.contains("drill db@"), "{items}");
+    assert!(items.contains("switch back"), "{items}");
+    // Every marker made it through both switchovers.
     assert_eq!(
-        s.standby
+        s.primary
             .psql("postgres", "SELECT count(*) FROM cutover_drill_markers")?,
         status.markers.to_string()
     );
@@ -173,14 +195,46 @@ async fn an_asynchronous_failover_under_writes_reports_the_markers_really_lost()
         "present {present}, {status:#?}"
     );
     assert_eq!(status.state, if lost == 0 { "passed" } else { "missed" });
-    // The old primary is down; the new one serves the app.
-    assert!(
-        s.primary.psql("postgres", "SELECT 1").is_err(),
-        "the fault stopped the primary"
-    );
+    // The new primary serves the app; failback rebuilt the old primary as its standby, and
+    // the rewind took away what the old primary had and the new one lost.
     assert_eq!(
         s.standby.psql("postgres", "SELECT pg_is_in_recovery()")?,
         "f"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&s.endpoint)?.trim(),
+        s.standby.url("postgres")
+    );
+    assert!(
+        streaming_standby(&s.primary),
+        "the old primary is not a standby: {status:#?}"
+    );
+    let failback = status.phases.last().context("phases")?;
+    assert_eq!(
+        (failback.name.as_str(), failback.state.as_str()),
+        ("failback", "succeeded"),
+        "{status:#?}"
+    );
+    s.standby.psql(
+        "postgres",
+        "INSERT INTO items (name) VALUES ('after failback')",
+    )?;
+    let on_old = wait_for(Duration::from_secs(30), "the old primary to replay", || {
+        let rows = s
+            .primary
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM items WHERE name = 'after failback'",
+            )
+            .unwrap_or_default();
+        async move { (rows == "1").then_some(()) }
+    })
+    .await;
+    on_old?;
+    assert_eq!(
+        s.primary
+            .psql("postgres", "SELECT count(*) FROM cutover_drill_markers")?,
+        present.to_string()
     );
     Ok(())
 }

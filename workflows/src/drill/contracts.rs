@@ -55,6 +55,20 @@ pub struct NodeInput {
     /// Fault: wait for the standby to replay everything, then stop cleanly (a switchover).
     #[serde(default)]
     pub graceful: bool,
+    /// Promote: how long the promoted server has to accept a write (ms; 0 = 60 s).
+    #[serde(default)]
+    pub within_ms: u64,
+}
+
+/// Input of `drill.rebuild`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RebuildInput {
+    /// The pair (for the OS user and binaries).
+    pub database: DatabasePair,
+    /// The server rebuilt as a standby (its data directory is rewound or replaced).
+    pub node: DatabaseNode,
+    /// The primary it will stream from.
+    pub source: DatabaseNode,
 }
 
 /// When something happened.
@@ -148,6 +162,21 @@ impl DrillActivities {
         unimplemented!()
     }
 
+    /// Stops a server only if it is a primary (not in recovery): before the old primary is
+    /// restarted, a standby that was promoted is fenced so that one primary remains.
+    #[activity(name = "drill.fence")]
+    pub fn fence(input: NodeInput) -> Result<At, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Rebuilds a server as a streaming standby of `source`: `pg_rewind`, or a fresh base
+    /// backup when rewinding cannot; its own configuration files are kept. A server already
+    /// streaming from `source` is left alone.
+    #[activity(name = "drill.rebuild")]
+    pub fn rebuild(input: RebuildInput) -> Result<At, ActivityError> {
+        unimplemented!()
+    }
+
     /// Promotes the standby and waits until it accepts writes; "already promoted" is success.
     #[activity(name = "drill.promote")]
     pub fn promote(input: NodeInput) -> Result<At, ActivityError> {
@@ -180,5 +209,5 @@ impl DrillActivities {
 }
 
 pub use drill_activities::{
-    Fault, Mark, Preflight, Promote, Record, Restart, Survey, Switch, Verify,
+    Fault, Fence, Mark, Preflight, Promote, Rebuild, Record, Restart, Survey, Switch, Verify,
 };

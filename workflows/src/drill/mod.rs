@@ -43,6 +43,9 @@ pub struct DrillPlan {
     pub objectives: Objectives,
     /// The largest replay lag (bytes) preflight accepts before touching anything.
     pub max_lag_bytes: u64,
+    /// How long the promoted standby has to accept a write (each attempt of `promote`).
+    #[serde(with = "duration_serde", default = "default_promote_within")]
+    pub promote_within: Duration,
     /// After measuring: rebuild the old primary as a standby, and optionally switch back.
     pub failback: Failback,
 }
@@ -90,6 +93,11 @@ pub struct DatabaseNode {
     pub url: SecretRef,
     /// Its data directory on the worker's machine (for stopping, rewinding, restarting).
     pub data_dir: String,
+    /// The name it streams under when it is a standby (`application_name` in
+    /// `primary_conninfo`): what the other server's `synchronous_standby_names` lists. Failback
+    /// rebuilds a server as a standby under this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
 }
 
 /// How traffic reaches the primary.
@@ -137,6 +145,13 @@ pub struct Failback {
     pub rebuild: bool,
     /// Then switch back (a switchover that waits for the standby to catch up).
     pub switch_back: bool,
+}
+
+/// How long a promoted standby has to accept writes unless the plan says otherwise.
+pub const DEFAULT_PROMOTE_WITHIN: Duration = Duration::from_secs(60);
+
+fn default_promote_within() -> Duration {
+    DEFAULT_PROMOTE_WITHIN
 }
 
 impl DrillPlan {

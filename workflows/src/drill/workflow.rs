@@ -4,11 +4,16 @@
 //! `preflight` (nothing is touched if it fails) → `mark` (marker transactions on the primary,
 //! concurrently with) → `fault` (failover: the primary stopped at once; switchover: stopped
 //! after the standby caught up) → `promote` → `switch` (the app pointed at the new primary) →
-//! `verify` (the app's checks through the normal path) → `measure` (RTO, RPO).
+//! `verify` (the app's checks through the normal path) → `measure` (RTO, RPO) → `failback`
+//! (the old primary rebuilt as a standby of the new one) → `switch_back` (optional: a
+//! switchover back to the original roles) → the evidence in the ledger.
 //!
 //! If a phase after the fault fails, compensation restores service — one writable primary,
-//! the app pointed at it — and the drill ends `failed` naming the phase, the reason and what it
-//! restored.
+//! the app pointed at it, its checks passing — and the drill ends `failed` naming the phase,
+//! the reason and what it restored.
+//!
+//! Failback, fencing and the checks after a restoration came with the patch
+//! `drill-failback-v1`; drills started before it replay without them.
 
 use std::time::Duration;
 
@@ -21,11 +26,18 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, Work
 
 use super::DrillMode;
 use super::DrillPlan;
+use failback::Roles;
+
 use super::contracts::{
     AppVerifyInput, DrillActivities, MarkInput, MarkOutput, NodeInput, PreflightInput, RecordInput,
     SurveyInput, SurveyOutput, SwitchInput,
 };
 use temporalio_common::error::{ActivityExecutionError, IncomingError};
+
+mod failback;
+
+/// The patch that added failback, fencing and checks after a restoration.
+const FAILBACK_PATCH: &str = "drill-failback-v1";
 
 /// The failure type name of a drill that failed.
 pub const DRILL_FAILED: &str = "DrillFailed";
@@ -84,6 +96,8 @@ pub struct DrillStatus {
 pub struct DrillWorkflow {
     plan: DrillPlan,
     status: DrillStatus,
+    /// This run has the `drill-failback-v1` patch.
+    failback: bool,
 }
 
 #[workflow_methods]
@@ -96,7 +110,11 @@ impl DrillWorkflow {
             mode: Some(plan.mode),
             ..DrillStatus::default()
         };
-        Self { plan, status }
+        Self {
+            plan,
+            status,
+            failback: false,
+        }
     }
 
     /// Runs the phases; ends with the status, or fails `DrillFailed` naming the phase. Either
@@ -140,6 +158,8 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         now(ctx).map(|t| t.timestamp_millis()).unwrap_or_default()
     );
     let db = plan.database.clone();
+    let patched = ctx.patched(FAILBACK_PATCH);
+    ctx.state_mut(|s| s.failback = patched);
 
     let pre = phase(ctx, "preflight");
     let checked = ctx
@@ -181,6 +201,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         database: db.clone(),
         node: db.primary.clone(),
         graceful: plan.mode == DrillMode::Switchover,
+        within_ms: 0,
     };
     let (marks, fault_at) = match plan.mode {
         DrillMode::Failover => {
@@ -236,7 +257,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         Err(e) => {
             let why = cause(&e);
             failed(ctx, fault_phase, &why);
-            let restored = restore(ctx, &plan, false).await;
+            let restored = failback::restore(ctx, &plan, Roles::original(&plan), false).await;
             return fail(ctx, format!("fault: {why}"), Some(restored));
         }
     };
@@ -249,8 +270,9 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
                 database: db.clone(),
                 node: db.standby.clone(),
                 graceful: false,
+                within_ms: plan.promote_within.as_millis() as u64,
             },
-            options(Duration::from_secs(120), 3),
+            options(plan.promote_within + Duration::from_secs(60), 3),
         )
         .await
     {
@@ -258,7 +280,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         Err(e) => {
             let why = cause(&e);
             failed(ctx, p, &why);
-            let restored = restore(ctx, &plan, false).await;
+            let restored = failback::restore(ctx, &plan, Roles::original(&plan), false).await;
             return fail(ctx, format!("promote: {why}"), Some(restored));
         }
     }
@@ -280,7 +302,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         Err(e) => {
             let why = cause(&e);
             failed(ctx, p, &why);
-            let restored = restore(ctx, &plan, true).await;
+            let restored = failback::restore(ctx, &plan, Roles::original(&plan), true).await;
             return fail(ctx, format!("switch: {why}"), Some(restored));
         }
     }
@@ -366,54 +388,10 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         s.status.state = if reason.is_none() { "passed" } else { "missed" }.to_owned();
         s.status.reason = reason;
     });
+    if ctx.state(|s| s.failback) && plan.failback.rebuild {
+        failback::failback(ctx, &plan).await?;
+    }
     Ok(())
-}
-
-/// Compensation: one writable primary with the app on it. Before the promote, that is the old
-/// primary (restarted if the fault stopped it); `switch_back` also points the app at it.
-async fn restore(
-    ctx: &WorkflowContext<DrillWorkflow>,
-    plan: &DrillPlan,
-    switch_back: bool,
-) -> String {
-    let p = phase(ctx, "restore");
-    let db = plan.database.clone();
-    let mut did = Vec::new();
-    match ctx
-        .execute_activity(
-            DrillActivities::restart,
-            NodeInput {
-                database: db.clone(),
-                node: db.primary.clone(),
-                graceful: false,
-            },
-            options(Duration::from_secs(120), 5),
-        )
-        .await
-    {
-        Ok(at) => did.push(at.note),
-        Err(e) => did.push(format!("restarting the old primary failed: {}", cause(&e))),
-    }
-    let super::Traffic::EndpointFile { path } = &plan.traffic;
-    if switch_back {
-        match ctx
-            .execute_activity(
-                DrillActivities::switch,
-                SwitchInput {
-                    endpoint_file: path.clone(),
-                    primary: db.primary.url.clone(),
-                },
-                options(Duration::from_secs(30), 5),
-            )
-            .await
-        {
-            Ok(_) => did.push("the app points at the old primary again".to_owned()),
-            Err(e) => did.push(format!("pointing the app back failed: {}", cause(&e))),
-        }
-    }
-    let text = did.join("; ");
-    done(ctx, p, text.clone());
-    text
 }
 
 fn options(timeout: Duration, attempts: u32) -> ActivityOptions {

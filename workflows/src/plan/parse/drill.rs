@@ -1,5 +1,7 @@
 //! Parsing DR drill plans, with the same positions, hints and limits as rollout plans.
 
+use std::time::Duration;
+
 use super::{Cx, Diagnostics, Document, Fields, join, parse_document, truncate};
 use crate::drill::{
     AppCheck, DatabaseNode, DatabasePair, DrillMode, DrillPlan, Failback, Objectives, Traffic,
@@ -43,6 +45,7 @@ impl Cx {
                 "write_check",
                 "objectives",
                 "max_lag",
+                "promote_within",
                 "failback",
             ],
         );
@@ -136,6 +139,21 @@ impl Cx {
             Some(n) => self.bytes(n, "max_lag"),
             None => Some(16 * 1024 * 1024),
         };
+        let promote_within = match f.get("promote_within") {
+            Some(n) => self.duration(n, "promote_within").and_then(|d| {
+                if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+                    self.report(
+                        n,
+                        "promote_within",
+                        "the promotion must be given between 1s and 1h",
+                        "write e.g. `promote_within: 60s`",
+                    );
+                    return None;
+                }
+                Some(d)
+            }),
+            None => Some(crate::drill::DEFAULT_PROMOTE_WITHIN),
+        };
         let failback = match f.get("failback") {
             Some(n) => self.failback(n, "failback"),
             None => Some(Failback {
@@ -154,6 +172,7 @@ impl Cx {
             write_check: write_check?,
             objectives: objectives?,
             max_lag_bytes: max_lag_bytes?,
+            promote_within: promote_within?,
             failback: failback?,
         })
     }
@@ -204,7 +223,7 @@ impl Cx {
 
     fn database_node(&mut self, node: &Node, path: &str) -> Option<DatabaseNode> {
         let f = self.fields(node, path)?;
-        self.unknown_keys(&f, &["url", "data_dir"]);
+        self.unknown_keys(&f, &["url", "data_dir", "application_name"]);
         let url = self
             .required(
                 &f,
@@ -219,9 +238,16 @@ impl Cx {
                 "give the data directory, e.g. `data_dir: /var/lib/postgresql/15/main`",
             )
             .and_then(|n| self.absolute_path(n, &join(path, "data_dir")));
+        let application_name = match f.get("application_name") {
+            Some(n) => self
+                .name(n, &join(path, "application_name"), "application name")
+                .map(Some),
+            None => Some(None),
+        };
         Some(DatabaseNode {
             url: url?,
             data_dir: data_dir?,
+            application_name: application_name?,
         })
     }
 
