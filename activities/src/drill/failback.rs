@@ -154,7 +154,7 @@ pub(crate) async fn rebuild(input: &RebuildInput) -> Result<At, StepFailure> {
     forget_saved(dir);
     Ok(At {
         at_ms: now_ms(),
-        note: format!("{dir}: {how}; streaming from the new primary as a standby"),
+        note: format!("{dir}: {how}; now a streaming standby of the primary"),
     })
 }
 
@@ -279,26 +279,25 @@ async fn wait_streaming(
     drop(src);
     let deadline = Instant::now() + within;
     loop {
-        let last =
-            match connect(url).await {
-                Ok((mut conn, secrets)) => match sqlx::query_as::<_, (bool, Option<String>, bool)>(
-                    "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), \
+        let last = match connect(url).await {
+            Ok((mut conn, secrets)) => match sqlx::query_as::<_, (bool, Option<String>, bool)>(
+                "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), \
                      COALESCE(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
-                )
-                .bind(&target)
-                .fetch_one(&mut conn)
-                .await
-                {
-                    Ok((true, Some(status), true)) if status == "streaming" => return Ok(()),
-                    Ok((false, _, _)) => "it is not in recovery".to_owned(),
-                    Ok((true, status, _)) => format!(
-                        "its WAL receiver is {} and it has not replayed up to {target}",
-                        status.unwrap_or_else(|| "not running".to_owned())
-                    ),
-                    Err(e) => sql_error(&secrets, &e).to_string(),
-                },
-                Err(e) => e.to_string(),
-            };
+            )
+            .bind(&target)
+            .fetch_one(&mut conn)
+            .await
+            {
+                Ok((true, Some(status), true)) if status == "streaming" => return Ok(()),
+                Ok((false, _, _)) => "it is not in recovery".to_owned(),
+                Ok((true, status, _)) => format!(
+                    "its WAL receiver is {} and it has not replayed up to {target}",
+                    status.unwrap_or_else(|| "not running".to_owned())
+                ),
+                Err(e) => sql_error(&secrets, &e).to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
         if Instant::now() > deadline {
             return Err(StepFailure::CheckFailed(format!(
                 "the rebuilt standby did not follow the primary within {} s: {last}",
