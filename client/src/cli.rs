@@ -191,6 +191,10 @@ pub(crate) enum DrillCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Drills on a calendar (Temporal Schedules): create, list, describe, pause, unpause,
+    /// trigger, delete.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Drill evidence from the ledger: phases, RTO/RPO against the objectives, restorations.
     Report {
         /// At most this many drills, newest first.
@@ -204,6 +208,116 @@ pub(crate) enum DrillCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Create a schedule that runs the drill plan (validated first). A run still going when
+    /// the next is due makes that one skipped; a run missed by more than the catch-up window
+    /// (the server was down) is not started late.
+    Create {
+        /// The schedule's name (its Temporal schedule ID).
+        #[arg(value_parser = parse_schedule_name)]
+        name: String,
+        /// When, as a cron expression in the time zone: `0 3 * * 1` (Mondays 03:00), or
+        /// `@every 168h`.
+        #[arg(long, value_parser = parse_cron)]
+        cron: String,
+        /// The drill plan.
+        plan: PathBuf,
+        /// IANA time zone of the cron expression.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// How late a missed run may still start (at least 10s).
+        #[arg(long, default_value = "1h", value_parser = parse_catchup_window)]
+        catchup_window: std::time::Duration,
+        /// Create it paused.
+        #[arg(long)]
+        paused: bool,
+    },
+    /// The drill schedules: name, paused or not, next run, last run.
+    List {
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// One schedule: its drill, specification, state, next runs and recent runs.
+    Describe {
+        /// The schedule's name.
+        #[arg(value_parser = parse_schedule_name)]
+        name: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Stop starting runs until unpaused (a running drill goes on).
+    Pause {
+        /// The schedule's name.
+        #[arg(value_parser = parse_schedule_name)]
+        name: String,
+        /// Why, kept on the schedule.
+        #[arg(long, default_value = "paused with cutover")]
+        note: String,
+    },
+    /// Start runs again at the next scheduled time.
+    Unpause {
+        /// The schedule's name.
+        #[arg(value_parser = parse_schedule_name)]
+        name: String,
+    },
+    /// Start a run now (skipped if one is running).
+    Trigger {
+        /// The schedule's name.
+        #[arg(value_parser = parse_schedule_name)]
+        name: String,
+    },
+    /// Delete the schedule (a running drill goes on).
+    Delete {
+        /// The schedule's name.
+        #[arg(value_parser = parse_schedule_name)]
+        name: String,
+    },
+}
+
+/// Schedule names end up in IDs and URLs: the rules of plan names.
+fn parse_schedule_name(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a schedule name: use 1 to 63 lowercase letters, digits, `-`, `_` or `.`",
+            text.chars().take(40).collect::<String>()
+        ))
+    }
+}
+
+/// The shape only; the server checks the fields (and says which one is wrong).
+fn parse_cron(text: &str) -> Result<String, String> {
+    let fields = text.split_whitespace().count();
+    if text.len() > 200 || text.chars().any(char::is_control) {
+        return Err("a cron expression is one line of at most 200 characters".to_owned());
+    }
+    if text.starts_with('@') || (5..=7).contains(&fields) {
+        Ok(text.trim().to_owned())
+    } else {
+        Err(format!(
+            "`{text}` has {fields} fields: write 5 (`0 3 * * 1` = Mondays 03:00), or `@every 168h`"
+        ))
+    }
+}
+
+fn parse_catchup_window(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(text)?;
+    if d < std::time::Duration::from_secs(10) {
+        return Err(format!(
+            "`{text}` is under 10s, the shortest catch-up window Temporal takes"
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]

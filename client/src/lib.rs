@@ -6,8 +6,10 @@
 
 pub mod connect;
 pub mod rollout;
+pub mod schedule;
 pub mod search_attributes;
 
 pub use connect::{ConnectError, ConnectOptions, Connected, connect};
 pub use rollout::{StartError, Started, start_drill, start_rollout};
+pub use schedule::{DrillSchedule, ScheduleError, create_drill_schedule};
 pub use search_attributes::ensure_search_attributes;

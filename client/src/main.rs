@@ -66,6 +66,9 @@ async fn main() -> ExitCode {
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
         Command::Drill(DrillCommand::Validate { file }) => cmd::drill::validate(&file),
+        Command::Drill(DrillCommand::Schedule(command)) => {
+            cmd::drill_schedule::run(&cli.global, command).await
+        }
         Command::Drill(DrillCommand::Report {
             last,
             html,

@@ -159,7 +159,7 @@ pub async fn start_rollout(
 }
 
 /// A payload in Temporal's standard JSON encoding.
-fn json_payload(value: &serde_json::Value) -> Payload {
+pub(crate) fn json_payload(value: &serde_json::Value) -> Payload {
     Payload {
         metadata: [("encoding".to_owned(), b"json/plain".to_vec())].into(),
         data: serde_json::to_vec(value).unwrap_or_default(),

@@ -11,7 +11,7 @@ use super::{connect, read_text};
 use crate::cli::Global;
 use crate::exit::{Failure, Outcome};
 
-fn load(path: &Path) -> Result<DrillPlan, Failure> {
+pub(crate) fn load(path: &Path) -> Result<DrillPlan, Failure> {
     let shown = path.display().to_string();
     let text = read_text(path, "drill plan", 64 * 1024)?;
     parse_drill(&text).map_err(|problems| super::reported(&shown, &problems))

@@ -4,6 +4,7 @@ pub(crate) mod control;
 pub(crate) mod dev;
 pub(crate) mod drill;
 pub(crate) mod drill_report;
+pub(crate) mod drill_schedule;
 pub(crate) mod ledger;
 pub(crate) mod plan;
 pub(crate) mod rollout;
