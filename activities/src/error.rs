@@ -53,6 +53,9 @@ pub enum StepFailure {
     /// An HTTP check did not pass.
     #[error("{0}")]
     CheckFailed(String),
+    /// The service's lock is held by another running workflow.
+    #[error("{0}")]
+    Locked(String),
     /// The database could not be reached or refused the connection.
     #[error("cannot connect to the database: {0}")]
     DatabaseUnavailable(String),
@@ -126,6 +129,7 @@ impl StepFailure {
             StepFailure::ArtifactMissing { .. } => error_kind::ARTIFACT_MISSING,
             StepFailure::SecretUnavailable { .. } => error_kind::SECRET_UNAVAILABLE,
             StepFailure::CheckFailed(_) => error_kind::CHECK_FAILED,
+            StepFailure::Locked(_) => cutover_workflows::lock::LOCKED,
             StepFailure::DatabaseUnavailable(_) => error_kind::DATABASE_UNAVAILABLE,
             StepFailure::MigrationChanged { .. } => error_kind::MIGRATION_CHANGED,
             StepFailure::MigrationFailed { .. } => error_kind::MIGRATION_FAILED,

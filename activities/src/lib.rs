@@ -13,6 +13,7 @@ mod error;
 mod heartbeat;
 mod host;
 mod ledger;
+mod lock;
 mod postgres;
 mod process;
 mod secrets;
@@ -449,5 +450,41 @@ impl DrillActivityImpls {
         input: drill_contracts::SurveyInput,
     ) -> Result<drill_contracts::SurveyOutput, ActivityError> {
         acting(&ctx, drill::survey(&input)).await
+    }
+}
+
+/// The service lock's activities (`lock.*`); they start and signal the lock workflow.
+pub struct LockActivityImpls {
+    client: temporalio_client::Client,
+}
+
+impl LockActivityImpls {
+    /// With the worker's own Temporal client.
+    pub fn new(client: temporalio_client::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[activities]
+impl LockActivityImpls {
+    /// `lock.acquire`: held by the same holder already is success.
+    #[activity(definition = cutover_workflows::lock::contracts::Acquire)]
+    pub async fn acquire(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: cutover_workflows::lock::contracts::LockRequest,
+    ) -> Result<String, ActivityError> {
+        let queue = ctx.info().task_queue.clone();
+        acting(&ctx, lock::acquire(&self.client, &queue, &input)).await
+    }
+
+    /// `lock.release`: gone already is success.
+    #[activity(definition = cutover_workflows::lock::contracts::Release)]
+    pub async fn release(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: cutover_workflows::lock::contracts::LockRequest,
+    ) -> Result<(), ActivityError> {
+        acting(&ctx, lock::release(&self.client, &input)).await
     }
 }

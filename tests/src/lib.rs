@@ -370,6 +370,7 @@ pub async fn replays(client: &Client, workflow_id: &str, name: &str) -> anyhow::
         WorkflowReplayerOptions::new()
             .register_workflow::<RolloutWorkflow>()?
             .register_workflow::<cutover_workflows::drill::DrillWorkflow>()?
+            .register_workflow::<cutover_workflows::lock::LockWorkflow>()?
             .build(),
     )?;
     replayer

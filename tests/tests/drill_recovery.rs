@@ -79,19 +79,25 @@ async fn one_primary(s: &Scene, primary_is_original: bool) -> anyhow::Result<()>
         std::fs::read_to_string(&s.endpoint)?.trim(),
         primary.url("postgres")
     );
+    let mark = format!(
+        "after the drill {}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{}/items", s.app_port);
     let written = http
         .post(&url)
         .header("content-type", "application/json")
-        .body(r#"{"name":"after the drill"}"#)
+        .body(serde_json::json!({ "name": mark }).to_string())
         .send()
         .await?;
     assert!(written.status().is_success(), "{}", written.status());
     assert_eq!(
         primary.psql(
             "postgres",
-            "SELECT count(*) FROM items WHERE name = 'after the drill'"
+            &format!("SELECT count(*) FROM items WHERE name = '{mark}'")
         )?,
         "1"
     );
@@ -221,6 +227,58 @@ async fn a_worker_killed_during_failback_leaves_the_drill_to_the_next_worker() -
     );
     // The rebuild was finished by the second worker.
     assert_eq!(attempts(&h, "drill.rebuild").await?.last(), Some(&2));
+    one_primary(&s, false).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_drill_does_not_run_while_a_rollout_of_the_service_holds_its_lock() -> anyhow::Result<()>
+{
+    let h = Harness::start("drill-lock").await?;
+    let s = scene(&h, "failover", false).await?;
+    // A rollout of the same service and environment, waiting for an approval: it holds
+    // lock/hello/test for as long as it waits.
+    let rollout = h
+        .start_rollout("service: hello\nenvironment: test\nversion: \"2\"\nsteps:\n  - { name: sign-off, kind: approval }\n")
+        .await?;
+    wait_for(Duration::from_secs(30), "the rollout to take the lock", || {
+        let client = h.client().clone();
+        let id = rollout.clone();
+        async move {
+            let st = cutover_tests::status(&client, &id).await?;
+            st.steps[0].started_at.map(|_| ())
+        }
+    })
+    .await?;
+    start(&h, &s.plan).await?;
+    let failure = result(&h, "drill-locked")
+        .await?
+        .expect_err("the drill must not run");
+    assert!(
+        failure.starts_with(&format!(
+            "lock: hello/test is busy: rollout {rollout} (run "
+        )),
+        "{failure}"
+    );
+    assert!(failure.ends_with("nothing was touched"), "{failure}");
+    // Nothing was touched: the primary is the primary, the standby streams, the app on it.
+    one_primary(&s, true).await?;
+
+    // The rollout ends without a goodbye (terminated): its lock is stale and the next drill
+    // takes it over.
+    h.client()
+        .get_workflow_handle::<cutover_workflows::RolloutWorkflow>(rollout.clone())
+        .terminate(
+            temporalio_client::WorkflowTerminateOptions::builder()
+                .reason("test: the holder dies")
+                .build(),
+        )
+        .await?;
+    start(&h, &s.plan).await?;
+    let done = result(&h, "drill-lock-taken-over")
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", h.worker.log_text()))?;
+    assert_eq!(done.phases[0].name, "preflight", "{done:#?}");
     one_primary(&s, false).await?;
     Ok(())
 }

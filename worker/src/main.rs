@@ -8,10 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cutover_activities::{DrillActivityImpls, RolloutActivityImpls, TargetActivityImpls};
+use cutover_activities::{
+    DrillActivityImpls, LockActivityImpls, RolloutActivityImpls, TargetActivityImpls,
+};
 use cutover_client::{ConnectOptions, connect, ensure_search_attributes};
 use cutover_workflows::RolloutWorkflow;
 use cutover_workflows::drill::DrillWorkflow;
+use cutover_workflows::lock::LockWorkflow;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{error, info, warn};
@@ -69,6 +72,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .register_workflow::<DrillWorkflow>()
         .context("registering DrillWorkflow")?
         .register_activities(DrillActivityImpls::with_ledger(config.ledger.as_deref()))
+        .register_workflow::<LockWorkflow>()
+        .context("registering LockWorkflow")?
+        .register_activities(LockActivityImpls::new(connected.client.clone()))
         .tuner(tuner)
         .graceful_shutdown_period(config.shutdown_grace)
         .build();

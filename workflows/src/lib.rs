@@ -5,11 +5,13 @@
 //! error kinds they may fail with — live here so that both sides compile against one
 //! definition.
 
+mod activity_error;
 pub mod analysis;
 pub mod contracts;
 pub mod control;
 pub mod drill;
 mod duration_serde;
+pub mod lock;
 pub mod plan;
 pub mod rollout;
 pub mod status;

@@ -32,7 +32,7 @@ use super::contracts::{
     AppVerifyInput, DrillActivities, MarkInput, MarkOutput, NodeInput, PreflightInput, RecordInput,
     SurveyInput, SurveyOutput, SwitchInput,
 };
-use temporalio_common::error::{ActivityExecutionError, IncomingError};
+use temporalio_common::error::ActivityExecutionError;
 
 mod failback;
 
@@ -123,7 +123,28 @@ impl DrillWorkflow {
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<DrillStatus> {
         let started = now(ctx);
         ctx.state_mut(|s| s.status.started_at = started);
-        let result = phases(ctx).await;
+        // A drill and a rollout of the same service never run at once (drills started before
+        // the lock existed replay without it).
+        let lock = ctx.patched(crate::lock::PATCH).then(|| {
+            let (service, environment) =
+                ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
+            crate::lock::request(ctx, "drill", &service, &environment)
+        });
+        let result = match lock.clone() {
+            Some(request) => match crate::lock::acquire(ctx, request.clone()).await {
+                Ok(()) => {
+                    let result = phases(ctx).await;
+                    crate::lock::release(ctx, request).await;
+                    result
+                }
+                Err(why) => {
+                    let p = phase(ctx, "lock");
+                    failed(ctx, p, &why);
+                    fail(ctx, format!("lock: {why}; nothing was touched"), None)
+                }
+            },
+            None => phases(ctx).await,
+        };
         let finished = now(ctx);
         ctx.state_mut(|s| s.status.finished_at = finished);
         let input = ctx.state(|s| RecordInput {
@@ -466,15 +487,5 @@ fn fail<T>(
 
 /// The activity's own message (not the wrapping "Activity task failed").
 fn cause(err: &ActivityExecutionError) -> String {
-    match err {
-        ActivityExecutionError::Failed(f) => match f.cause() {
-            Some(IncomingError::Application(app)) => app
-                .failure()
-                .map(|f| f.message.clone())
-                .unwrap_or_else(|| app.source_error().to_string()),
-            Some(other) => other.failure().message.clone(),
-            None => f.failure().message.clone(),
-        },
-        other => other.to_string(),
-    }
+    crate::activity_error::message(err)
 }

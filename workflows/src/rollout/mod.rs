@@ -128,7 +128,24 @@ impl RolloutWorkflow {
             ctx.state_mut(|s| s.status.started_at = started);
             ledger::record(ctx).await;
         }
-        let result = steps(ctx).await;
+        // One change at a time per service and environment (rollouts started before the lock
+        // existed replay without it).
+        let lock = ctx.patched(crate::lock::PATCH).then(|| {
+            let (service, environment) =
+                ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
+            crate::lock::request(ctx, "rollout", &service, &environment)
+        });
+        let result = match lock.clone() {
+            Some(request) => match crate::lock::acquire(ctx, request.clone()).await {
+                Ok(()) => {
+                    let result = steps(ctx).await;
+                    crate::lock::release(ctx, request).await;
+                    result
+                }
+                Err(why) => fail(ctx, format!("not started: {why}")),
+            },
+            None => steps(ctx).await,
+        };
         if ledger {
             ledger::record(ctx).await;
         }

@@ -1,0 +1,165 @@
+//! The service lock (`cutover_workflows::lock`): taking it is starting `LockWorkflow` under
+//! `lock/<service>/<environment>`; Temporal refuses a second open run of that ID, so two
+//! holders cannot both succeed, whichever workers they run on.
+//!
+//! Both activities are safe to repeat: a holder that already holds the lock is told so, and
+//! releasing a lock that is gone (or held by another) changes nothing.
+
+use cutover_workflows::lock::contracts::LockRequest;
+use cutover_workflows::lock::{LockHolder, LockWorkflow, lock_id};
+use temporalio_client::errors::WorkflowStartError;
+use temporalio_client::{
+    Client, NamespacedClient, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowSignalOptions, WorkflowStartOptions, tonic,
+};
+use temporalio_common::protos::temporal::api::common::v1::WorkflowExecution;
+use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
+use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+use temporalio_common::protos::temporal::api::workflowservice::v1::{
+    DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest,
+    TerminateWorkflowExecutionRequest,
+};
+
+use crate::error::StepFailure;
+
+/// Takes the lock for `input.holder`, on `task_queue` (the lock workflow runs on the holder's
+/// workers). Returns what happened.
+pub(crate) async fn acquire(
+    client: &Client,
+    task_queue: &str,
+    input: &LockRequest,
+) -> Result<String, StepFailure> {
+    let id = lock_id(&input.service, &input.environment);
+    // A stale lock is taken over at most twice before giving up (each takeover is a race
+    // another acquirer may win).
+    for _ in 0..3 {
+        let options = WorkflowStartOptions::new(task_queue.to_owned(), id.clone())
+            .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+            .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+            .build();
+        let run_id = match client
+            .start_workflow(LockWorkflow::run, input.holder.clone(), options)
+            .await
+        {
+            Ok(_) => return Ok(format!("took {id}")),
+            Err(WorkflowStartError::AlreadyStarted { run_id, .. }) => run_id.unwrap_or_default(),
+            Err(e) => return Err(unavailable(&format!("starting {id}: {e}"))),
+        };
+        let holder = holder_of(client, &id, &run_id).await?;
+        if holder.run_id == input.holder.run_id {
+            return Ok(format!("already held {id}"));
+        }
+        if running(client, &holder.workflow_id, &holder.run_id).await? {
+            return Err(StepFailure::Locked(format!(
+                "{}/{} is busy: {} {} (run {}) holds {id}; try again when it has ended",
+                input.service, input.environment, holder.kind, holder.workflow_id, holder.run_id
+            )));
+        }
+        // Its holder ended without releasing it (terminated, timed out): take it over.
+        let request = TerminateWorkflowExecutionRequest {
+            namespace: client.namespace(),
+            workflow_execution: Some(WorkflowExecution {
+                workflow_id: id.clone(),
+                run_id: run_id.clone(),
+            }),
+            reason: format!(
+                "its holder {} ended without releasing it; taken over by {}",
+                holder.workflow_id, input.holder.workflow_id
+            ),
+            identity: client.identity(),
+            ..Default::default()
+        };
+        let mut service = client.connection().workflow_service();
+        match service
+            .terminate_workflow_execution(tonic::Request::new(request))
+            .await
+        {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::NotFound => {}
+            Err(s) => return Err(unavailable(&format!("taking over {id}: {}", s.message()))),
+        }
+    }
+    Err(unavailable(&format!(
+        "{id} changed hands three times while taking it over"
+    )))
+}
+
+/// Ends the lock if `input.holder` holds it.
+pub(crate) async fn release(client: &Client, input: &LockRequest) -> Result<(), StepFailure> {
+    let id = lock_id(&input.service, &input.environment);
+    let handle = client.get_workflow_handle::<LockWorkflow>(id.clone());
+    match handle
+        .signal(
+            LockWorkflow::release,
+            input.holder.run_id.clone(),
+            WorkflowSignalOptions::default(),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.to_string().contains("not found") || e.to_string().contains("NotFound") => {
+            Ok(())
+        }
+        Err(e) => Err(unavailable(&format!("releasing {id}: {e}"))),
+    }
+}
+
+fn unavailable(text: &str) -> StepFailure {
+    StepFailure::CheckFailed(format!("the lock could not be checked: {text}"))
+}
+
+/// The holder a lock run was started for: the input of its first event.
+async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, StepFailure> {
+    let request = GetWorkflowExecutionHistoryRequest {
+        namespace: client.namespace(),
+        execution: Some(WorkflowExecution {
+            workflow_id: id.to_owned(),
+            run_id: run_id.to_owned(),
+        }),
+        maximum_page_size: 1,
+        ..Default::default()
+    };
+    let mut service = client.connection().workflow_service();
+    let history = service
+        .get_workflow_execution_history(tonic::Request::new(request))
+        .await
+        .map_err(|s| unavailable(&format!("reading {id}: {}", s.message())))?
+        .into_inner();
+    history
+        .history
+        .and_then(|h| h.events.into_iter().next())
+        .and_then(|e| match e.attributes {
+            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input,
+            _ => None,
+        })
+        .and_then(|p| p.payloads.into_iter().next())
+        .and_then(|p| serde_json::from_slice(&p.data).ok())
+        .ok_or_else(|| unavailable(&format!("{id} does not name its holder")))
+}
+
+/// Whether that run is still open.
+async fn running(client: &Client, workflow_id: &str, run_id: &str) -> Result<bool, StepFailure> {
+    let request = DescribeWorkflowExecutionRequest {
+        namespace: client.namespace(),
+        execution: Some(WorkflowExecution {
+            workflow_id: workflow_id.to_owned(),
+            run_id: run_id.to_owned(),
+        }),
+        ..Default::default()
+    };
+    let mut service = client.connection().workflow_service();
+    match service
+        .describe_workflow_execution(tonic::Request::new(request))
+        .await
+    {
+        Ok(r) => Ok(r
+            .into_inner()
+            .workflow_execution_info
+            .is_some_and(|i| i.status == WorkflowExecutionStatus::Running as i32)),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(false),
+        Err(s) => Err(unavailable(&format!(
+            "describing {workflow_id}: {}",
+            s.message()
+        ))),
+    }
+}

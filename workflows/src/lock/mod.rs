@@ -1,0 +1,145 @@
+//! One change at a time per service and environment: a drill and a rollout of the same service
+//! never run at once (nor two drills of it).
+//!
+//! The lock is a workflow, `LockWorkflow`, with the ID `lock/<service>/<environment>`: Temporal
+//! lets one run of an ID be open at a time, so starting it *is* taking the lock, atomically,
+//! across any number of workers and starters. The holder (a rollout or a drill) takes it in its
+//! first activity (`lock.acquire`) and gives it back in its last (`lock.release`, a signal that
+//! ends the lock's run). A lock whose holder has ended without releasing it (terminated, timed
+//! out) is taken over by the next acquirer. Workflows started before the lock existed replay
+//! without it (patch `service-lock-v1`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy as TemporalRetryPolicy;
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
+};
+use temporalio_workflow::WorkflowCancellationToken;
+
+pub mod contracts;
+
+use contracts::{LockActivities, LockRequest};
+
+/// The patch that added the lock to `RolloutWorkflow` and `DrillWorkflow`.
+pub const PATCH: &str = "service-lock-v1";
+
+/// The failure type of an activity that found the lock held by another workflow.
+pub const LOCKED: &str = "ServiceLocked";
+
+/// The lock's workflow ID for a service in an environment.
+pub fn lock_id(service: &str, environment: &str) -> String {
+    format!("lock/{service}/{environment}")
+}
+
+/// Who holds a lock.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// `rollout` or `drill`.
+    pub kind: String,
+    /// The holder's workflow ID.
+    pub workflow_id: String,
+    /// The holder's run ID: a later run of the same ID is another holder.
+    pub run_id: String,
+}
+
+/// Held until its holder signals `release`.
+#[workflow]
+pub struct LockWorkflow {
+    holder: LockHolder,
+    released: bool,
+}
+
+#[workflow_methods]
+impl LockWorkflow {
+    #[init]
+    fn new(_ctx: &WorkflowContextView, holder: LockHolder) -> Self {
+        Self {
+            holder,
+            released: false,
+        }
+    }
+
+    /// Waits for the holder's release; ends with who held it.
+    #[run]
+    pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<LockHolder> {
+        let _ = ctx.wait_condition(|s| s.released).await;
+        Ok(ctx.state(|s| s.holder.clone()))
+    }
+
+    /// Ends the lock, if `run_id` is its holder's (a stale release from an earlier holder is
+    /// ignored).
+    #[signal]
+    pub fn release(&mut self, _ctx: &mut SyncWorkflowContext<Self>, run_id: String) {
+        if run_id == self.holder.run_id {
+            self.released = true;
+        }
+    }
+
+    /// Who holds it.
+    #[query]
+    pub fn holder(&self, _ctx: &WorkflowContextView) -> LockHolder {
+        self.holder.clone()
+    }
+}
+
+/// The request a workflow makes for its own service's lock.
+pub fn request<W>(
+    ctx: &WorkflowContext<W>,
+    kind: &str,
+    service: &str,
+    environment: &str,
+) -> LockRequest {
+    LockRequest {
+        service: service.to_owned(),
+        environment: environment.to_owned(),
+        holder: LockHolder {
+            kind: kind.to_owned(),
+            workflow_id: ctx.workflow_id().to_owned(),
+            run_id: ctx.run_id().to_owned(),
+        },
+    }
+}
+
+/// Takes the lock; `Err` says who holds it (or why it could not be taken).
+pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Result<(), String> {
+    let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            TemporalRetryPolicy::builder()
+                .maximum_attempts(5)
+                .initial_interval(Duration::from_secs(1))
+                .build(),
+        )
+        .summary(format!(
+            "lock {}",
+            lock_id(&request.service, &request.environment)
+        ))
+        .build();
+    ctx.execute_activity(LockActivities::acquire, request, opts)
+        .await
+        .map(|_| ())
+        .map_err(|e| crate::activity_error::message(&e))
+}
+
+/// Gives the lock back; runs after a cancellation too (its own cancellation token). A failed
+/// release is not fatal: the next acquirer takes over a lock whose holder has ended.
+pub async fn release<W>(ctx: &WorkflowContext<W>, request: LockRequest) {
+    let mut opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(
+            TemporalRetryPolicy::builder()
+                .maximum_attempts(5)
+                .initial_interval(Duration::from_secs(1))
+                .build(),
+        )
+        .summary(format!(
+            "unlock {}",
+            lock_id(&request.service, &request.environment)
+        ))
+        .build();
+    opts.cancellation_token = Some(WorkflowCancellationToken::new());
+    let _ = ctx
+        .execute_activity(LockActivities::release, request, opts)
+        .await;
+}
