@@ -145,7 +145,6 @@ async fn running(client: &Client, workflow_id: &str, run_id: &str) -> Result<boo
             workflow_id: workflow_id.to_owned(),
             run_id: run_id.to_owned(),
         }),
-        ..Default::default()
     };
     let mut service = client.connection().workflow_service();
     match service

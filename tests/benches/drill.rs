@@ -29,8 +29,14 @@ fn phase_ms(status: &cutover_workflows::drill::DrillStatus, name: &str) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let n = arg("drills", 5, 1);
-    let (mut fault, mut promote, mut switch, mut verify, mut rto) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut fault, mut promote, mut switch, mut verify, mut rto, mut failback) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for i in 0..n {
         let h = Harness::start(&format!("drill-bench-{i}")).await?;
         let s = scene(&h, "failover", false).await?;
@@ -45,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         promote.push(phase_ms(&status, "promote"));
         switch.push(phase_ms(&status, "switch"));
         verify.push(phase_ms(&status, "verify"));
+        failback.push(phase_ms(&status, "failback"));
         rto.push(status.rto_ms.unwrap_or_default() as f64);
         println!(
             "drill {i}: RTO {} ms, {} markers, {} lost",
@@ -61,6 +68,10 @@ async fn main() -> anyhow::Result<()> {
     report("  switch (endpoint file)", &mut switch);
     report("  verify (app checks + write-then-read)", &mut verify);
     report("  RTO: fault → first verified write", &mut rto);
+    report(
+        "after the RTO: failback (checkpoint, pg_rewind, start, replay)",
+        &mut failback,
+    );
 
     let mut raw = Vec::new();
     for _ in 0..n {

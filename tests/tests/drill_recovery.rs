@@ -241,14 +241,18 @@ async fn a_drill_does_not_run_while_a_rollout_of_the_service_holds_its_lock() ->
     let rollout = h
         .start_rollout("service: hello\nenvironment: test\nversion: \"2\"\nsteps:\n  - { name: sign-off, kind: approval }\n")
         .await?;
-    wait_for(Duration::from_secs(30), "the rollout to take the lock", || {
-        let client = h.client().clone();
-        let id = rollout.clone();
-        async move {
-            let st = cutover_tests::status(&client, &id).await?;
-            st.steps[0].started_at.map(|_| ())
-        }
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the rollout to take the lock",
+        || {
+            let client = h.client().clone();
+            let id = rollout.clone();
+            async move {
+                let st = cutover_tests::status(&client, &id).await?;
+                st.steps[0].started_at.map(|_| ())
+            }
+        },
+    )
     .await?;
     start(&h, &s.plan).await?;
     let failure = result(&h, "drill-locked")

@@ -137,7 +137,15 @@ impl DrillWorkflow {
                     crate::lock::release(ctx, request).await;
                     result
                 }
-                Err(why) => {
+                Err(crate::lock::NotTaken::Cancelled) => {
+                    crate::lock::release(ctx, request).await;
+                    fail(
+                        ctx,
+                        "cancelled before it started; nothing was touched".to_owned(),
+                        None,
+                    )
+                }
+                Err(crate::lock::NotTaken::Refused(why)) => {
                     let p = phase(ctx, "lock");
                     failed(ctx, p, &why);
                     fail(ctx, format!("lock: {why}; nothing was touched"), None)

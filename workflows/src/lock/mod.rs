@@ -103,8 +103,17 @@ pub fn request<W>(
     }
 }
 
-/// Takes the lock; `Err` says who holds it (or why it could not be taken).
-pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Result<(), String> {
+/// Why the lock was not taken.
+#[derive(Debug)]
+pub enum NotTaken {
+    /// The workflow was cancelled while taking it (it may have been taken: release it).
+    Cancelled,
+    /// Held by another running workflow, or it could not be checked: the reason.
+    Refused(String),
+}
+
+/// Takes the lock.
+pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Result<(), NotTaken> {
     let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
         .retry_policy(
             TemporalRetryPolicy::builder()
@@ -120,7 +129,10 @@ pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Resul
     ctx.execute_activity(LockActivities::acquire, request, opts)
         .await
         .map(|_| ())
-        .map_err(|e| crate::activity_error::message(&e))
+        .map_err(|e| match e {
+            temporalio_common::error::ActivityExecutionError::Cancelled(_) => NotTaken::Cancelled,
+            e => NotTaken::Refused(crate::activity_error::message(&e)),
+        })
 }
 
 /// Gives the lock back; runs after a cancellation too (its own cancellation token). A failed

@@ -142,7 +142,14 @@ impl RolloutWorkflow {
                     crate::lock::release(ctx, request).await;
                     result
                 }
-                Err(why) => fail(ctx, format!("not started: {why}")),
+                Err(crate::lock::NotTaken::Cancelled) => {
+                    crate::lock::release(ctx, request).await;
+                    let reason = ctx.cancellation_token().reason();
+                    cancelled(ctx, reason)
+                }
+                Err(crate::lock::NotTaken::Refused(why)) => {
+                    fail(ctx, format!("not started: {why}"))
+                }
             },
             None => steps(ctx).await,
         };

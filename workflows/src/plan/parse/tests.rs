@@ -465,7 +465,18 @@ fn a_drill_plan_parses_with_defaults_and_round_trips() {
     assert_eq!(plan.workflow_id(), "drill/hello/staging/hello-db");
     assert_eq!(plan.max_lag_bytes, 8 * 1024 * 1024);
     assert!(plan.failback.rebuild && !plan.failback.switch_back);
+    assert_eq!(plan.promote_within, crate::drill::DEFAULT_PROMOTE_WITHIN);
+    assert_eq!(plan.database.standby.application_name, None);
     assert_eq!(plan.checks[0].expect_status, 200);
+    let named = parse_drill(&DRILL.replace(
+        "data_dir: /var/lib/postgresql/15/b }",
+        "data_dir: /var/lib/postgresql/15/b, application_name: pg_b }",
+    ))
+    .expect("valid drill");
+    assert_eq!(
+        named.database.standby.application_name.as_deref(),
+        Some("pg_b")
+    );
     let json = serde_json::to_string(&plan).expect("json");
     let back: crate::drill::DrillPlan = serde_json::from_str(&json).expect("back");
     assert_eq!(back, plan);
@@ -511,6 +522,21 @@ fn bad_drill_plans_are_refused_with_positions() {
             "drill: hello-db",
             "drill: Hello DB",
             "is not a valid drill name",
+        ),
+        (
+            "data_dir: /var/lib/postgresql/15/b }",
+            "data_dir: /var/lib/postgresql/15/b, application_name: \"b' OR 1=1\" }",
+            "is not a valid application name",
+        ),
+        (
+            "max_lag: 8MiB",
+            "max_lag: 8MiB\npromote_within: 100ms",
+            "between 1s and 1h",
+        ),
+        (
+            "max_lag: 8MiB",
+            "max_lag: 8MiB\npromote_within: soon",
+            "is not a duration",
         ),
     ] {
         assert!(DRILL.contains(from), "{from}");
