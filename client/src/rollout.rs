@@ -99,17 +99,9 @@ pub async fn start_rollout(
     let request = StartWorkflowExecutionRequest {
         namespace: client.namespace(),
         workflow_id: workflow_id.clone(),
-        workflow_type: Some(WorkflowType {
-            name: RolloutWorkflow::name().to_owned(),
-        }),
-        task_queue: Some(TaskQueue {
-            name: task_queue.to_owned(),
-            kind: TaskQueueKind::Normal as i32,
-            normal_name: String::new(),
-        }),
-        input: Some(Payloads {
-            payloads: vec![json_payload(&json!(plan))],
-        }),
+        workflow_type: Some(workflow_type(RolloutWorkflow::name())),
+        task_queue: Some(normal_queue(task_queue)),
+        input: Some(json_input(&json!(plan))),
         identity: client.identity(),
         request_id: request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned),
         workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
@@ -155,6 +147,29 @@ pub async fn start_rollout(
                 Err(StartError::Server(format!("{:?}: {text}", status.code())))
             }
         }
+    }
+}
+
+/// A workflow type by name.
+pub(crate) fn workflow_type(name: &str) -> WorkflowType {
+    WorkflowType {
+        name: name.to_owned(),
+    }
+}
+
+/// A normal (not sticky) task queue.
+pub(crate) fn normal_queue(name: &str) -> TaskQueue {
+    TaskQueue {
+        name: name.to_owned(),
+        kind: TaskQueueKind::Normal as i32,
+        normal_name: String::new(),
+    }
+}
+
+/// One JSON argument.
+pub(crate) fn json_input(value: &serde_json::Value) -> Payloads {
+    Payloads {
+        payloads: vec![json_payload(value)],
     }
 }
 

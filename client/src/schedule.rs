@@ -11,16 +11,15 @@ use std::time::Duration;
 use cutover_workflows::drill::{DrillPlan, DrillWorkflow};
 use serde_json::json;
 use temporalio_client::{Client, NamespacedClient, tonic};
-use temporalio_common::protos::temporal::api::common::v1::{Memo, Payloads, WorkflowType};
-use temporalio_common::protos::temporal::api::enums::v1::{ScheduleOverlapPolicy, TaskQueueKind};
+use temporalio_common::protos::temporal::api::common::v1::Memo;
+use temporalio_common::protos::temporal::api::enums::v1::ScheduleOverlapPolicy;
 use temporalio_common::protos::temporal::api::schedule::v1::{
     Schedule, ScheduleAction, SchedulePolicies, ScheduleSpec, ScheduleState, schedule_action,
 };
-use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflow::v1::NewWorkflowExecutionInfo;
 use temporalio_common::protos::temporal::api::workflowservice::v1::CreateScheduleRequest;
 
-use crate::rollout::json_payload;
+use crate::rollout::{json_input, json_payload, normal_queue, workflow_type};
 
 /// Memo key: the cron expression as written.
 pub const CRON_MEMO: &str = "cron";
@@ -75,17 +74,9 @@ pub async fn create_drill_schedule(
 ) -> Result<(), ScheduleError> {
     let action = NewWorkflowExecutionInfo {
         workflow_id: plan.workflow_id(),
-        workflow_type: Some(WorkflowType {
-            name: DrillWorkflow::name().to_owned(),
-        }),
-        task_queue: Some(TaskQueue {
-            name: task_queue.to_owned(),
-            kind: TaskQueueKind::Normal as i32,
-            normal_name: String::new(),
-        }),
-        input: Some(Payloads {
-            payloads: vec![json_payload(&json!(plan))],
-        }),
+        workflow_type: Some(workflow_type(DrillWorkflow::name())),
+        task_queue: Some(normal_queue(task_queue)),
+        input: Some(json_input(&json!(plan))),
         ..Default::default()
     };
     let request = CreateScheduleRequest {

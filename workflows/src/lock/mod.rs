@@ -114,18 +114,7 @@ pub enum NotTaken {
 
 /// Takes the lock.
 pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Result<(), NotTaken> {
-    let opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(
-            TemporalRetryPolicy::builder()
-                .maximum_attempts(5)
-                .initial_interval(Duration::from_secs(1))
-                .build(),
-        )
-        .summary(format!(
-            "lock {}",
-            lock_id(&request.service, &request.environment)
-        ))
-        .build();
+    let opts = options("lock", &request);
     ctx.execute_activity(LockActivities::acquire, request, opts)
         .await
         .map(|_| ())
@@ -138,7 +127,16 @@ pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Resul
 /// Gives the lock back; runs after a cancellation too (its own cancellation token). A failed
 /// release is not fatal: the next acquirer takes over a lock whose holder has ended.
 pub async fn release<W>(ctx: &WorkflowContext<W>, request: LockRequest) {
-    let mut opts = ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
+    let mut opts = options("unlock", &request);
+    opts.cancellation_token = Some(WorkflowCancellationToken::new());
+    let _ = ctx
+        .execute_activity(LockActivities::release, request, opts)
+        .await;
+}
+
+/// 30 s per attempt, 5 attempts; the summary names the lock.
+fn options(what: &str, request: &LockRequest) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
         .retry_policy(
             TemporalRetryPolicy::builder()
                 .maximum_attempts(5)
@@ -146,12 +144,8 @@ pub async fn release<W>(ctx: &WorkflowContext<W>, request: LockRequest) {
                 .build(),
         )
         .summary(format!(
-            "unlock {}",
+            "{what} {}",
             lock_id(&request.service, &request.environment)
         ))
-        .build();
-    opts.cancellation_token = Some(WorkflowCancellationToken::new());
-    let _ = ctx
-        .execute_activity(LockActivities::release, request, opts)
-        .await;
+        .build()
 }
