@@ -201,6 +201,17 @@ impl PgTools {
     }
 
     async fn run(&self, tool: &str, args: &[&str]) -> Result<(bool, String), StepFailure> {
+        self.run_with(tool, args, &[]).await
+    }
+
+    /// Like `run`, with environment variables (a password goes here, not in the arguments,
+    /// which every local user can read in `ps`).
+    async fn run_with(
+        &self,
+        tool: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<(bool, String), StepFailure> {
         let program = self.bin.join(tool);
         let mut cmd = match &self.user {
             Some(user) => {
@@ -212,6 +223,7 @@ impl PgTools {
         };
         let out = cmd
             .args(args)
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .output()
             .await

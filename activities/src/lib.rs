@@ -13,7 +13,6 @@ mod error;
 mod heartbeat;
 mod host;
 mod ledger;
-mod lock;
 mod postgres;
 mod process;
 mod secrets;
@@ -475,7 +474,12 @@ impl LockActivityImpls {
         input: cutover_workflows::lock::contracts::LockRequest,
     ) -> Result<String, ActivityError> {
         let queue = ctx.info().task_queue.clone();
-        acting(&ctx, lock::acquire(&self.client, &queue, &input)).await
+        let work = async {
+            cutover_client::lock::acquire(&self.client, &queue, &input)
+                .await
+                .map_err(lock_failure)
+        };
+        acting(&ctx, work).await
     }
 
     /// `lock.release`: gone already is success.
@@ -485,6 +489,21 @@ impl LockActivityImpls {
         ctx: ActivityContext,
         input: cutover_workflows::lock::contracts::LockRequest,
     ) -> Result<(), ActivityError> {
-        acting(&ctx, lock::release(&self.client, &input)).await
+        let work = async {
+            cutover_client::lock::release(&self.client, &input)
+                .await
+                .map_err(lock_failure)
+        };
+        acting(&ctx, work).await
+    }
+}
+
+/// Held is final (`ServiceLocked`, not retried); a Temporal that cannot be asked is retried.
+fn lock_failure(e: cutover_client::lock::LockError) -> StepFailure {
+    match e {
+        cutover_client::lock::LockError::Held(why) => StepFailure::Locked(why),
+        e @ cutover_client::lock::LockError::Unavailable(_) => {
+            StepFailure::CheckFailed(e.to_string())
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! about IDs, search attributes and refusals. The worker uses [`connect`] too.
 
 pub mod connect;
+pub mod lock;
 pub mod rollout;
 pub mod schedule;
 pub mod search_attributes;

@@ -874,3 +874,83 @@ async fn serve_refuses_rules_whose_provider_has_no_secret() -> anyhow::Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_delivery_is_refused_409_while_another_workflow_holds_the_service_lock()
+-> anyhow::Result<()> {
+    use futures::StreamExt;
+    let h = Harness::start("webhook-locked").await?;
+    let rules = rules(h.dir.path(), "held");
+    let rx = Receiver::start(
+        h.dir.path(),
+        &rules,
+        &ledger_url(&h),
+        &h.server.address,
+        &h.queue,
+        &[],
+    )
+    .await?;
+    // The lock of held/staging, taken for a running workflow as a drill takes it (the holder
+    // must be running: a lock whose holder has ended is free). The stand-in holder is a
+    // rollout of another service waiting for an approval.
+    let holder_id = h
+        .start_rollout("service: other\nenvironment: x\nversion: \"1\"\nsteps:\n  - { name: wait, kind: approval }\n")
+        .await?;
+    let mut runs = h.client().list_workflows(
+        format!("WorkflowId = '{holder_id}'"),
+        temporalio_client::WorkflowListOptions::default(),
+    );
+    let run_id = runs
+        .next()
+        .await
+        .context("the holder's run")??
+        .run_id()
+        .to_owned();
+    let request = cutover_workflows::lock::contracts::LockRequest {
+        service: "held".to_owned(),
+        environment: "staging".to_owned(),
+        holder: cutover_workflows::lock::LockHolder {
+            kind: "drill".to_owned(),
+            workflow_id: holder_id.clone(),
+            run_id: run_id.clone(),
+        },
+    };
+    cutover_client::lock::acquire(h.client(), &h.queue, &request).await?;
+
+    let http = reqwest::Client::new();
+    let body = github_push(
+        "acme/hello",
+        "main",
+        "2f1c5a0d9e8b7c6a5f4e3d2c1b0a998877665544",
+    );
+    let (status, answer) =
+        json(post_github(&http, &rx.url, "push", "delivery-held", body.clone()).await?).await?;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (409, Some("locked")),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["reason"],
+        format!(
+            "held in staging is busy: drill {holder_id} (run {run_id}) holds its lock; redeliver when it has ended"
+        )
+    );
+    assert_eq!(
+        cutover_tests::count_runs(h.client(), "rollout/held/staging").await?,
+        0,
+        "nothing was started"
+    );
+    // Released, the redelivery of the same delivery starts the rollout.
+    cutover_client::lock::release(h.client(), &request).await?;
+    let (status, answer) =
+        json(post_github(&http, &rx.url, "push", "delivery-held", body).await?).await?;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (202, Some("started")),
+        "{answer}"
+    );
+    let summary = outcome(h.client(), "rollout/held/staging").await?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    Ok(())
+}

@@ -108,10 +108,16 @@ pub(crate) async fn rebuild(input: &RebuildInput) -> Result<At, StepFailure> {
         .map_err(|e| sql_error(&src_secrets, &e))?;
     drop(src);
     let saved = save_config(dir)?;
+    let (source_arg, password) = without_password(&source_url);
+    let env: Vec<(&str, &str)> = password
+        .as_deref()
+        .map(|p| vec![("PGPASSWORD", p)])
+        .unwrap_or_default();
     let (rewound, text) = tools
-        .run(
+        .run_with(
             "pg_rewind",
-            &["-D", dir, "--source-server", &source_url, "--progress"],
+            &["-D", dir, "--source-server", &source_arg, "--progress"],
+            &env,
         )
         .await?;
     let how = if rewound {
@@ -122,7 +128,7 @@ pub(crate) async fn rebuild(input: &RebuildInput) -> Result<At, StepFailure> {
         }
     } else {
         let why = source.redact(last_line(&text));
-        base_backup(&tools, dir, &source_url)
+        base_backup(&tools, dir, &source_arg, &env)
             .await
             .map_err(|e| StepFailure::CheckFailed(source.redact(&e.to_string())))?;
         format!("pg_rewind could not ({why}); rebuilt from a fresh base backup")
@@ -186,6 +192,23 @@ fn standby_conninfo(source: &str, application_name: Option<&str>) -> Result<Stri
     Ok(url.to_string())
 }
 
+/// A `postgres://` URL without its password, and the password (for `PGPASSWORD`). A
+/// connection string in another form is passed on as it is.
+fn without_password(url: &str) -> (String, Option<String>) {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let password = u.password().map(|p| {
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            });
+            let _ = u.set_password(None);
+            (u.to_string(), password)
+        }
+        _ => (url.to_owned(), None),
+    }
+}
+
 fn last_line(text: &str) -> &str {
     text.lines()
         .rev()
@@ -239,7 +262,12 @@ fn forget_saved(dir: &str) {
 
 /// Replaces the data directory with a base backup of the source. The old directory is moved
 /// aside first and removed once the copy is complete.
-async fn base_backup(tools: &PgTools, dir: &str, source_url: &str) -> Result<(), StepFailure> {
+async fn base_backup(
+    tools: &PgTools,
+    dir: &str,
+    source_url: &str,
+    env: &[(&str, &str)],
+) -> Result<(), StepFailure> {
     let aside = PathBuf::from(format!("{}.cutover-old", dir.trim_end_matches('/')));
     if Path::new(dir).exists() {
         let _ = std::fs::remove_dir_all(&aside);
@@ -247,9 +275,10 @@ async fn base_backup(tools: &PgTools, dir: &str, source_url: &str) -> Result<(),
             .map_err(|e| StepFailure::io(format!("moving {dir} aside"), e))?;
     }
     let (ok, text) = tools
-        .run(
+        .run_with(
             "pg_basebackup",
             &["-D", dir, "-d", source_url, "-X", "stream", "-c", "fast"],
+            env,
         )
         .await?;
     if !ok {
@@ -324,5 +353,24 @@ mod tests {
         assert_eq!(standby_conninfo("host=a port=5", None)?, "host=a port=5");
         assert!(standby_conninfo("host=a port=5", Some("s")).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn the_password_leaves_the_arguments_for_the_environment() {
+        assert_eq!(
+            super::without_password("postgres://app:s%40cret@127.0.0.1:5432/db"),
+            (
+                "postgres://app@127.0.0.1:5432/db".to_owned(),
+                Some("s@cret".to_owned())
+            )
+        );
+        assert_eq!(
+            super::without_password("postgres://app@127.0.0.1/db"),
+            ("postgres://app@127.0.0.1/db".to_owned(), None)
+        );
+        assert_eq!(
+            super::without_password("host=a password=x"),
+            ("host=a password=x".to_owned(), None)
+        );
     }
 }

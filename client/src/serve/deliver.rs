@@ -304,8 +304,9 @@ async fn handle(
             "unavailable",
             "Temporal is unreachable; retry later",
         ),
-        Some(client) => {
-            match start_rollout(&client, &plan, &app.task_queue, Some(&request_id)).await {
+        Some(client) => match busy(&client, &plan).await {
+            Some(answer) => answer,
+            None => match start_rollout(&client, &plan, &app.task_queue, Some(&request_id)).await {
                 Ok(started) => {
                     let mut a = Answer::new(
                         StatusCode::ACCEPTED,
@@ -345,12 +346,13 @@ async fn handle(
                     "unavailable",
                     e.to_string(),
                 ),
-            }
-        }
+            },
+        },
     };
     answer.rule = Some(rule);
-    // Keep the claim unless the start should be retried by the provider.
-    let keep = answer.status != StatusCode::SERVICE_UNAVAILABLE;
+    // Keep the claim unless the start should be retried by the provider (or redelivered by a
+    // person once the drill holding the service has ended).
+    let keep = answer.status != StatusCode::SERVICE_UNAVAILABLE && answer.outcome != "locked";
     if let Err(e) = app
         .ledger
         .settle_delivery(
@@ -406,4 +408,27 @@ fn too_large(limit: usize) -> Answer {
         "rejected",
         format!("the body is larger than the limit of {limit} bytes"),
     )
+}
+
+/// 409 when another workflow (a drill) holds the service's lock: the rollout would only end
+/// `not started`. A rollout of the same ID is left to the start's own refusal.
+async fn busy(
+    client: &temporalio_client::Client,
+    plan: &cutover_workflows::plan::Plan,
+) -> Option<Answer> {
+    let holder = cutover_client::lock::holder(client, &plan.service, &plan.environment)
+        .await
+        .ok()
+        .flatten()?;
+    if holder.workflow_id == plan.workflow_id() {
+        return None;
+    }
+    Some(Answer::new(
+        StatusCode::CONFLICT,
+        "locked",
+        format!(
+            "{} in {} is busy: {} {} (run {}) holds its lock; redeliver when it has ended",
+            plan.service, plan.environment, holder.kind, holder.workflow_id, holder.run_id
+        ),
+    ))
 }

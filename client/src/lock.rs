@@ -2,8 +2,10 @@
 //! `lock/<service>/<environment>`; Temporal refuses a second open run of that ID, so two
 //! holders cannot both succeed, whichever workers they run on.
 //!
-//! Both activities are safe to repeat: a holder that already holds the lock is told so, and
-//! releasing a lock that is gone (or held by another) changes nothing.
+//! Here rather than in the activities so that the webhook receiver can say who holds a lock
+//! before it starts a rollout. Taking and releasing are safe to repeat: a holder that already
+//! holds the lock is told so, and releasing a lock that is gone (or held by another) changes
+//! nothing.
 
 use cutover_workflows::lock::contracts::LockRequest;
 use cutover_workflows::lock::{LockHolder, LockWorkflow, lock_id};
@@ -20,15 +22,24 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
     TerminateWorkflowExecutionRequest,
 };
 
-use crate::error::StepFailure;
+/// Why the lock was not taken or given back.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another running workflow holds it.
+    #[error("{0}")]
+    Held(String),
+    /// Temporal could not be asked (retry).
+    #[error("the lock could not be checked: {0}")]
+    Unavailable(String),
+}
 
 /// Takes the lock for `input.holder`, on `task_queue` (the lock workflow runs on the holder's
 /// workers). Returns what happened.
-pub(crate) async fn acquire(
+pub async fn acquire(
     client: &Client,
     task_queue: &str,
     input: &LockRequest,
-) -> Result<String, StepFailure> {
+) -> Result<String, LockError> {
     let id = lock_id(&input.service, &input.environment);
     // A stale lock is taken over at most twice before giving up (each takeover is a race
     // another acquirer may win).
@@ -50,7 +61,7 @@ pub(crate) async fn acquire(
             return Ok(format!("already held {id}"));
         }
         if running(client, &holder.workflow_id, &holder.run_id).await? {
-            return Err(StepFailure::Locked(format!(
+            return Err(LockError::Held(format!(
                 "{}/{} is busy: {} {} (run {}) holds {id}; try again when it has ended",
                 input.service, input.environment, holder.kind, holder.workflow_id, holder.run_id
             )));
@@ -84,8 +95,8 @@ pub(crate) async fn acquire(
     )))
 }
 
-/// Ends the lock if `input.holder` holds it.
-pub(crate) async fn release(client: &Client, input: &LockRequest) -> Result<(), StepFailure> {
+/// Ends the lock if `input.holder` holds it, and returns once it has ended.
+pub async fn release(client: &Client, input: &LockRequest) -> Result<(), LockError> {
     let id = lock_id(&input.service, &input.environment);
     let handle = client.get_workflow_handle::<LockWorkflow>(id.clone());
     match handle
@@ -96,20 +107,68 @@ pub(crate) async fn release(client: &Client, input: &LockRequest) -> Result<(), 
         )
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(()) => {}
         Err(e) if e.to_string().contains("not found") || e.to_string().contains("NotFound") => {
-            Ok(())
+            return Ok(());
         }
-        Err(e) => Err(unavailable(&format!("releasing {id}: {e}"))),
+        Err(e) => return Err(unavailable(&format!("releasing {id}: {e}"))),
+    }
+    // Released means the lock run has ended, so that whoever comes next finds it free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match holder(client, &input.service, &input.environment).await? {
+            Some(h) if h.run_id == input.holder.run_id => {}
+            _ => return Ok(()),
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(unavailable(&format!(
+                "{id} did not end within 10 s of its release"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
-fn unavailable(text: &str) -> StepFailure {
-    StepFailure::CheckFailed(format!("the lock could not be checked: {text}"))
+fn unavailable(text: &str) -> LockError {
+    LockError::Unavailable(text.to_owned())
+}
+
+/// Who holds the lock of `service` in `environment`, if anyone (a lock whose holder has ended
+/// counts as free: the next acquirer takes it over).
+pub async fn holder(
+    client: &Client,
+    service: &str,
+    environment: &str,
+) -> Result<Option<LockHolder>, LockError> {
+    let id = lock_id(service, environment);
+    let request = DescribeWorkflowExecutionRequest {
+        namespace: client.namespace(),
+        execution: Some(WorkflowExecution {
+            workflow_id: id.clone(),
+            run_id: String::new(),
+        }),
+    };
+    let mut service_client = client.connection().workflow_service();
+    let info = match service_client
+        .describe_workflow_execution(tonic::Request::new(request))
+        .await
+    {
+        Ok(r) => r.into_inner().workflow_execution_info,
+        Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+        Err(s) => return Err(unavailable(&format!("describing {id}: {}", s.message()))),
+    };
+    let Some(info) = info.filter(|i| i.status == WorkflowExecutionStatus::Running as i32) else {
+        return Ok(None);
+    };
+    let run_id = info.execution.map(|e| e.run_id).unwrap_or_default();
+    let holder = holder_of(client, &id, &run_id).await?;
+    Ok(running(client, &holder.workflow_id, &holder.run_id)
+        .await?
+        .then_some(holder))
 }
 
 /// The holder a lock run was started for: the input of its first event.
-async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, StepFailure> {
+async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, LockError> {
     let request = GetWorkflowExecutionHistoryRequest {
         namespace: client.namespace(),
         execution: Some(WorkflowExecution {
@@ -138,7 +197,7 @@ async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder
 }
 
 /// Whether that run is still open.
-async fn running(client: &Client, workflow_id: &str, run_id: &str) -> Result<bool, StepFailure> {
+async fn running(client: &Client, workflow_id: &str, run_id: &str) -> Result<bool, LockError> {
     let request = DescribeWorkflowExecutionRequest {
         namespace: client.namespace(),
         execution: Some(WorkflowExecution {
