@@ -182,7 +182,8 @@ pub(crate) enum DrillCommand {
         /// The drill plan.
         file: PathBuf,
     },
-    /// Run a drill now: preflight, mark, fault, promote, switch, verify, measure.
+    /// Run a drill now: lock, preflight, mark, fault, promote, switch, verify, measure,
+    /// failback (and switch back if the plan asks).
     Run {
         /// The drill plan.
         plan: PathBuf,
@@ -492,4 +493,63 @@ pub(crate) enum Output {
     Human,
     /// For programs.
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_catchup_window, parse_cron, parse_schedule_name};
+
+    #[test]
+    fn schedule_names_are_plain() {
+        assert!(parse_schedule_name("weekly-db.1").is_ok());
+        for bad in [
+            "",
+            "Weekly",
+            "../x",
+            "a b",
+            "-x",
+            &"a".repeat(64),
+            "a\nb",
+            "ä",
+        ] {
+            let err = parse_schedule_name(bad).expect_err(bad);
+            assert!(err.contains("is not a schedule name"), "{err}");
+        }
+    }
+
+    #[test]
+    fn cron_expressions_have_a_shape() {
+        assert_eq!(parse_cron(" 0 3 * * 1 ").as_deref(), Ok("0 3 * * 1"));
+        assert!(parse_cron("@every 168h").is_ok());
+        assert!(
+            parse_cron("0 3 * *")
+                .expect_err("4")
+                .contains("has 4 fields")
+        );
+        assert!(
+            parse_cron("0 3 * * 1\n0 4 * * 1")
+                .expect_err("newline")
+                .contains("one line")
+        );
+        assert!(
+            parse_cron(&"1 ".repeat(150))
+                .expect_err("long")
+                .contains("200 characters")
+        );
+    }
+
+    #[test]
+    fn a_catchup_window_is_at_least_10s() {
+        assert!(parse_catchup_window("1h").is_ok());
+        assert!(
+            parse_catchup_window("9s")
+                .expect_err("short")
+                .contains("under 10s")
+        );
+        assert!(
+            parse_catchup_window("soon")
+                .expect_err("bad")
+                .contains("is not a duration")
+        );
+    }
 }
