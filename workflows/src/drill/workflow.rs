@@ -125,33 +125,24 @@ impl DrillWorkflow {
         ctx.state_mut(|s| s.status.started_at = started);
         // A drill and a rollout of the same service never run at once (drills started before
         // the lock existed replay without it).
-        let lock = ctx.patched(crate::lock::PATCH).then(|| {
+        let result = if ctx.patched(crate::lock::PATCH) {
             let (service, environment) =
                 ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
-            crate::lock::request(ctx, "drill", &service, &environment)
-        });
-        let result = match lock.clone() {
-            Some(request) => match crate::lock::acquire(ctx, request.clone()).await {
-                Ok(()) => {
-                    let result = phases(ctx).await;
-                    crate::lock::release(ctx, request).await;
-                    result
-                }
-                Err(crate::lock::NotTaken::Cancelled) => {
-                    crate::lock::release(ctx, request).await;
-                    fail(
-                        ctx,
-                        "cancelled before it started; nothing was touched".to_owned(),
-                        None,
-                    )
-                }
+            match crate::lock::holding(ctx, "drill", &service, &environment, phases).await {
+                Ok(result) => result,
+                Err(crate::lock::NotTaken::Cancelled) => fail(
+                    ctx,
+                    "cancelled before it started; nothing was touched".to_owned(),
+                    None,
+                ),
                 Err(crate::lock::NotTaken::Refused(why)) => {
                     let p = phase(ctx, "lock");
                     failed(ctx, p, &why);
                     fail(ctx, format!("lock: {why}; nothing was touched"), None)
                 }
-            },
-            None => phases(ctx).await,
+            }
+        } else {
+            phases(ctx).await
         };
         let finished = now(ctx);
         ctx.state_mut(|s| s.status.finished_at = finished);

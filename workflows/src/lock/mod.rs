@@ -85,8 +85,32 @@ impl LockWorkflow {
     }
 }
 
+/// Runs `body` holding the lock of `service` in `environment`, and gives it back after —
+/// also when the workflow was cancelled while taking it (it may have been taken).
+pub async fn holding<W, T>(
+    ctx: &mut WorkflowContext<W>,
+    kind: &str,
+    service: &str,
+    environment: &str,
+    body: impl AsyncFnOnce(&mut WorkflowContext<W>) -> T,
+) -> Result<T, NotTaken> {
+    let request = request(ctx, kind, service, environment);
+    match acquire(ctx, request.clone()).await {
+        Ok(()) => {
+            let out = body(ctx).await;
+            release(ctx, request).await;
+            Ok(out)
+        }
+        Err(NotTaken::Cancelled) => {
+            release(ctx, request).await;
+            Err(NotTaken::Cancelled)
+        }
+        Err(refused) => Err(refused),
+    }
+}
+
 /// The request a workflow makes for its own service's lock.
-pub fn request<W>(
+fn request<W>(
     ctx: &WorkflowContext<W>,
     kind: &str,
     service: &str,
@@ -113,7 +137,7 @@ pub enum NotTaken {
 }
 
 /// Takes the lock.
-pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Result<(), NotTaken> {
+async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Result<(), NotTaken> {
     let opts = options("lock", &request);
     ctx.execute_activity(LockActivities::acquire, request, opts)
         .await
@@ -126,7 +150,7 @@ pub async fn acquire<W>(ctx: &WorkflowContext<W>, request: LockRequest) -> Resul
 
 /// Gives the lock back; runs after a cancellation too (its own cancellation token). A failed
 /// release is not fatal: the next acquirer takes over a lock whose holder has ended.
-pub async fn release<W>(ctx: &WorkflowContext<W>, request: LockRequest) {
+async fn release<W>(ctx: &WorkflowContext<W>, request: LockRequest) {
     let mut opts = options("unlock", &request);
     opts.cancellation_token = Some(WorkflowCancellationToken::new());
     let _ = ctx

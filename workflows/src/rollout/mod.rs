@@ -130,28 +130,21 @@ impl RolloutWorkflow {
         }
         // One change at a time per service and environment (rollouts started before the lock
         // existed replay without it).
-        let lock = ctx.patched(crate::lock::PATCH).then(|| {
+        let result = if ctx.patched(crate::lock::PATCH) {
             let (service, environment) =
                 ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
-            crate::lock::request(ctx, "rollout", &service, &environment)
-        });
-        let result = match lock.clone() {
-            Some(request) => match crate::lock::acquire(ctx, request.clone()).await {
-                Ok(()) => {
-                    let result = steps(ctx).await;
-                    crate::lock::release(ctx, request).await;
-                    result
-                }
+            match crate::lock::holding(ctx, "rollout", &service, &environment, steps).await {
+                Ok(result) => result,
                 Err(crate::lock::NotTaken::Cancelled) => {
-                    crate::lock::release(ctx, request).await;
                     let reason = ctx.cancellation_token().reason();
                     cancelled(ctx, reason)
                 }
                 Err(crate::lock::NotTaken::Refused(why)) => {
                     fail(ctx, format!("not started: {why}"))
                 }
-            },
-            None => steps(ctx).await,
+            }
+        } else {
+            steps(ctx).await
         };
         if ledger {
             ledger::record(ctx).await;
