@@ -1,8 +1,10 @@
 //! Determinism: histories recorded from real rollouts replay against today's workflow code.
 //!
 //! `tests/histories/` holds histories recorded from rollouts that succeeded after retries
-//! (timers), failed non-retryably, and were cancelled mid-step, and from drills recorded before
-//! failback existed (`drill-v0-*`, which replay through the `drill-failback-v1` patch). A change to RolloutWorkflow's
+//! (timers), failed non-retryably, and were cancelled mid-step; from drills recorded before
+//! failback existed (`drill-v0-*`, which replay through the `drill-failback-v1` and
+//! `service-lock-v1` patches); and with both patches (`drill-v1-*`: a switchover with switch
+//! back, a failed promotion compensated; `rollout-service-lock`). A change to RolloutWorkflow's
 //! command sequence that is not guarded with `ctx.patched(...)` makes these fail. To add one,
 //! run a rollout on `cutover dev up` and save it with
 //! `cargo run -p cutover-tests --bin record-history -- <workflow-id> <run-id> tests/histories/<name>.json`.
