@@ -65,6 +65,11 @@ pub(crate) enum Command {
     /// Read the webhook deliveries recorded in the ledger.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The service locks held now: which rollout or drill holds which service and environment.
+    Locks {
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// List releases recorded in the ledger, newest first.
     Releases {
         /// Only this service.

@@ -168,7 +168,7 @@ pub async fn holder(
 }
 
 /// The holder a lock run was started for: the input of its first event.
-async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, LockError> {
+pub async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, LockError> {
     let request = GetWorkflowExecutionHistoryRequest {
         namespace: client.namespace(),
         execution: Some(WorkflowExecution {
@@ -197,7 +197,7 @@ async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder
 }
 
 /// Whether that run is still open.
-async fn running(client: &Client, workflow_id: &str, run_id: &str) -> Result<bool, LockError> {
+pub async fn running(client: &Client, workflow_id: &str, run_id: &str) -> Result<bool, LockError> {
     let request = DescribeWorkflowExecutionRequest {
         namespace: client.namespace(),
         execution: Some(WorkflowExecution {

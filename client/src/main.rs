@@ -94,6 +94,7 @@ async fn main() -> ExitCode {
             ledger,
             output,
         }) => cmd::ledger::deliveries(ledger.ledger.as_deref(), last, output.output).await,
+        Command::Locks { output } => cmd::locks::list(&cli.global, output.output).await,
         Command::Releases {
             service,
             environment,

@@ -62,6 +62,20 @@ async fn attempts(h: &Harness, activity: &str) -> anyhow::Result<Vec<u64>> {
         .collect())
 }
 
+/// `cutover locks` shows none (visibility catches up with the closed lock within moments).
+async fn no_locks(h: &Harness) -> anyhow::Result<()> {
+    wait_for(
+        Duration::from_secs(15),
+        "`cutover locks` to show none",
+        || {
+            let out = cutover_tests::cutover(h.dir.path(), Some(&h.server.address), &["locks"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            async move { text.contains("no service is locked").then_some(()) }
+        },
+    )
+    .await
+}
+
 /// Exactly one writable primary (`primary`), the other server its streaming standby, the
 /// endpoint file on `primary`, and a write through the app lands there.
 async fn one_primary(s: &Scene, primary_is_original: bool) -> anyhow::Result<()> {
@@ -193,6 +207,7 @@ async fn a_worker_killed_during_promote_leaves_the_drill_to_the_next_worker() ->
         Some(("failback", "succeeded"))
     );
     one_primary(&s, false).await?;
+    no_locks(&h).await?;
     Ok(())
 }
 
@@ -228,6 +243,7 @@ async fn a_worker_killed_during_failback_leaves_the_drill_to_the_next_worker() -
     // The rebuild was finished by the second worker.
     assert_eq!(attempts(&h, "drill.rebuild").await?.last(), Some(&2));
     one_primary(&s, false).await?;
+    no_locks(&h).await?;
     Ok(())
 }
 
@@ -265,6 +281,22 @@ async fn a_drill_does_not_run_while_a_rollout_of_the_service_holds_its_lock() ->
         "{failure}"
     );
     assert!(failure.ends_with("nothing was touched"), "{failure}");
+    // `cutover locks` says who holds what.
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["locks", "--output", "json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let locks: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(locks[0]["lock"], "lock/hello/test", "{locks}");
+    assert_eq!(locks[0]["holder"], rollout.as_str());
+    assert_eq!(locks[0]["kind"], "rollout");
+    assert_eq!(locks[0]["state"], "held");
     // Nothing was touched: the primary is the primary, the standby streams, the app on it.
     one_primary(&s, true).await?;
 
@@ -278,11 +310,18 @@ async fn a_drill_does_not_run_while_a_rollout_of_the_service_holds_its_lock() ->
                 .build(),
         )
         .await?;
+    let out = cutover_tests::cutover(h.dir.path(), Some(&h.server.address), &["locks"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("lock/hello/test") && text.contains("stale"),
+        "{text}"
+    );
     start(&h, &s.plan).await?;
     let done = result(&h, "drill-lock-taken-over")
         .await?
         .map_err(|e| anyhow::anyhow!("{e}\n{}", h.worker.log_text()))?;
     assert_eq!(done.phases[0].name, "preflight", "{done:#?}");
     one_primary(&s, false).await?;
+    no_locks(&h).await?;
     Ok(())
 }

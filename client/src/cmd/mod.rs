@@ -6,6 +6,7 @@ pub(crate) mod drill;
 pub(crate) mod drill_report;
 pub(crate) mod drill_schedule;
 pub(crate) mod ledger;
+pub(crate) mod locks;
 pub(crate) mod plan;
 pub(crate) mod rollout;
 pub(crate) mod watch;
