@@ -41,47 +41,19 @@ async fn a_scheduled_drill_runs_when_triggered_is_reported_and_a_paused_one_does
     let plan = plan.to_str().context("path")?;
 
     // Bad input changes nothing.
-    let (ok, text) = cli(
-        &h,
-        &[
-            "drill",
-            "schedule",
-            "create",
-            "weekly",
-            "--cron",
-            "0 3 * * 9",
-            plan,
-        ],
-    );
-    assert!(!ok && text.contains("DayOfWeek is not in range"), "{text}");
-    let (ok, text) = cli(
-        &h,
-        &[
-            "drill",
-            "schedule",
-            "create",
-            "Weekly!",
-            "--cron",
-            "0 3 * * 1",
-            plan,
-        ],
-    );
-    assert!(!ok && text.contains("is not a schedule name"), "{text}");
-    let (ok, text) = cli(
-        &h,
-        &[
-            "drill",
-            "schedule",
-            "create",
-            "weekly",
-            "--cron",
-            "0 3 * * 1",
-            "--catchup-window",
-            "1s",
-            plan,
-        ],
-    );
-    assert!(!ok && text.contains("under 10s"), "{text}");
+    for (name, cron, extra, expect) in [
+        ("weekly", "0 3 * * 9", None, "DayOfWeek is not in range"),
+        ("Weekly!", "0 3 * * 1", None, "is not a schedule name"),
+        ("weekly", "0 3 * * 1", Some("1s"), "under 10s"),
+        ("weekly", "0 3 * *", None, "has 4 fields"),
+    ] {
+        let mut args = vec!["drill", "schedule", "create", name, "--cron", cron, plan];
+        if let Some(window) = extra {
+            args.extend(["--catchup-window", window]);
+        }
+        let (ok, text) = cli(&h, &args);
+        assert!(!ok && text.contains(expect), "{args:?}: {text}");
+    }
     let (ok, text) = cli(&h, &["drill", "schedule", "list"]);
     assert!(ok && text.contains("no drill schedules"), "{text}");
 

@@ -1,6 +1,5 @@
 //! `cutover drill schedule create|list|describe|pause|unpause|trigger|delete`.
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use anyhow::anyhow;
@@ -13,7 +12,7 @@ use temporalio_client::schedules::{
     TriggerScheduleOptions, UnpauseScheduleOptions,
 };
 use temporalio_client::{Client, RpcOptions, tonic};
-use temporalio_common::protos::temporal::api::common::v1::Payload;
+use temporalio_common::protos::temporal::api::common::v1::Memo;
 
 use super::connect;
 use crate::cli::{Global, Output, ScheduleCommand};
@@ -139,9 +138,8 @@ fn when(t: SystemTime) -> String {
         .to_string()
 }
 
-fn memo_text(fields: &HashMap<String, Payload>, key: &str) -> String {
-    fields
-        .get(key)
+fn memo_text(memo: Option<&Memo>, key: &str) -> String {
+    memo.and_then(|m| m.fields.get(key))
         .and_then(|p| serde_json::from_slice::<Value>(&p.data).ok())
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
@@ -155,17 +153,12 @@ async fn list(client: &Client, output: Output) -> Outcome {
         if summary.workflow_type() != Some(cutover_workflows::drill::DrillWorkflow::name()) {
             continue;
         }
-        let fields = summary
-            .raw()
-            .memo
-            .as_ref()
-            .map(|m| m.fields.clone())
-            .unwrap_or_default();
+        let fields = summary.raw().memo.as_ref();
         rows.push(json!({
             "name": summary.schedule_id(),
-            "drill": memo_text(&fields, DRILL_MEMO),
-            "cron": memo_text(&fields, CRON_MEMO),
-            "timezone": memo_text(&fields, TIMEZONE_MEMO),
+            "drill": memo_text(fields, DRILL_MEMO),
+            "cron": memo_text(fields, CRON_MEMO),
+            "timezone": memo_text(fields, TIMEZONE_MEMO),
             "paused": summary.paused(),
             "next_run": summary.future_action_times().first().map(|t| when(*t)),
             "last_run": summary.recent_actions().last().map(|a| a.workflow_id.clone()),
@@ -207,12 +200,7 @@ async fn describe(client: &Client, name: &str, output: Output) -> Outcome {
         .describe(RpcOptions::default())
         .await
         .map_err(|e| refused(name, e))?;
-    let fields = d
-        .raw()
-        .memo
-        .as_ref()
-        .map(|m| m.fields.clone())
-        .unwrap_or_default();
+    let fields = d.raw().memo.as_ref();
     let catchup = d
         .raw()
         .schedule
@@ -223,9 +211,9 @@ async fn describe(client: &Client, name: &str, output: Output) -> Outcome {
         .unwrap_or_default();
     let value = json!({
         "name": name,
-        "drill": memo_text(&fields, DRILL_MEMO),
-        "cron": memo_text(&fields, CRON_MEMO),
-        "timezone": memo_text(&fields, TIMEZONE_MEMO),
+        "drill": memo_text(fields, DRILL_MEMO),
+        "cron": memo_text(fields, CRON_MEMO),
+        "timezone": memo_text(fields, TIMEZONE_MEMO),
         "paused": d.paused(),
         "note": d.note(),
         "overlap": "skip",
