@@ -32,11 +32,23 @@ impl Drop for Scene {
 /// A primary and its streaming standby (synchronous or not), the example service reading its
 /// database URL from an endpoint file, and a drill plan of `mode` over them.
 pub async fn scene(h: &Harness, mode: &str, synchronous: bool) -> anyhow::Result<Scene> {
-    let primary = if synchronous {
-        PgCluster::start_with("-c synchronous_standby_names=standby1")?
+    scene_of(h, mode, synchronous, true).await
+}
+
+/// Like [`scene`]; a primary without data checksums and `wal_log_hints` cannot be rewound, so
+/// its failback takes a fresh base backup.
+pub async fn scene_of(
+    h: &Harness,
+    mode: &str,
+    synchronous: bool,
+    rewindable: bool,
+) -> anyhow::Result<Scene> {
+    let options = if synchronous {
+        "-c synchronous_standby_names=standby1"
     } else {
-        PgCluster::start()?
+        ""
     };
+    let primary = PgCluster::start_checked(options, rewindable)?;
     let standby = PgCluster::standby_of(&primary, "standby1")?;
     let want = if synchronous { "sync" } else { "async" };
     wait_for(Duration::from_secs(30), "the standby to stream", || {

@@ -24,27 +24,37 @@ impl PgCluster {
     /// Starts a fresh cluster with extra server options (`-c name=value ...`). Data checksums
     /// are on, so `pg_rewind` can rebuild it as a standby later.
     pub fn start_with(options: &str) -> anyhow::Result<Self> {
+        Self::start_checked(options, true)
+    }
+
+    /// Like [`PgCluster::start_with`]; without `checksums` (and with `wal_log_hints = off`),
+    /// `pg_rewind` refuses the cluster, as it refuses many clusters in the wild.
+    pub fn start_checked(options: &str, checksums: bool) -> anyhow::Result<Self> {
         let bin = pg_bin()?;
         let dir = tempfile::Builder::new().prefix("cutover-pg").tempdir()?;
         let port = crate::free_port()?;
         let data = dir.path().join("data");
         chown_postgres(dir.path())?;
-        run_pg(
-            &bin.join("initdb"),
-            &[
-                "-D",
-                path(&data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "--data-checksums",
-                "-E",
-                "UTF8",
-            ],
-        )?;
+        let mut args = vec![
+            "-D",
+            path(&data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ];
+        if checksums {
+            args.push("--data-checksums");
+        }
+        run_pg(&bin.join("initdb"), &args)?;
         let me = Self { dir, bin, port };
-        me.pg_ctl_start(options)?;
+        if checksums {
+            me.pg_ctl_start(options)?;
+        } else {
+            me.pg_ctl_start(&format!("{options} -c wal_log_hints=off"))?;
+        }
         Ok(me)
     }
 

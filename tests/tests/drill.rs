@@ -287,3 +287,47 @@ fn evidence(h: &Harness) -> anyhow::Result<serde_json::Value> {
     );
     Ok(serde_json::from_slice(&out.stdout)?)
 }
+
+#[tokio::test]
+async fn failback_rebuilds_from_a_base_backup_when_pg_rewind_cannot() -> anyhow::Result<()> {
+    let h = Harness::start("drill-basebackup").await?;
+    // No data checksums and wal_log_hints off on the primary: pg_rewind refuses it.
+    let s = cutover_tests::drill::scene_of(&h, "failover", false, false).await?;
+    let status = run_drill(&h, &s.plan)
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", h.worker.log_text()))?;
+    let failback = status.phases.last().context("phases")?;
+    assert_eq!(failback.name, "failback", "{status:#?}");
+    assert_eq!(failback.state, "succeeded", "{status:#?}");
+    let note = failback.note.clone().unwrap_or_default();
+    assert!(note.contains("pg_rewind could not ("), "{note}");
+    assert!(note.contains("rebuilt from a fresh base backup"), "{note}");
+    // It kept its own configuration (it answers on its own port, as a standby) and nothing
+    // was left beside its data directory.
+    assert!(streaming_standby(&s.primary), "{status:#?}");
+    let dir = s.primary.data_dir();
+    for leftover in [".cutover-old", ".cutover-config"] {
+        let beside = format!("{}{leftover}", dir.display());
+        assert!(!std::path::Path::new(&beside).exists(), "{beside} was left");
+    }
+    s.standby.psql(
+        "postgres",
+        "INSERT INTO items (name) VALUES ('after base backup')",
+    )?;
+    wait_for(
+        Duration::from_secs(30),
+        "the rebuilt standby to replay",
+        || {
+            let rows = s
+                .primary
+                .psql(
+                    "postgres",
+                    "SELECT count(*) FROM items WHERE name = 'after base backup'",
+                )
+                .unwrap_or_default();
+            async move { (rows == "1").then_some(()) }
+        },
+    )
+    .await?;
+    Ok(())
+}
