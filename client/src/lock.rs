@@ -108,9 +108,7 @@ pub async fn release(client: &Client, input: &LockRequest) -> Result<(), LockErr
         .await
     {
         Ok(()) => {}
-        Err(e) if e.to_string().contains("not found") || e.to_string().contains("NotFound") => {
-            return Ok(());
-        }
+        Err(temporalio_client::errors::WorkflowInteractionError::NotFound(_)) => return Ok(()),
         Err(e) => return Err(unavailable(&format!("releasing {id}: {e}"))),
     }
     // Released means the lock run has ended, so that whoever comes next finds it free.

@@ -93,17 +93,7 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let queue = unique_queue("bench");
-    let worker = WorkerProcess::spawn_with(
-        &server.address,
-        &queue,
-        dir.path(),
-        &[
-            "--max-concurrent-activities",
-            "100",
-            "--max-concurrent-workflow-tasks",
-            "100",
-        ],
-    )?;
+    let worker = WorkerProcess::spawn_for_load(&server.address, &queue, dir.path())?;
     let client = server.client();
     let limits = PlanLimits::default();
 

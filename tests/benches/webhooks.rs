@@ -82,17 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let server = DevServer::start().await?;
     let dir = tempfile::tempdir()?;
     let queue = unique_queue("hookbench");
-    let _worker = WorkerProcess::spawn_with(
-        &server.address,
-        &queue,
-        dir.path(),
-        &[
-            "--max-concurrent-activities",
-            "100",
-            "--max-concurrent-workflow-tasks",
-            "100",
-        ],
-    )?;
+    let _worker = WorkerProcess::spawn_for_load(&server.address, &queue, dir.path())?;
     write_file(
         dir.path(),
         "plan.yaml",

@@ -171,6 +171,21 @@ impl WorkerProcess {
         Ok(Self { child, log })
     }
 
+    /// A worker sized for load: 100 concurrent activities and workflow tasks (the benches).
+    pub fn spawn_for_load(address: &str, task_queue: &str, cwd: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(
+            address,
+            task_queue,
+            cwd,
+            &[
+                "--max-concurrent-activities",
+                "100",
+                "--max-concurrent-workflow-tasks",
+                "100",
+            ],
+        )
+    }
+
     /// The worker's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -248,6 +263,21 @@ pub async fn status(client: &Client, workflow_id: &str) -> Option<RolloutStatus>
         )
         .await
         .ok()
+}
+
+/// Runs the `cutover` CLI and parses its standard output as JSON; fails with its stderr.
+pub fn cutover_json(
+    cwd: &Path,
+    address: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<serde_json::Value> {
+    let out = cutover(cwd, address, args);
+    anyhow::ensure!(
+        out.status.success(),
+        "cutover {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// Runs the `cutover` CLI with `args` in `cwd`, against `address` (when given).

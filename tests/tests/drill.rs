@@ -279,13 +279,7 @@ async fn a_failed_preflight_touches_nothing() -> anyhow::Result<()> {
 
 /// `cutover drill report --output json`, run in the harness' directory (the worker's ledger).
 fn evidence(h: &Harness) -> anyhow::Result<serde_json::Value> {
-    let out = cutover_tests::cutover(h.dir.path(), None, &["drill", "report", "--output", "json"]);
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    cutover_tests::cutover_json(h.dir.path(), None, &["drill", "report", "--output", "json"])
 }
 
 #[tokio::test]

@@ -282,17 +282,11 @@ async fn a_drill_does_not_run_while_a_rollout_of_the_service_holds_its_lock() ->
     );
     assert!(failure.ends_with("nothing was touched"), "{failure}");
     // `cutover locks` says who holds what.
-    let out = cutover_tests::cutover(
+    let locks = cutover_tests::cutover_json(
         h.dir.path(),
         Some(&h.server.address),
         &["locks", "--output", "json"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let locks: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    )?;
     assert_eq!(locks[0]["lock"], "lock/hello/test", "{locks}");
     assert_eq!(locks[0]["holder"], rollout.as_str());
     assert_eq!(locks[0]["kind"], "rollout");

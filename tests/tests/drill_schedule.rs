@@ -32,6 +32,21 @@ fn describe(h: &Harness, name: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
+/// The workflow ID of the schedule's first run, once it has one.
+async fn first_run(h: &Harness, name: &str) -> anyhow::Result<String> {
+    wait_for(Duration::from_secs(30), "the schedule's first run", || {
+        let d = describe(h, name).ok();
+        async move {
+            d.and_then(|d| {
+                d["recent_runs"][0]["workflow_id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        }
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_scheduled_drill_runs_when_triggered_is_reported_and_a_paused_one_does_not_run()
 -> anyhow::Result<()> {
@@ -84,17 +99,7 @@ async fn a_scheduled_drill_runs_when_triggered_is_reported_and_a_paused_one_does
     );
     let (ok, text) = cli(&h, &["drill", "schedule", "trigger", "weekly"]);
     assert!(ok, "{text}");
-    let run = wait_for(Duration::from_secs(30), "the triggered run", || {
-        let d = describe(&h, "weekly").ok();
-        async move {
-            d.and_then(|d| {
-                d["recent_runs"][0]["workflow_id"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-        }
-    })
-    .await?;
+    let run = first_run(&h, "weekly").await?;
     assert!(run.starts_with("drill/hello/test/db-"), "{run}");
     let status = h
         .client()
@@ -172,21 +177,7 @@ async fn a_scheduled_drill_runs_when_triggered_is_reported_and_a_paused_one_does
     // Unpaused, it runs at its next time (the control: the wait above could have seen a run).
     let (ok, text) = cli(&h, &["drill", "schedule", "unpause", "guarded"]);
     assert!(ok, "{text}");
-    let run = wait_for(
-        Duration::from_secs(30),
-        "the unpaused schedule to run",
-        || {
-            let d = describe(&h, "guarded").ok();
-            async move {
-                d.and_then(|d| {
-                    d["recent_runs"][0]["workflow_id"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-            }
-        },
-    )
-    .await?;
+    let run = first_run(&h, "guarded").await?;
     assert!(run.starts_with("drill/hello/test/guarded-"), "{run}");
 
     let (ok, text) = cli(&h, &["drill", "schedule", "list"]);

@@ -41,13 +41,7 @@ async fn json(resp: reqwest::Response) -> anyhow::Result<(u16, Value)> {
 }
 
 fn cli_json(h: &Harness, args: &[&str]) -> anyhow::Result<Value> {
-    let out = cutover(h.dir.path(), None, args);
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    cutover_tests::cutover_json(h.dir.path(), None, args)
 }
 
 #[tokio::test]

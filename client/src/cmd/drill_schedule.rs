@@ -165,12 +165,7 @@ async fn list(client: &Client, output: Output) -> Outcome {
         }));
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    if output == Output::Json {
-        println!("{}", Value::Array(rows));
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("no drill schedules");
+    if super::json_or_empty(&rows, output, "no drill schedules") {
         return Ok(());
     }
     println!(

@@ -63,15 +63,11 @@ pub(crate) async fn deliveries(url: Option<&str>, last: u32, output: Output) -> 
         .deliveries(last)
         .await
         .map_err(|e| Failure::Failed(e.into()))?;
-    if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("no deliveries recorded in {}", ledger.url());
+    if super::json_or_empty(
+        &rows,
+        output,
+        &format!("no deliveries recorded in {}", ledger.url()),
+    ) {
         return Ok(());
     }
     println!(
@@ -109,15 +105,11 @@ pub(crate) async fn releases(
         .releases(service, environment, last)
         .await
         .map_err(|e| Failure::Failed(e.into()))?;
-    if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        );
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("no releases recorded in {}", ledger.url());
+    if super::json_or_empty(
+        &rows,
+        output,
+        &format!("no releases recorded in {}", ledger.url()),
+    ) {
         return Ok(());
     }
     println!(

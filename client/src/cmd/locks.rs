@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use temporalio_client::WorkflowListOptions;
 
 use super::connect;
@@ -34,12 +34,7 @@ pub(crate) async fn list(global: &Global, output: Output) -> Outcome {
         }));
     }
     rows.sort_by(|a, b| a["lock"].as_str().cmp(&b["lock"].as_str()));
-    if output == Output::Json {
-        println!("{}", Value::Array(rows));
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!("no service is locked");
+    if super::json_or_empty(&rows, output, "no service is locked") {
         return Ok(());
     }
     println!("{:<32} {:<6} {:<8} HOLDER", "LOCK", "STATE", "KIND");

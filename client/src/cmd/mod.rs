@@ -112,3 +112,21 @@ pub(crate) fn reported(shown: &str, problems: &cutover_workflows::plan::Diagnost
     );
     Failure::InputReported
 }
+
+/// The shared start of a listing: with `--output json`, the rows as JSON; with none, `empty`.
+/// Returns true when that was all there was to print.
+pub(crate) fn json_or_empty<T: serde::Serialize>(
+    rows: &[T],
+    output: crate::cli::Output,
+    empty: &str,
+) -> bool {
+    if output == crate::cli::Output::Json {
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        return true;
+    }
+    if rows.is_empty() {
+        println!("{empty}");
+        return true;
+    }
+    false
+}
