@@ -1,14 +1,18 @@
-//! The client side of Cutover: connecting to Temporal and starting rollouts.
+//! Talking to Temporal, for every front end Cutover has: connecting, starting rollouts and
+//! drills with request IDs, the service lock, drill schedules and search attributes.
 //!
-//! The `cutover` CLI is a thin layer over this library, and so will be every other way of
-//! starting a rollout (the CI webhook receiver, schedules): one code path, one set of rules
-//! about IDs, search attributes and refusals. The worker uses [`connect`] too.
+//! The `cutover` CLI, its webhook receiver, the worker and the activities all use this one
+//! library, so there is one code path and one set of rules about IDs, search attributes and
+//! refusals. It deliberately carries no CLI or HTTP-server dependencies (clap, axum): the
+//! worker's activities link it.
 
 pub mod connect;
 pub mod lock;
 pub mod rollout;
 pub mod schedule;
 pub mod search_attributes;
+pub mod shutdown;
+pub mod telemetry;
 
 pub use connect::{ConnectError, ConnectOptions, Connected, connect};
 pub use rollout::{StartError, Started, start_drill, start_rollout};

@@ -64,6 +64,15 @@ pub(crate) enum LogFormat {
     Json,
 }
 
+impl From<LogFormat> for cutover_client::telemetry::LogFormat {
+    fn from(format: LogFormat) -> Self {
+        match format {
+            LogFormat::Human => Self::Human,
+            LogFormat::Json => Self::Json,
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("`{text}` is not a duration such as 30s or 2m: {e}"))

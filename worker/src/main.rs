@@ -2,7 +2,6 @@
 //! SIGTERM/SIGINT, then drain.
 
 mod config;
-mod telemetry;
 
 use std::process::ExitCode;
 
@@ -24,7 +23,7 @@ use config::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    telemetry::init(config.log_format);
+    cutover_client::telemetry::init(config.log_format.into());
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -82,7 +81,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Worker::new(&runtime, connected.client, options).context("creating the worker")?;
     let shutdown = worker.shutdown_handle();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        cutover_client::shutdown::signal().await;
         info!("shutting down: no new tasks; running activities get the grace period to finish");
         shutdown();
     });
@@ -95,20 +94,4 @@ async fn run(config: Config) -> anyhow::Result<()> {
     worker.run().await.context("running the worker")?;
     info!("worker stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the worker still runs; it just cannot drain on a signal.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -1,23 +1,23 @@
-//! `cutover`: parse flags, run one command, map the outcome to an exit code. Nothing else.
+//! `cutover`: the command line and the CI webhook receiver (`cutover serve`), on top of the
+//! `cutover-client` library. The binary's `main` only parses flags and calls [`run`]; tests
+//! start the receiver in-process through [`serve::Receiver`], the same way the CLI does.
 
 mod cli;
 mod cmd;
 mod exit;
 mod render;
-mod serve;
+pub mod serve;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
+pub use cli::Cli;
 use cli::{
-    Cli, Command, DevCommand, DrillCommand, PlanCommand, RolloutCommand, TriggersCommand,
+    Command, DevCommand, DrillCommand, PlanCommand, RolloutCommand, TriggersCommand,
     WebhooksCommand,
 };
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Runs one parsed command line and maps its outcome to an exit code.
+pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Plan(PlanCommand::Validate { file }) => cmd::plan::validate(&file),
         Command::Plan(PlanCommand::Show { file }) => cmd::plan::show(&file),

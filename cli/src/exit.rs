@@ -34,6 +34,18 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// As one error for library callers (e.g. tests building a receiver). Diagnostics that
+    /// were already printed are summarised.
+    pub(crate) fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            Failure::Failed(e) | Failure::Input(e) => e,
+            Failure::InputReported => anyhow::anyhow!("invalid input (problems printed above)"),
+            Failure::FailedReported => anyhow::anyhow!("the operation failed (printed above)"),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Failed(e)

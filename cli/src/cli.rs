@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// input (e.g. an invalid plan).
 #[derive(Debug, Parser)]
 #[command(name = "cutover", version, propagate_version = true)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
     #[command(subcommand)]
