@@ -35,6 +35,24 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 pub use error::StepFailure;
 
+/// Registers every Cutover workflow and every real activity on a worker's options: what
+/// `cutover-worker` runs. `ledger` is the ledger URL (see [`RolloutActivityImpls::with_ledger`]);
+/// `client` is what the lock activities talk to Temporal with.
+///
+/// # Errors
+/// A workflow was already registered on `options`.
+pub fn register_all<S: temporalio_sdk::worker_options_builder::State>(
+    options: temporalio_sdk::WorkerOptionsBuilder<S>,
+    ledger: Option<&str>,
+    client: temporalio_client::Client,
+) -> Result<temporalio_sdk::WorkerOptionsBuilder<S>, temporalio_sdk::WorkflowRegistrationError> {
+    Ok(cutover_workflows::register_workflows(options)?
+        .register_activities(RolloutActivityImpls::with_ledger(ledger))
+        .register_activities(TargetActivityImpls::default())
+        .register_activities(DrillActivityImpls::with_ledger(ledger))
+        .register_activities(LockActivityImpls::new(client)))
+}
+
 /// The rollout activities, registered on a worker with `register_activities`.
 pub struct RolloutActivityImpls {
     http: reqwest::Client,

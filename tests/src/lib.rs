@@ -397,11 +397,7 @@ pub async fn replays(client: &Client, workflow_id: &str, name: &str) -> anyhow::
         std::fs::write(Path::new(&dir).join(format!("{name}.json")), &json)?;
     }
     let replayer = WorkflowReplayer::new(
-        WorkflowReplayerOptions::new()
-            .register_workflow::<RolloutWorkflow>()?
-            .register_workflow::<cutover_workflows::drill::DrillWorkflow>()?
-            .register_workflow::<cutover_workflows::lock::LockWorkflow>()?
-            .build(),
+        cutover_workflows::register_workflows(WorkflowReplayerOptions::new())?.build(),
     )?;
     replayer
         .replay_workflow(WorkflowHistory::from_json(&json)?)

@@ -17,10 +17,7 @@ use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
 
 fn replayer() -> anyhow::Result<WorkflowReplayer> {
-    let options = WorkflowReplayerOptions::new()
-        .register_workflow::<RolloutWorkflow>()?
-        .register_workflow::<cutover_workflows::drill::DrillWorkflow>()?
-        .build();
+    let options = cutover_workflows::register_workflows(WorkflowReplayerOptions::new())?.build();
     Ok(WorkflowReplayer::new(options)?)
 }
 

@@ -7,13 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use cutover_activities::{
-    DrillActivityImpls, LockActivityImpls, RolloutActivityImpls, TargetActivityImpls,
-};
 use cutover_client::{ConnectOptions, connect, ensure_search_attributes};
-use cutover_workflows::RolloutWorkflow;
-use cutover_workflows::drill::DrillWorkflow;
-use cutover_workflows::lock::LockWorkflow;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{error, info, warn};
@@ -63,20 +57,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(10))
         .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
         .build();
-    let options = WorkerOptions::new(config.task_queue.clone())
-        .register_workflow::<RolloutWorkflow>()
-        .context("registering RolloutWorkflow")?
-        .register_activities(RolloutActivityImpls::with_ledger(config.ledger.as_deref()))
-        .register_activities(TargetActivityImpls::default())
-        .register_workflow::<DrillWorkflow>()
-        .context("registering DrillWorkflow")?
-        .register_activities(DrillActivityImpls::with_ledger(config.ledger.as_deref()))
-        .register_workflow::<LockWorkflow>()
-        .context("registering LockWorkflow")?
-        .register_activities(LockActivityImpls::new(connected.client.clone()))
-        .tuner(tuner)
-        .graceful_shutdown_period(config.shutdown_grace)
-        .build();
+    let options = cutover_activities::register_all(
+        WorkerOptions::new(config.task_queue.clone()),
+        config.ledger.as_deref(),
+        connected.client.clone(),
+    )
+    .context("registering Cutover's workflows and activities")?
+    .tuner(tuner)
+    .graceful_shutdown_period(config.shutdown_grace)
+    .build();
     let mut worker =
         Worker::new(&runtime, connected.client, options).context("creating the worker")?;
     let shutdown = worker.shutdown_handle();

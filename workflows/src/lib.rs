@@ -13,10 +13,12 @@ pub mod drill;
 mod duration_serde;
 pub mod lock;
 pub mod plan;
+mod register;
 pub mod rollout;
 pub mod status;
 pub mod triggers;
 
+pub use register::{WorkflowRegistry, register_workflows};
 pub use rollout::RolloutWorkflow;
 
 /// The default task queue workers poll and clients start workflows on.
