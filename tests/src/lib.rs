@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod drill;
 pub mod host;
+pub mod inproc;
 pub mod pg;
 pub mod prom;
 pub mod serve;

@@ -4,7 +4,11 @@
 //! (timers), failed non-retryably, and were cancelled mid-step; from drills recorded before
 //! failback existed (`drill-v0-*`, which replay through the `drill-failback-v1` and
 //! `service-lock-v1` patches); and with both patches (`drill-v1-*`: a switchover with switch
-//! back, a failed promotion compensated; `rollout-service-lock`). A change to RolloutWorkflow's
+//! back, a failed promotion compensated; `rollout-service-lock`); with the rollback window as a
+//! hold (`rollout-window-hold-*`, patch `rollback-window-hold-v1`); and with cancel-safe drill
+//! compensation and the restore after a failed verify (`drill-v2-*`, patches
+//! `drill-cancel-safe-v1` and `drill-verify-restore-v1`), recorded by the in-process tests
+//! with `CUTOVER_RECORD_HISTORIES`. A change to RolloutWorkflow's
 //! command sequence that is not guarded with `ctx.patched(...)` makes these fail. To add one,
 //! run a rollout on `cutover dev up` and save it with
 //! `cargo run -p cutover-tests --bin record-history -- <workflow-id> <run-id> tests/histories/<name>.json`.

@@ -39,6 +39,14 @@ mod failback;
 /// The patch that added failback, fencing and checks after a restoration.
 const FAILBACK_PATCH: &str = "drill-failback-v1";
 
+/// The patch that gave compensation and the evidence record their own cancellation token, so
+/// a cancelled drill still restores service and records what happened.
+const CANCEL_SAFE_PATCH: &str = "drill-cancel-safe-v1";
+
+/// The patch that restores service when `verify` fails (before it, such a drill ended with
+/// the app on the promoted standby and the old primary down).
+const VERIFY_RESTORE_PATCH: &str = "drill-verify-restore-v1";
+
 /// The failure type name of a drill that failed.
 pub const DRILL_FAILED: &str = "DrillFailed";
 
@@ -152,12 +160,12 @@ impl DrillWorkflow {
         });
         // Evidence is bookkeeping: a ledger that is down does not change the drill's outcome;
         // the failed write stays in the history.
+        let mut opts = options(Duration::from_secs(30), 5);
+        if ctx.patched(CANCEL_SAFE_PATCH) {
+            opts = detach(opts);
+        }
         let _ = ctx
-            .execute_activity(
-                DrillActivities::record,
-                input,
-                options(Duration::from_secs(30), 5),
-            )
+            .execute_activity(DrillActivities::record, input, opts)
             .await;
         result.map(|()| ctx.state(|s| s.status.clone()))
     }
@@ -348,7 +356,14 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         Err(e) => {
             let why = cause(&e);
             failed(ctx, p, &why);
-            return fail(ctx, format!("verify: {why}"), None);
+            // The app is on the promoted standby and does not pass its checks: put the
+            // original pair back like any other failure after the fault.
+            let restored = if ctx.patched(VERIFY_RESTORE_PATCH) {
+                Some(failback::restore(ctx, &plan, Roles::original(&plan), true).await)
+            } else {
+                None
+            };
+            return fail(ctx, format!("verify: {why}"), restored);
         }
     };
 
@@ -424,6 +439,13 @@ fn options(timeout: Duration, attempts: u32) -> ActivityOptions {
                 .build(),
         )
         .build()
+}
+
+/// `opts` with a cancellation token of their own: the activity runs even while (or after)
+/// the drill is cancelled.
+fn detach(mut opts: ActivityOptions) -> ActivityOptions {
+    opts.cancellation_token = Some(temporalio_workflow::WorkflowCancellationToken::new());
+    opts
 }
 
 fn now(ctx: &WorkflowContext<DrillWorkflow>) -> Option<DateTime<Utc>> {

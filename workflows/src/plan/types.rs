@@ -331,8 +331,14 @@ pub struct ApprovalSpec {
     /// Distinct approvers needed.
     pub required: u32,
     /// How long to wait; none means until someone decides, however long that takes.
+    ///
+    /// On the wire this is `approval_timeout`: the step is flattened into [`Step`], whose own
+    /// `timeout` would otherwise swallow it, and an approval started through JSON (the CLI,
+    /// the receiver, another SDK) would wait forever. Histories recorded before the rename
+    /// carry the duplicate key and replay as they ran: without a timeout.
     #[serde(
         default,
+        rename = "approval_timeout",
         with = "duration_serde::option",
         skip_serializing_if = "Option::is_none"
     )]

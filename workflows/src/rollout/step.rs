@@ -20,6 +20,9 @@ use crate::status::StepError;
 use crate::status::StepState;
 use temporalio_common::error::ActivityExecutionError;
 
+/// The patch that made a deploy's rollback window a pausable, abortable hold.
+pub(super) const WINDOW_HOLD_PATCH: &str = "rollback-window-hold-v1";
+
 /// How a step ended.
 pub(super) enum StepEnd {
     Succeeded,
@@ -67,6 +70,10 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             attempt,
         };
         let result = execute(ctx, index, &step, &release, step_ref).await;
+        // Whatever ended the attempt, nothing of this step is holding any more: `promote`
+        // must be refused from here on (an analysis that failed or was aborted mid-hold
+        // used to leave the flag set, and a promote was accepted during the rollback).
+        ctx.state_mut(|s| s.holding = None);
         let ended = now(ctx);
         let error = match result {
             Ok(output) => {
@@ -400,10 +407,19 @@ async fn deploy(
         }
         prepared
     };
-    if !spec.rollback_window.is_zero()
-        && ctx.timer(spec.rollback_window).await == TimerResult::Cancelled
-    {
-        return Err(Interrupted::TimerCancelled);
+    if !spec.rollback_window.is_zero() {
+        // The window is a hold like a bake: `pause` stops its clock, `abort` rolls back at
+        // once (the old version is still running), `promote` ends it early. Rollouts started
+        // before this replay with the plain timer they ran.
+        if ctx.patched(WINDOW_HOLD_PATCH) {
+            match hold(ctx, index, spec.rollback_window).await {
+                Held::Elapsed | Held::Promoted => {}
+                Held::Cancelled => return Err(Interrupted::TimerCancelled),
+                Held::Aborted => return Err(Interrupted::Aborted),
+            }
+        } else if ctx.timer(spec.rollback_window).await == TimerResult::Cancelled {
+            return Err(Interrupted::TimerCancelled);
+        }
     }
     let retired = ctx
         .execute_activity(

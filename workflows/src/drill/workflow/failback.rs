@@ -213,6 +213,14 @@ pub(super) async fn restore(
     point_app: bool,
 ) -> String {
     let patched = ctx.state(|s| s.failback);
+    // Compensation must run to its end even when the drill is being cancelled (a cancelled
+    // drill is exactly one whose database may be half failed over): its activities get a
+    // cancellation token of their own. Drills started before this replay as they ran.
+    let detached = ctx.patched(super::CANCEL_SAFE_PATCH);
+    let options = |timeout: Duration, attempts: u32| {
+        let opts = options(timeout, attempts);
+        if detached { super::detach(opts) } else { opts }
+    };
     let p = phase(ctx, "restore");
     let mut did = Vec::new();
     if patched {

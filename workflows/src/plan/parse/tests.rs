@@ -569,3 +569,45 @@ fn bad_drill_plans_are_refused_with_positions() {
         "{found:#?}"
     );
 }
+
+/// Every kind of step, with every option that has a serde name of its own.
+const EVERY_KIND: &str = r#"
+service: hello
+environment: dev
+version: "2.0.0"
+steps:
+  - { name: prov, kind: provision, root: .cutover/releases }
+  - { name: build, kind: build, command: cargo, args: [build], artifact: target/debug/hello }
+  - { name: cmd, kind: command, command: "true", timeout: 5s }
+  - { name: migrate, kind: migrate, database_url: { env: DB }, directory: migrations, target_version: 2 }
+  - { name: gate, kind: approval, required: 2, timeout: 90s, on_timeout: continue }
+  - { name: bake, kind: bake, duration: 10m }
+  - name: deploy
+    kind: deploy
+    root: .cutover/releases
+    strategy: canary
+    start: { command: ./hello }
+    instances: 2
+    base_port: 18100
+    listen: 18080
+    health: { path: /health, timeout: 3s }
+    rollback_window: 30s
+    canary: [{ weight: 10, bake: 1m }, { weight: 100 }]
+  - { name: smoke, kind: verify, url: "http://127.0.0.1:8080/health", request_timeout: 2s }
+  - { name: back, kind: rollback, root: .cutover/releases }
+"#;
+
+/// What the CLI sends is what the workflow gets: a plan survives its JSON round trip
+/// unchanged. (An approval's timeout used to share the `timeout` key with its step's and was
+/// lost on the way: approvals started through the CLI never timed out.)
+#[test]
+fn every_step_kind_survives_the_json_round_trip() {
+    let plan = parse_plan(EVERY_KIND, PlanLimits::default()).expect("valid plan");
+    let json = serde_json::to_string(&plan).expect("serialises");
+    let back: Plan = serde_json::from_str(&json).expect("deserialises");
+    assert_eq!(back, plan, "{json}");
+    let StepAction::Approval(a) = &back.steps[4].action else {
+        panic!("approval expected")
+    };
+    assert_eq!(a.timeout, Some(Duration::from_secs(90)));
+}
