@@ -285,20 +285,14 @@ pub(crate) enum ScheduleCommand {
 
 /// Schedule names end up in IDs and URLs: the rules of plan names.
 fn parse_schedule_name(text: &str) -> Result<String, String> {
-    let ok = !text.is_empty()
-        && text.len() <= 63
-        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-    if ok {
-        Ok(text.to_owned())
-    } else {
-        Err(format!(
-            "`{}` is not a schedule name: use 1 to 63 lowercase letters, digits, `-`, `_` or `.`",
-            text.chars().take(40).collect::<String>()
-        ))
-    }
+    cutover_workflows::name::Name::parse(text)
+        .map(String::from)
+        .map_err(|e| {
+            format!(
+                "`{}` is not a schedule name ({e})",
+                text.chars().take(40).collect::<String>()
+            )
+        })
 }
 
 /// The shape only; the server checks the fields (and says which one is wrong).

@@ -12,6 +12,7 @@ pub mod control;
 pub mod drill;
 mod duration_serde;
 pub mod lock;
+pub mod name;
 pub mod plan;
 mod register;
 pub mod rollout;

@@ -93,7 +93,7 @@ pub struct StepStatus {
     /// The step's name.
     pub name: String,
     /// The step's kind.
-    pub kind: String,
+    pub kind: crate::plan::StepKind,
     /// Where it is.
     pub state: StepState,
     /// Attempts started so far.

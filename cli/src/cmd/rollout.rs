@@ -67,16 +67,8 @@ pub(crate) async fn list(
         ),
     ] {
         if let Some(v) = value {
-            if v.is_empty()
-                || !v
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            {
-                return Err(Failure::Input(anyhow!(
-                    "{what} `{}` is not a valid name",
-                    v.chars().take(64).collect::<String>()
-                )));
-            }
+            let v = cutover_workflows::name::Name::parse(v)
+                .map_err(|e| Failure::Input(anyhow!("{what}: {e}")))?;
             query.push_str(&format!(" AND {key} = '{v}'"));
         }
     }

@@ -10,11 +10,13 @@
 //! [`SecretRef`]s that activities resolve on the worker.
 
 mod diagnostic;
+pub(crate) mod kind;
 mod parse;
 mod types;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use kind::StepKind;
 pub use parse::{PlanLimits, parse_drill, parse_plan, parse_triggers};
 pub use types::{
     AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,

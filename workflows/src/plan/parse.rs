@@ -10,6 +10,7 @@ use std::time::Duration;
 #[cfg(test)]
 use super::diagnostic::Diagnostic;
 use super::diagnostic::Diagnostics;
+use super::kind::StepKind;
 use super::types::{BakeSpec, OnFailure, Plan, RetryPolicy, Step, StepAction, Target};
 use super::yaml::{Node, Value};
 use cx::{Cx, Document, Fields, closest, join, parse_document, to_json, truncate, valid_env_name};
@@ -32,18 +33,6 @@ impl Default for PlanLimits {
     }
 }
 
-const KINDS: &[&str] = &[
-    "command",
-    "build",
-    "verify",
-    "provision",
-    "migrate",
-    "deploy",
-    "rollback",
-    "approval",
-    "bake",
-    "analysis",
-];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Parses and validates a plan. Returns the normalized plan, or every problem found.
@@ -279,7 +268,7 @@ impl Cx {
         let kind_node = self.required(
             &fields,
             "kind",
-            &format!("choose one of: {}", KINDS.join(", ")),
+            &format!("choose one of: {}", StepKind::names().join(", ")),
         );
         let kind = kind_node.and_then(|n| self.string(n, &join(path, "kind")));
         let common = [
@@ -290,49 +279,13 @@ impl Cx {
             "retry",
             "point_of_no_return",
         ];
-        let specific: &[&str] = match kind.as_deref() {
-            Some("command") => &["command", "args", "env", "secret_env", "workdir"],
-            Some("build") => &[
-                "command",
-                "args",
-                "env",
-                "secret_env",
-                "workdir",
-                "artifact",
-            ],
-            Some("verify") => &[
-                "url",
-                "method",
-                "expect_status",
-                "body_contains",
-                "json",
-                "request_timeout",
-                "consecutive",
-                "within",
-                "interval",
-            ],
-            Some("provision") => &["root", "database", "env_file"],
-            Some("migrate") => &["database_url", "directory", "dry_run", "target_version"],
-            Some("deploy") => &[
-                "root",
-                "strategy",
-                "start",
-                "instances",
-                "base_port",
-                "listen",
-                "health",
-                "rollback_window",
-                "canary",
-                "analysis",
-            ],
-            Some("rollback") => &["root"],
-            Some("approval") => &["required", "on_timeout"],
-            Some("bake") => &["duration"],
-            Some("analysis") => analysis::ANALYSIS_KEYS,
-            Some(other) => {
-                let hint = match closest(other, KINDS) {
-                    Some(best) => format!("did you mean `{best}`? kinds: {}", KINDS.join(", ")),
-                    None => format!("choose one of: {}", KINDS.join(", ")),
+        let kind = match kind.as_deref().map(|k| (k, StepKind::from_name(k))) {
+            Some((_, Some(kind))) => kind,
+            Some((other, None)) => {
+                let names = StepKind::names();
+                let hint = match closest(other, &names) {
+                    Some(best) => format!("did you mean `{best}`? kinds: {}", names.join(", ")),
+                    None => format!("choose one of: {}", names.join(", ")),
                 };
                 if let Some(n) = kind_node {
                     self.report(
@@ -346,13 +299,11 @@ impl Cx {
             }
             None => return None,
         };
+        let specific = kind.keys();
         let known: Vec<&str> = common.iter().chain(specific).copied().collect();
         self.unknown_keys(&fields, &known);
 
-        let timeout_default = defaults.timeout.unwrap_or(match kind.as_deref() {
-            Some("build") => Duration::from_secs(30 * 60),
-            _ => DEFAULT_TIMEOUT,
-        });
+        let timeout_default = defaults.timeout.unwrap_or(kind.default_timeout());
         let timeout = match fields.get("timeout") {
             Some(n) => self.duration(n, &join(path, "timeout")),
             None => Some(timeout_default),
@@ -365,20 +316,20 @@ impl Cx {
             Some(n) => self.retry(n, &join(path, "retry"), &defaults.retry),
             None => Some(defaults.retry.clone()),
         };
-        let action = match kind.as_deref() {
-            Some("command") => self.command(&fields, path).map(StepAction::Command),
-            Some("build") => self.build(&fields, path).map(StepAction::Build),
-            Some("provision") => self.provision(&fields, path).map(StepAction::Provision),
-            Some("migrate") => self.migrate(&fields, path).map(StepAction::Migrate),
-            Some("deploy") => self.deploy(&fields, path).map(StepAction::Deploy),
-            Some("rollback") => self.rollback(&fields, path).map(StepAction::Rollback),
-            Some("approval") => self.approval(&fields, path).map(StepAction::Approval),
-            Some("bake") => self
+        let action = match kind {
+            StepKind::Command => self.command(&fields, path).map(StepAction::Command),
+            StepKind::Build => self.build(&fields, path).map(StepAction::Build),
+            StepKind::Verify => self.verify(&fields, path).map(StepAction::Verify),
+            StepKind::Provision => self.provision(&fields, path).map(StepAction::Provision),
+            StepKind::Migrate => self.migrate(&fields, path).map(StepAction::Migrate),
+            StepKind::Deploy => self.deploy(&fields, path).map(StepAction::Deploy),
+            StepKind::Rollback => self.rollback(&fields, path).map(StepAction::Rollback),
+            StepKind::Approval => self.approval(&fields, path).map(StepAction::Approval),
+            StepKind::Bake => self
                 .required(&fields, "duration", "say how long, e.g. `duration: 10m`")
                 .and_then(|n| self.duration(n, &join(path, "duration")))
                 .map(|duration| StepAction::Bake(BakeSpec { duration })),
-            Some("analysis") => self.analysis(&fields, path).map(StepAction::Analysis),
-            _ => self.verify(&fields, path).map(StepAction::Verify),
+            StepKind::Analysis => self.analysis(&fields, path).map(StepAction::Analysis),
         };
         let point_of_no_return = match fields.get("point_of_no_return") {
             Some(n) => self.boolean(n, &join(path, "point_of_no_return")),
@@ -464,8 +415,6 @@ impl Cx {
     }
 }
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
 /// Plan-wide defaults for step timeouts and retries.
 struct StepDefaults {
     /// `None` lets each kind pick its own default (builds get longer).
@@ -491,6 +440,7 @@ mod process;
 mod target;
 mod triggers;
 
+pub(crate) use analysis::ANALYSIS_KEYS;
 pub use drill::parse_drill;
 pub use triggers::parse_triggers;
 

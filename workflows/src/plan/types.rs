@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::StepKind;
 use crate::duration_serde;
 
 /// A validated rollout plan, ready to be the input of `RolloutWorkflow`.
@@ -127,18 +128,18 @@ pub enum StepAction {
 
 impl StepAction {
     /// The YAML `kind` of this action.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> StepKind {
         match self {
-            StepAction::Command(_) => "command",
-            StepAction::Build(_) => "build",
-            StepAction::Verify(_) => "verify",
-            StepAction::Provision(_) => "provision",
-            StepAction::Migrate(_) => "migrate",
-            StepAction::Deploy(_) => "deploy",
-            StepAction::Rollback(_) => "rollback",
-            StepAction::Approval(_) => "approval",
-            StepAction::Bake(_) => "bake",
-            StepAction::Analysis(_) => "analysis",
+            StepAction::Command(_) => StepKind::Command,
+            StepAction::Build(_) => StepKind::Build,
+            StepAction::Verify(_) => StepKind::Verify,
+            StepAction::Provision(_) => StepKind::Provision,
+            StepAction::Migrate(_) => StepKind::Migrate,
+            StepAction::Deploy(_) => StepKind::Deploy,
+            StepAction::Rollback(_) => StepKind::Rollback,
+            StepAction::Approval(_) => StepKind::Approval,
+            StepAction::Bake(_) => StepKind::Bake,
+            StepAction::Analysis(_) => StepKind::Analysis,
         }
     }
 }

@@ -69,7 +69,7 @@ impl RolloutWorkflow {
             .iter()
             .map(|s| StepStatus {
                 name: s.name.clone(),
-                kind: s.action.kind().to_owned(),
+                kind: s.action.kind(),
                 state: StepState::Pending,
                 attempts: 0,
                 max_attempts: s.retry.maximum_attempts,

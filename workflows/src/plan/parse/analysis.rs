@@ -10,7 +10,7 @@ use crate::plan::types::{
 use crate::plan::yaml::{Node, Value};
 
 /// Keys of an analysis, as a step's fields or as a block.
-pub(super) const ANALYSIS_KEYS: &[&str] = &[
+pub(crate) const ANALYSIS_KEYS: &[&str] = &[
     "interval",
     "duration",
     "failure_limit",

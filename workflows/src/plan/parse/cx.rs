@@ -170,28 +170,21 @@ impl Cx {
         }
     }
 
-    /// A name that ends up in workflow IDs, paths or logs: lowercase letters, digits, `-_.`.
+    /// A name that ends up in workflow IDs, paths or logs ([`crate::name::Name`]'s rules).
     pub(super) fn name(&mut self, node: &Node, path: &str, what: &str) -> Option<String> {
         let text = self.string(node, path)?;
-        let ok = !text.is_empty()
-            && text.len() <= 63
-            && text
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphanumeric())
-            && text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
-        if !ok {
-            self.report(
-                node,
-                path,
-                format!("`{}` is not a valid {what}", truncate(&text)),
-                "use 1 to 63 lowercase letters, digits, `-`, `_` or `.`, starting with a letter or digit",
-            );
-            return None;
+        match crate::name::Name::parse(&text) {
+            Ok(name) => Some(name.into()),
+            Err(_) => {
+                self.report(
+                    node,
+                    path,
+                    format!("`{}` is not a valid {what}", truncate(&text)),
+                    crate::name::NAME_RULES,
+                );
+                None
+            }
         }
-        Some(text)
     }
 
     pub(super) fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {

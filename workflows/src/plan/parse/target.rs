@@ -153,7 +153,7 @@ impl Cx {
             .and_then(|n| {
                 let p = join(path, "start");
                 let start = self.fields(n, &p)?;
-                self.unknown_keys(&start, &["command", "args", "env", "secret_env", "workdir"]);
+                self.unknown_keys(&start, crate::plan::kind::PROCESS_KEYS);
                 self.command(&start, &p)
             });
         let instances = match fields.get("instances") {
