@@ -63,11 +63,12 @@ pub(crate) trait DeployDriver {
 }
 
 /// Refuses drivers this worker does not have.
-pub(crate) fn check(driver: &str) -> Result<(), StepFailure> {
+pub(crate) fn check(driver: cutover_workflows::plan::Driver) -> Result<(), StepFailure> {
     match driver {
-        "host" => Ok(()),
+        cutover_workflows::plan::Driver::Host => Ok(()),
         other => Err(StepFailure::InvalidInput(format!(
-            "this worker has no `{other}` driver; it supports: host"
+            "this worker has no `{}` driver; it supports: host",
+            other.as_str()
         ))),
     }
 }

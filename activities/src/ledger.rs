@@ -64,7 +64,7 @@ impl LazyLedger {
             service: plan.service.clone(),
             environment: plan.environment.clone(),
             mode: plan.mode.as_str().to_owned(),
-            state: st.state.clone(),
+            state: st.state.as_str().to_owned(),
             rto_ms: st.rto_ms,
             rto_objective_ms: plan.objectives.rto.as_millis() as i64,
             rpo_markers: st.rpo_markers.map(|n| n as i64),

@@ -202,7 +202,7 @@ impl RolloutActivityImpls {
     ) -> Result<ProvisionOutput, ActivityError> {
         on_target(
             &ctx,
-            &input.driver,
+            input.driver,
             self.host
                 .provision(&input.service, &input.version, &input.spec),
         )
@@ -214,7 +214,7 @@ impl RolloutActivityImpls {
 /// classifies the failure.
 async fn on_target<T>(
     ctx: &ActivityContext,
-    driver: &str,
+    driver: cutover_workflows::plan::Driver,
     work: impl std::future::Future<Output = Result<T, StepFailure>>,
 ) -> Result<T, ActivityError> {
     let run = async {
@@ -259,7 +259,7 @@ impl TargetActivityImpls {
     ) -> Result<PrepareOutput, ActivityError> {
         on_target(
             &ctx,
-            &input.driver,
+            input.driver,
             self.host
                 .prepare(&input.service, &input.version, &input.spec),
         )
@@ -275,7 +275,7 @@ impl TargetActivityImpls {
     ) -> Result<ShiftOutput, ActivityError> {
         on_target(
             &ctx,
-            &input.driver,
+            input.driver,
             self.host
                 .shift(&input.service, &input.root, &input.version, input.weight),
         )
@@ -291,7 +291,7 @@ impl TargetActivityImpls {
     ) -> Result<RetireOutput, ActivityError> {
         on_target(
             &ctx,
-            &input.driver,
+            input.driver,
             self.host.retire(&input.service, &input.root, &input.keep),
         )
         .await
@@ -306,7 +306,7 @@ impl TargetActivityImpls {
     ) -> Result<PrepareOutput, ActivityError> {
         on_target(
             &ctx,
-            &input.driver,
+            input.driver,
             self.host
                 .rolling(&input.service, &input.version, &input.spec),
         )
@@ -328,7 +328,7 @@ impl TargetActivityImpls {
         );
         on_target(
             &ctx,
-            &input.driver,
+            input.driver,
             self.host
                 .rollback(&request, &input.service, &input.spec.root),
         )

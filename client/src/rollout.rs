@@ -85,7 +85,7 @@ pub async fn start_rollout(
         ("steps", json!(plan.steps.len())),
     ];
     if let Some(trigger) = &plan.trigger {
-        memo.push(("trigger", json!(trigger.kind)));
+        memo.push(("trigger", json!(trigger.kind.as_str())));
         if let Some(delivery) = &trigger.delivery {
             memo.push((DELIVERY_MEMO, json!(delivery)));
         }

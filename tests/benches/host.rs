@@ -69,14 +69,14 @@ async fn switches() -> anyhow::Result<()> {
     };
     let deploy = |version: String| DeployInput {
         step: step(),
-        driver: "host".to_owned(),
+        driver: cutover_workflows::plan::Driver::Host,
         service: "bench".to_owned(),
         version,
         spec: spec.clone(),
     };
     let shift = |version: String| ShiftInput {
         step: step(),
-        driver: "host".to_owned(),
+        driver: cutover_workflows::plan::Driver::Host,
         service: "bench".to_owned(),
         root: root.clone(),
         version,
@@ -113,7 +113,7 @@ async fn switches() -> anyhow::Result<()> {
             TargetActivityImpls::retire,
             cutover_workflows::contracts::RetireInput {
                 step: step(),
-                driver: "host".to_owned(),
+                driver: cutover_workflows::plan::Driver::Host,
                 service: "bench".to_owned(),
                 root: root.clone(),
                 keep: version,

@@ -166,7 +166,7 @@ pub struct ProvisionInput {
     /// Who runs it.
     pub step: StepRef,
     /// The target driver (`host`).
-    pub driver: String,
+    pub driver: crate::plan::Driver,
     /// The service.
     pub service: String,
     /// The version being released (its release directory is created).
@@ -188,7 +188,7 @@ pub struct DeployInput {
     /// Who runs it.
     pub step: StepRef,
     /// The target driver.
-    pub driver: String,
+    pub driver: crate::plan::Driver,
     /// The service.
     pub service: String,
     /// The version to deploy.
@@ -216,7 +216,7 @@ pub struct ShiftInput {
     /// Who runs it.
     pub step: StepRef,
     /// The target driver.
-    pub driver: String,
+    pub driver: crate::plan::Driver,
     /// The service.
     pub service: String,
     /// Release root.
@@ -242,7 +242,7 @@ pub struct RetireInput {
     /// Who runs it.
     pub step: StepRef,
     /// The target driver.
-    pub driver: String,
+    pub driver: crate::plan::Driver,
     /// The service.
     pub service: String,
     /// Release root.
@@ -264,7 +264,7 @@ pub struct RollbackInput {
     /// Who runs it.
     pub step: StepRef,
     /// The target driver.
-    pub driver: String,
+    pub driver: crate::plan::Driver,
     /// The service.
     pub service: String,
     /// Where.

@@ -54,7 +54,7 @@ pub(crate) async fn run(global: &Global, path: &Path, wait: bool) -> Outcome {
     match handle.get_result(WorkflowGetResultOptions::default()).await {
         Ok(status) => {
             print_status(&status);
-            if status.state == "passed" {
+            if status.state == cutover_workflows::drill::DrillState::Passed {
                 Ok(())
             } else {
                 Err(Failure::FailedReported)

@@ -16,7 +16,7 @@ use crate::render;
 pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
     let mut plan = load_plan(plan)?;
     plan.trigger = Some(cutover_workflows::plan::Trigger {
-        kind: "cli".to_owned(),
+        kind: cutover_workflows::plan::TriggerKind::Cli,
         detail: std::env::var("USER").ok().filter(|u| !u.is_empty()),
         delivery: None,
     });

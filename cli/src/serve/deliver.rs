@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cutover_client::{StartError, start_rollout};
 use cutover_ledger::{Claim, DeliveryRow, NewDelivery};
-use cutover_workflows::plan::Trigger;
+use cutover_workflows::plan::{Trigger, TriggerKind};
 use cutover_workflows::triggers::Provider;
 use serde_json::{Value, json};
 
@@ -294,7 +294,11 @@ async fn handle(
     // The same delivery, sent to several receivers at once, makes the same start request.
     let request_id = format!("cutover-webhook:{tag}");
     plan.trigger = Some(Trigger {
-        kind: seen.provider.clone(),
+        kind: match provider {
+            Provider::Github => TriggerKind::Github,
+            Provider::Gitlab => TriggerKind::Gitlab,
+            Provider::Generic => TriggerKind::Generic,
+        },
         detail: Some(format!("delivery {delivery_id}, rule {rule}")),
         delivery: Some(tag.clone()),
     });

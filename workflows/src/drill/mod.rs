@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub mod contracts;
 mod workflow;
 
-pub use workflow::{DRILL_FAILED, DrillStatus, DrillWorkflow, Phase};
+pub use workflow::{DRILL_FAILED, DrillState, DrillStatus, DrillWorkflow, Phase, PhaseState};
 
 use crate::duration_serde;
 use crate::plan::SecretRef;

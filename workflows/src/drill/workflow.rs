@@ -50,13 +50,89 @@ const VERIFY_RESTORE_PATCH: &str = "drill-verify-restore-v1";
 /// The failure type name of a drill that failed.
 pub const DRILL_FAILED: &str = "DrillFailed";
 
+/// Where a drill is, or how it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrillState {
+    /// Phases are running.
+    #[default]
+    Running,
+    /// Every phase succeeded and both objectives were met.
+    Passed,
+    /// Every phase succeeded but an objective (RTO or RPO) was missed.
+    Missed,
+    /// A phase failed (compensation says what it restored).
+    Failed,
+}
+
+impl DrillState {
+    /// The name in JSON, the ledger and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillState::Running => "running",
+            DrillState::Passed => "passed",
+            DrillState::Missed => "missed",
+            DrillState::Failed => "failed",
+        }
+    }
+}
+
+/// Compares with the JSON name, so scripts' and tests' `state == "passed"` reads as before.
+impl PartialEq<&str> for DrillState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for DrillState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one phase is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseState {
+    /// Started, not ended.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Failed (the note says why).
+    Failed,
+}
+
+impl PhaseState {
+    /// The name in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseState::Running => "running",
+            PhaseState::Succeeded => "succeeded",
+            PhaseState::Failed => "failed",
+        }
+    }
+}
+
+/// Compares with the JSON name, so scripts' and tests' `state == "passed"` reads as before.
+impl PartialEq<&str> for PhaseState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for PhaseState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One phase in the status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Phase {
     /// `preflight`, `mark`, `fault`, `promote`, `switch`, `verify`, `measure`, `restore`.
     pub name: String,
-    /// `running`, `succeeded`, `failed`.
-    pub state: String,
+    /// Running, succeeded or failed.
+    pub state: PhaseState,
     /// Workflow time.
     pub started_at: Option<DateTime<Utc>>,
     /// Workflow time.
@@ -70,8 +146,8 @@ pub struct Phase {
 pub struct DrillStatus {
     /// `drill/<service>/<environment>/<drill>`.
     pub workflow_id: String,
-    /// `running`, `passed`, `missed` (objectives not met), `failed`.
-    pub state: String,
+    /// Running, passed, missed (objectives not met) or failed.
+    pub state: DrillState,
     /// Failover or switchover.
     pub mode: Option<DrillMode>,
     /// Phases in order.
@@ -114,7 +190,7 @@ impl DrillWorkflow {
     fn new(ctx: &WorkflowContextView, plan: DrillPlan) -> Self {
         let status = DrillStatus {
             workflow_id: ctx.workflow_id().to_owned(),
-            state: "running".to_owned(),
+            state: DrillState::Running,
             mode: Some(plan.mode),
             ..DrillStatus::default()
         };
@@ -420,7 +496,11 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         s.status.rto_ms = Some(rto_ms);
         s.status.rpo_markers = Some(lost);
         s.status.rpo_bytes = Some(lost_bytes);
-        s.status.state = if reason.is_none() { "passed" } else { "missed" }.to_owned();
+        s.status.state = if reason.is_none() {
+            DrillState::Passed
+        } else {
+            DrillState::Missed
+        };
         s.status.reason = reason;
     });
     if ctx.state(|s| s.failback) && plan.failback.rebuild {
@@ -458,7 +538,7 @@ fn phase(ctx: &WorkflowContext<DrillWorkflow>, name: &str) -> usize {
     ctx.state_mut(|s| {
         s.status.phases.push(Phase {
             name: name.to_owned(),
-            state: "running".to_owned(),
+            state: PhaseState::Running,
             started_at: at,
             finished_at: None,
             note: None,
@@ -468,18 +548,18 @@ fn phase(ctx: &WorkflowContext<DrillWorkflow>, name: &str) -> usize {
 }
 
 fn done(ctx: &WorkflowContext<DrillWorkflow>, index: usize, note: String) {
-    end(ctx, index, "succeeded", note);
+    end(ctx, index, PhaseState::Succeeded, note);
 }
 
 fn failed(ctx: &WorkflowContext<DrillWorkflow>, index: usize, why: &str) {
-    end(ctx, index, "failed", why.to_owned());
+    end(ctx, index, PhaseState::Failed, why.to_owned());
 }
 
-fn end(ctx: &WorkflowContext<DrillWorkflow>, index: usize, state: &str, note: String) {
+fn end(ctx: &WorkflowContext<DrillWorkflow>, index: usize, state: PhaseState, note: String) {
     let at = now(ctx);
     ctx.state_mut(|s| {
         let p = &mut s.status.phases[index];
-        p.state = state.to_owned();
+        p.state = state;
         p.finished_at = at;
         p.note = Some(note);
     });
@@ -491,7 +571,7 @@ fn fail<T>(
     restoration: Option<String>,
 ) -> WorkflowResult<T> {
     ctx.state_mut(|s| {
-        s.status.state = "failed".to_owned();
+        s.status.state = DrillState::Failed;
         s.status.reason = Some(reason.clone());
         s.status.restoration = restoration.clone();
     });

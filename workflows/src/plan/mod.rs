@@ -20,7 +20,8 @@ pub use kind::StepKind;
 pub use parse::{PlanLimits, parse_drill, parse_plan, parse_triggers};
 pub use types::{
     AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,
-    DeploySpec, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec, MigrateSpec,
-    OnFailure, OnTimeout, Plan, PrometheusQuery, ProvisionSpec, RetryPolicy, RollbackSpec,
-    SecretRef, SqlQuery, Step, StepAction, Strategy, Target, Trigger, VerifySpec,
+    DeploySpec, Driver, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec,
+    MigrateSpec, OnFailure, OnTimeout, Plan, PrometheusQuery, ProvisionSpec, RetryPolicy,
+    RollbackSpec, SecretRef, SqlQuery, Step, StepAction, Strategy, Target, Trigger, TriggerKind,
+    VerifySpec,
 };

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::diagnostic::Diagnostic;
 use super::diagnostic::Diagnostics;
 use super::kind::StepKind;
-use super::types::{BakeSpec, OnFailure, Plan, RetryPolicy, Step, StepAction, Target};
+use super::types::{BakeSpec, Driver, OnFailure, Plan, RetryPolicy, Step, StepAction, Target};
 use super::yaml::{Node, Value};
 use cx::{Cx, Document, Fields, closest, join, parse_document, to_json, truncate, valid_env_name};
 
@@ -153,7 +153,9 @@ impl Cx {
             None => "host".to_owned(),
         };
         match driver.as_str() {
-            "host" => Some(Target { driver }),
+            "host" => Some(Target {
+                driver: Driver::Host,
+            }),
             "kubernetes" => {
                 self.report(
                     fields.get("driver").unwrap_or(node),

@@ -32,8 +32,8 @@ pub struct Plan {
 /// What started a rollout, kept in its release record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {
-    /// `cli`, `github`, `gitlab`, `generic`, `schedule`.
-    pub kind: String,
+    /// Who started it.
+    pub kind: TriggerKind,
     /// Who, or which delivery and rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -41,6 +41,58 @@ pub struct Trigger {
     /// receiver that loses a start race can tell the running rollout is its own delivery's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
+}
+
+/// Who started a rollout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// `cutover rollout start`.
+    Cli,
+    /// A GitHub webhook delivery.
+    Github,
+    /// A GitLab webhook delivery.
+    Gitlab,
+    /// A generic (HMAC-signed) webhook delivery.
+    Generic,
+}
+
+impl TriggerKind {
+    /// The name in the ledger, the memo and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Cli => "cli",
+            TriggerKind::Github => "github",
+            TriggerKind::Gitlab => "gitlab",
+            TriggerKind::Generic => "generic",
+        }
+    }
+}
+
+/// A kind of deploy target: which driver provisions, deploys and switches traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Driver {
+    /// Processes, nginx and PostgreSQL on the worker's machine.
+    #[default]
+    Host,
+}
+
+impl Driver {
+    /// The name in plans and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Host => "host",
+        }
+    }
+}
+
+/// Compares with the plan's name, e.g. `target.driver == "host"`.
+impl PartialEq<&str> for Driver {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// What a rollout does when a step fails after its retries.
@@ -65,18 +117,10 @@ impl Plan {
 }
 
 /// The target section: which driver provisions, deploys and switches traffic.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Target {
-    /// Driver name (`host`).
-    pub driver: String,
-}
-
-impl Default for Target {
-    fn default() -> Self {
-        Self {
-            driver: "host".to_owned(),
-        }
-    }
+    /// The driver.
+    pub driver: Driver,
 }
 
 /// One step of a plan.

@@ -30,7 +30,8 @@ pub(super) async fn record(ctx: &WorkflowContext<RolloutWorkflow>) {
                 .plan
                 .trigger
                 .as_ref()
-                .map_or_else(|| "cli".to_owned(), |t| t.kind.clone()),
+                .map_or("cli", |t| t.kind.as_str())
+                .to_owned(),
             trigger_detail: s.plan.trigger.as_ref().and_then(|t| t.detail.clone()),
             outcome: s.status.state.as_str().to_owned(),
             reason: s.status.reason.clone(),

@@ -94,7 +94,7 @@ pub(super) async fn compensate(
         (
             s.compensations.clone(),
             s.plan.service.clone(),
-            s.plan.target.driver.clone(),
+            s.plan.target.driver,
             s.status.workflow_id.clone(),
             s.point_of_no_return.clone(),
         )
@@ -121,7 +121,7 @@ pub(super) async fn compensate(
                     TargetActivities::rollback,
                     RollbackInput {
                         step,
-                        driver: driver.clone(),
+                        driver,
                         service: service.clone(),
                         spec: RollbackSpec { root: root.clone() },
                     },
@@ -139,7 +139,7 @@ pub(super) async fn compensate(
                     TargetActivities::retire,
                     RetireInput {
                         step,
-                        driver: driver.clone(),
+                        driver,
                         service: service.clone(),
                         root: root.clone(),
                         keep: String::new(),

@@ -42,7 +42,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             Release {
                 service: s.plan.service.clone(),
                 version: s.plan.version.clone(),
-                driver: s.plan.target.driver.clone(),
+                driver: s.plan.target.driver,
             },
         )
     });
@@ -141,7 +141,7 @@ fn cancelled(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
 struct Release {
     service: String,
     version: String,
-    driver: String,
+    driver: crate::plan::Driver,
 }
 
 /// Why an attempt stopped short of a result.
@@ -222,7 +222,7 @@ async fn execute(
                 RolloutActivities::provision,
                 ProvisionInput {
                     step: step_ref,
-                    driver: release.driver.clone(),
+                    driver: release.driver,
                     service: release.service.clone(),
                     version: release.version.clone(),
                     spec: spec.clone(),
@@ -236,7 +236,7 @@ async fn execute(
                 TargetActivities::rollback,
                 RollbackInput {
                     step: step_ref,
-                    driver: release.driver.clone(),
+                    driver: release.driver,
                     service: release.service.clone(),
                     spec: spec.clone(),
                 },
@@ -331,14 +331,14 @@ async fn deploy(
 ) -> Result<DeployOutput, Interrupted> {
     let input = DeployInput {
         step: step_ref.clone(),
-        driver: release.driver.clone(),
+        driver: release.driver,
         service: release.service.clone(),
         version: release.version.clone(),
         spec: spec.clone(),
     };
     let shift = |weight: u8| ShiftInput {
         step: step_ref.clone(),
-        driver: release.driver.clone(),
+        driver: release.driver,
         service: release.service.clone(),
         root: spec.root.clone(),
         version: release.version.clone(),
@@ -426,7 +426,7 @@ async fn deploy(
             TargetActivities::retire,
             RetireInput {
                 step: step_ref,
-                driver: release.driver.clone(),
+                driver: release.driver,
                 service: release.service.clone(),
                 root: spec.root.clone(),
                 keep: release.version.clone(),
