@@ -2,6 +2,7 @@
 //! line by line into the worker log, heartbeats while it runs, and the whole group killed on
 //! cancellation.
 
+use cutover_client::poll;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -216,10 +217,10 @@ async fn kill_group(pid: Pid, child: &mut Child) {
     // Children of the command that outlived it are in the group too. Signals are delivered
     // asynchronously: wait until no live member is left, so "cancelled" means gone.
     let _ = killpg(pid, Signal::SIGKILL);
-    let deadline = tokio::time::Instant::now() + KILL_GRACE;
-    while group_has_live_members(pid.as_raw()) && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let _ = poll::until(KILL_GRACE, Duration::from_millis(10), || async {
+        (!group_has_live_members(pid.as_raw())).then_some(())
+    })
+    .await;
 }
 
 /// Whether any process of process group `pgid` is alive (zombies excluded: they are dead and

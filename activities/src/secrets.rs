@@ -4,15 +4,17 @@
 use std::collections::BTreeMap;
 
 use cutover_workflows::plan::SecretRef;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::StepFailure;
 
 /// Largest secret file read.
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
-/// Resolved secrets: variable name → value. `Debug` prints names only.
+/// Resolved secrets: variable name → value, each a [`SecretString`] (zeroed on drop, never
+/// printed). `Debug` prints names only.
 #[derive(Default)]
-pub(crate) struct Secrets(BTreeMap<String, String>);
+pub(crate) struct Secrets(BTreeMap<String, SecretString>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,7 +28,10 @@ impl Secrets {
     pub(crate) fn resolve(refs: &BTreeMap<String, SecretRef>) -> Result<Self, StepFailure> {
         let mut out = BTreeMap::new();
         for (var, reference) in refs {
-            out.insert(var.clone(), resolve_one(var, reference)?);
+            out.insert(
+                var.clone(),
+                SecretString::from(resolve_one(var, reference)?),
+            );
         }
         Ok(Self(out))
     }
@@ -35,7 +40,7 @@ impl Secrets {
     pub(crate) fn single(label: &str, reference: &SecretRef) -> Result<Self, StepFailure> {
         Ok(Self(BTreeMap::from([(
             label.to_owned(),
-            resolve_one(label, reference)?,
+            SecretString::from(resolve_one(label, reference)?),
         )])))
     }
 
@@ -46,7 +51,7 @@ impl Secrets {
 
     /// The value under `label`.
     pub(crate) fn get(&self, label: &str) -> Option<&str> {
-        self.0.get(label).map(String::as_str)
+        self.0.get(label).map(ExposeSecret::expose_secret)
     }
 
     /// Adds the password of a connection URL as a secret of its own, so it is redacted even
@@ -55,27 +60,31 @@ impl Secrets {
         let password = self
             .0
             .get(label)
+            .map(ExposeSecret::expose_secret)
             .and_then(|url| url.split_once("://"))
             .and_then(|(_, rest)| rest.rsplit_once('@'))
             .and_then(|(userinfo, _)| userinfo.split_once(':'))
             .map(|(_, password)| password.to_owned());
         if let Some(p) = password.filter(|p| !p.is_empty()) {
-            self.0.insert(format!("{label}#password"), p);
+            self.0
+                .insert(format!("{label}#password"), SecretString::from(p));
         }
         self
     }
 
-    /// (name, value) pairs for a child's environment.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter()
+    /// (name, value) pairs for a child's environment: the one place values are exposed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.expose_secret()))
     }
 
     /// Replaces every secret value in `text` with `***`, so a command that echoes a secret
     /// does not leak it into logs or workflow history.
     pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for value in self.0.values().filter(|v| v.len() >= 4) {
-            out = out.replace(value.as_str(), "***");
+        for value in self.0.values().map(ExposeSecret::expose_secret) {
+            if value.len() >= 4 {
+                out = out.replace(value, "***");
+            }
         }
         out
     }

@@ -8,6 +8,7 @@
 
 pub mod connect;
 pub mod lock;
+pub mod poll;
 pub mod rollout;
 pub mod schedule;
 pub mod search_attributes;

@@ -112,19 +112,20 @@ pub async fn release(client: &Client, input: &LockRequest) -> Result<(), LockErr
         Err(e) => return Err(unavailable(&format!("releasing {id}: {e}"))),
     }
     // Released means the lock run has ended, so that whoever comes next finds it free.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match holder(client, &input.service, &input.environment).await? {
-            Some(h) if h.run_id == input.holder.run_id => {}
-            _ => return Ok(()),
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(unavailable(&format!(
-                "{id} did not end within 10 s of its release"
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::poll::try_until(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(20),
+        || async {
+            Ok(
+                match holder(client, &input.service, &input.environment).await? {
+                    Some(h) if h.run_id == input.holder.run_id => None,
+                    _ => Some(()),
+                },
+            )
+        },
+        || unavailable(&format!("{id} did not end within 10 s of its release")),
+    )
+    .await
 }
 
 fn unavailable(text: &str) -> LockError {

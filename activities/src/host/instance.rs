@@ -4,6 +4,7 @@
 //! a worker restart must not take the service down. Their pidfiles are how a later attempt
 //! (on any worker of this host) finds, reuses or stops them.
 
+use cutover_client::poll;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -159,11 +160,11 @@ pub(crate) async fn stop(pidfile: &Path, grace: Duration) {
     if let Some(pid) = live_pid(pidfile) {
         let group = Pid::from_raw(pid);
         let _ = killpg(group, Signal::SIGTERM);
-        let deadline = Instant::now() + grace;
-        while alive(pid) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if alive(pid) {
+        let exited = poll::until(grace, Duration::from_millis(50), || async {
+            (!alive(pid)).then_some(())
+        })
+        .await;
+        if exited.is_err() {
             let _ = killpg(group, Signal::SIGKILL);
         }
     }

@@ -6,11 +6,10 @@
 //! ones finish their requests. [`Nginx::apply`] waits until every old worker is gone, so when
 //! it returns, all traffic goes where the new upstream says.
 
+use cutover_client::poll;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-use tokio::time::Instant;
 
 use super::state::write_atomic;
 use crate::error::StepFailure;
@@ -126,36 +125,42 @@ http {{
     async fn start(&self) -> Result<(), StepFailure> {
         self.run(&["-t", "-q"])?;
         self.run(&[])?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.master().is_some_and(|m| !workers(m).is_empty()) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err(StepFailure::DeployFailed(format!(
-            "nginx did not start; see {}/logs/error.log",
-            self.prefix.display()
-        )))
+        poll::until(
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || async {
+                self.master()
+                    .is_some_and(|m| !workers(m).is_empty())
+                    .then_some(())
+            },
+        )
+        .await
+        .map_err(|_| {
+            StepFailure::DeployFailed(format!(
+                "nginx did not start; see {}/logs/error.log",
+                self.prefix.display()
+            ))
+        })
     }
 
     async fn wait_workers_replaced(&self, master: i32, old: &[i32]) -> Result<(), StepFailure> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let now = workers(master);
-            let fresh = now.iter().any(|w| !old.contains(w));
-            let stale = now.iter().any(|w| old.contains(w));
-            if fresh && !stale {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(StepFailure::DeployFailed(format!(
-                    "nginx did not finish reloading within 30s; see {}/logs/error.log",
-                    self.prefix.display()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll::until(
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || async {
+                let now = workers(master);
+                let fresh = now.iter().any(|w| !old.contains(w));
+                let stale = now.iter().any(|w| old.contains(w));
+                (fresh && !stale).then_some(())
+            },
+        )
+        .await
+        .map_err(|_| {
+            StepFailure::DeployFailed(format!(
+                "nginx did not finish reloading within 30s; see {}/logs/error.log",
+                self.prefix.display()
+            ))
+        })
     }
 
     fn run(&self, args: &[&str]) -> Result<(), StepFailure> {

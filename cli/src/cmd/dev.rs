@@ -15,7 +15,6 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::time::Instant;
 
 use crate::cli::Global;
 use crate::exit::{Failure, Outcome};
@@ -142,14 +141,12 @@ fn reachable(addr: SocketAddr) -> bool {
 }
 
 async fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<(), ()> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ready() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(())
+    cutover_client::poll::until(limit, Duration::from_millis(200), || {
+        let ok = ready();
+        async move { ok.then_some(()) }
+    })
+    .await
+    .map_err(|_| ())
 }
 
 /// Starts a process in its own process group (so a Ctrl-C in this terminal does not reach

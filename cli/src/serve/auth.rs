@@ -12,14 +12,16 @@
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A provider's secrets. `Debug` shows how many, never what.
+/// A provider's secrets, each a [`SecretSlice`] (zeroed on drop, never printed). `Debug` shows
+/// how many, never what.
 #[derive(Clone, Default)]
-pub(crate) struct Secrets(Vec<Vec<u8>>);
+pub(crate) struct Secrets(Vec<SecretSlice<u8>>);
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,7 +36,7 @@ impl Secrets {
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
-                .map(|l| l.as_bytes().to_vec())
+                .map(|l| SecretSlice::from(l.as_bytes().to_vec()))
                 .collect(),
         )
     }
@@ -65,7 +67,7 @@ fn hmac_matches(secrets: &Secrets, header: Option<&str>, parts: &[&[u8]]) -> Res
         .ok_or(Mismatch)?;
     let mut ok = false;
     for secret in &secrets.0 {
-        let Ok(mut mac) = HmacSha256::new_from_slice(secret) else {
+        let Ok(mut mac) = HmacSha256::new_from_slice(secret.expose_secret()) else {
             continue;
         };
         for p in parts {
@@ -91,7 +93,7 @@ pub(crate) fn gitlab(secrets: &Secrets, token: Option<&str>) -> Result<(), Misma
     let token = token.ok_or(Mismatch)?.as_bytes();
     let mut ok = subtle::Choice::from(0);
     for secret in &secrets.0 {
-        ok |= secret.as_slice().ct_eq(token);
+        ok |= secret.expose_secret().ct_eq(token);
     }
     if bool::from(ok) {
         Ok(())
