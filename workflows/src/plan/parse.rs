@@ -436,11 +436,15 @@ impl Default for StepDefaults {
 }
 
 mod analysis;
+mod approval;
 mod cx;
+mod deploy;
 mod drill;
+mod migrate;
 mod process;
-mod target;
+mod provision;
 mod triggers;
+mod verify;
 
 pub(crate) use analysis::ANALYSIS_KEYS;
 pub use drill::parse_drill;

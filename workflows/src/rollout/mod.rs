@@ -7,6 +7,8 @@
 //! starts — which a server-side retry would hide until the activity finally closes.
 
 mod analysis;
+mod approval;
+mod deploy;
 mod failure;
 mod hold;
 mod ledger;

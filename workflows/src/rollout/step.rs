@@ -9,13 +9,12 @@ use super::analysis::{Analysed, analyse};
 use super::failure::{AttemptFailure, classify};
 use super::hold::{Held, hold};
 use super::{RolloutWorkflow, now};
-use crate::contracts::{ApprovalOutput, BakeOutput};
+use crate::contracts::BakeOutput;
 use crate::contracts::{
-    BuildInput, CommandInput, DeployInput, DeployOutput, MigrateInput, ProvisionInput, RetireInput,
-    RollbackInput, RolloutActivities, ShiftInput, StepOutput, StepRef, TargetActivities,
-    VerifyInput,
+    BuildInput, CommandInput, MigrateInput, ProvisionInput, RollbackInput, RolloutActivities,
+    StepOutput, StepRef, TargetActivities, VerifyInput,
 };
-use crate::plan::{ApprovalSpec, DeploySpec, OnTimeout, Step, StepAction, Strategy};
+use crate::plan::{Step, StepAction};
 use crate::status::StepError;
 use crate::status::StepState;
 use temporalio_common::error::ActivityExecutionError;
@@ -138,14 +137,14 @@ fn cancelled(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
 }
 
 /// What the plan says about the release, needed by target activities.
-struct Release {
-    service: String,
-    version: String,
-    driver: crate::plan::Driver,
+pub(super) struct Release {
+    pub(super) service: String,
+    pub(super) version: String,
+    pub(super) driver: crate::plan::Driver,
 }
 
 /// Why an attempt stopped short of a result.
-enum Interrupted {
+pub(super) enum Interrupted {
     /// An activity failed or was cancelled.
     Activity(Box<ActivityExecutionError>),
     /// A bake or rollback-window timer was cancelled with the workflow.
@@ -244,16 +243,18 @@ async fn execute(
             )
             .await?,
         ),
-        StepAction::Deploy(spec) => {
-            StepOutput::Deploy(deploy(ctx, index, spec, release, step_ref, opts).await?)
-        }
+        StepAction::Deploy(spec) => StepOutput::Deploy(
+            super::deploy::deploy(ctx, index, spec, release, step_ref, opts).await?,
+        ),
         StepAction::Bake(spec) => match hold(ctx, index, spec.duration).await {
             Held::Elapsed => StepOutput::Bake(BakeOutput { promoted: false }),
             Held::Promoted => StepOutput::Bake(BakeOutput { promoted: true }),
             Held::Cancelled => return Err(Interrupted::TimerCancelled),
             Held::Aborted => return Err(Interrupted::Aborted),
         },
-        StepAction::Approval(spec) => StepOutput::Approval(approval(ctx, index, spec).await?),
+        StepAction::Approval(spec) => {
+            StepOutput::Approval(super::approval::approval(ctx, index, spec).await?)
+        }
         StepAction::Analysis(spec) => {
             match analyse(ctx, index, spec, &step_ref, &opts, None).await {
                 Analysed::Passed(out) => StepOutput::Analysis(out),
@@ -264,181 +265,6 @@ async fn execute(
         }
     };
     Ok(output)
-}
-
-/// Waits for the required distinct approvals; with a timeout, aborts or continues when it
-/// passes, as the plan says.
-async fn approval(
-    ctx: &WorkflowContext<RolloutWorkflow>,
-    index: usize,
-    spec: &ApprovalSpec,
-) -> Result<ApprovalOutput, Interrupted> {
-    ctx.state_mut(|s| s.awaiting_approval = Some(index));
-    let required = spec.required as usize;
-    let enough = move |s: &RolloutWorkflow| {
-        s.status.steps[index].approvals.len() >= required || s.aborted.is_some()
-    };
-    let timed_out = match spec.timeout {
-        None => ctx
-            .wait_condition(enough)
-            .await
-            .map(|()| false)
-            .map_err(|_| ()),
-        Some(limit) => temporalio_sdk::workflows::select! {
-            fired = ctx.timer(limit) => if fired == TimerResult::Cancelled { Err(()) } else { Ok(true) },
-            done = ctx.wait_condition(enough) => done.map(|()| false).map_err(|_| ())
-        },
-    };
-    ctx.state_mut(|s| s.awaiting_approval = None);
-    let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
-    if ctx.state(|s| s.aborted.is_some()) {
-        return Err(Interrupted::Aborted);
-    }
-    let approvers: Vec<String> = ctx.state(|s| {
-        s.status.steps[index]
-            .approvals
-            .iter()
-            .map(|a| a.approver.clone())
-            .collect()
-    });
-    if timed_out && spec.on_timeout == OnTimeout::Abort {
-        return Err(Interrupted::Failed(StepError {
-            kind: "ApprovalTimedOut".to_owned(),
-            message: format!(
-                "{} of {required} approvals within {}",
-                approvers.len(),
-                humantime::format_duration(spec.timeout.unwrap_or_default())
-            ),
-            retryable: false,
-        }));
-    }
-    Ok(ApprovalOutput {
-        approvers,
-        timed_out,
-    })
-}
-
-/// A deploy: start the new version beside the old, move traffic (at once, or in canary
-/// weights held for their bake times), keep the old version for the rollback window, stop it.
-/// Rolling deploys replace instances one by one in a single activity.
-async fn deploy(
-    ctx: &WorkflowContext<RolloutWorkflow>,
-    index: usize,
-    spec: &DeploySpec,
-    release: &Release,
-    step_ref: StepRef,
-    opts: ActivityOptions,
-) -> Result<DeployOutput, Interrupted> {
-    let input = DeployInput {
-        step: step_ref.clone(),
-        driver: release.driver,
-        service: release.service.clone(),
-        version: release.version.clone(),
-        spec: spec.clone(),
-    };
-    let shift = |weight: u8| ShiftInput {
-        step: step_ref.clone(),
-        driver: release.driver,
-        service: release.service.clone(),
-        root: spec.root.clone(),
-        version: release.version.clone(),
-        weight,
-    };
-    let mut shifts = Vec::new();
-    let prepared = if spec.strategy == Strategy::Rolling {
-        {
-            let out = ctx
-                .execute_activity(TargetActivities::rolling, input, opts.clone())
-                .await?;
-            if !out.already_current {
-                let previous = out.previous.clone();
-                ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous));
-            }
-            out
-        }
-    } else {
-        let prepared = ctx
-            .execute_activity(TargetActivities::prepare, input, opts.clone())
-            .await?;
-        if !prepared.already_current {
-            let previous = prepared.previous.clone();
-            ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous));
-        }
-        let weights: Vec<(u8, Duration)> = match spec.strategy {
-            Strategy::Canary => spec.canary.iter().map(|c| (c.weight, c.bake)).collect(),
-            _ => vec![(100, Duration::ZERO)],
-        };
-        for (weight, bake) in weights {
-            shifts.push(
-                ctx.execute_activity(TargetActivities::shift, shift(weight), opts.clone())
-                    .await?,
-            );
-            // A canary's analysis judges each partial weight before its bake.
-            if let (true, Some(analysis)) = (weight < 100, &spec.analysis) {
-                match analyse(ctx, index, analysis, &step_ref, &opts, Some(weight)).await {
-                    Analysed::Passed(out) if out.promoted => {
-                        shifts.push(
-                            ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
-                                .await?,
-                        );
-                        break;
-                    }
-                    Analysed::Passed(_) => {}
-                    Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
-                    Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
-                    Analysed::Aborted => return Err(Interrupted::Aborted),
-                }
-            }
-            if weight < 100 && !bake.is_zero() {
-                match hold(ctx, index, bake).await {
-                    Held::Elapsed => {}
-                    // Promote skips the remaining canary steps: all traffic to the new version.
-                    Held::Promoted => {
-                        shifts.push(
-                            ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
-                                .await?,
-                        );
-                        break;
-                    }
-                    Held::Cancelled => return Err(Interrupted::TimerCancelled),
-                    Held::Aborted => return Err(Interrupted::Aborted),
-                }
-            }
-        }
-        prepared
-    };
-    if !spec.rollback_window.is_zero() {
-        // The window is a hold like a bake: `pause` stops its clock, `abort` rolls back at
-        // once (the old version is still running), `promote` ends it early. Rollouts started
-        // before this replay with the plain timer they ran.
-        if ctx.patched(WINDOW_HOLD_PATCH) {
-            match hold(ctx, index, spec.rollback_window).await {
-                Held::Elapsed | Held::Promoted => {}
-                Held::Cancelled => return Err(Interrupted::TimerCancelled),
-                Held::Aborted => return Err(Interrupted::Aborted),
-            }
-        } else if ctx.timer(spec.rollback_window).await == TimerResult::Cancelled {
-            return Err(Interrupted::TimerCancelled);
-        }
-    }
-    let retired = ctx
-        .execute_activity(
-            TargetActivities::retire,
-            RetireInput {
-                step: step_ref,
-                driver: release.driver,
-                service: release.service.clone(),
-                root: spec.root.clone(),
-                keep: release.version.clone(),
-            },
-            opts,
-        )
-        .await?;
-    Ok(DeployOutput {
-        prepared,
-        shifts,
-        retired: retired.stopped,
-    })
 }
 
 fn options(step: &Step, step_ref: &StepRef) -> ActivityOptions {

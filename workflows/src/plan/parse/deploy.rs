@@ -1,120 +1,13 @@
-//! Parsing the steps that act on a target: `provision`, `migrate`, `deploy`, `rollback`,
-//! and the steps people steer: `approval`.
+//! Parsing `deploy` steps (strategy, start command, health check, canary weights, the
+//! rollback window, an analysis between weights) and `rollback` steps.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{Cx, Fields, join, truncate};
-use crate::plan::types::{
-    ApprovalSpec, CanaryStep, DatabaseProvision, DeploySpec, HealthCheck, MigrateSpec, OnTimeout,
-    ProvisionSpec, RollbackSpec, Strategy,
-};
+use crate::plan::types::{CanaryStep, DeploySpec, HealthCheck, RollbackSpec, Strategy};
 use crate::plan::yaml::{Node, Value};
 
 impl Cx {
-    pub(super) fn provision(&mut self, fields: &Fields<'_>, path: &str) -> Option<ProvisionSpec> {
-        let root = self.path_value(
-            fields,
-            "root",
-            path,
-            "give the release root, e.g. `root: /srv/releases`",
-        );
-        let database = match fields.get("database") {
-            Some(n) => self.database(n, &join(path, "database")).map(Some),
-            None => Some(None),
-        };
-        let env_file = match fields.get("env_file") {
-            Some(n) => self.secret_env(n, &join(path, "env_file")),
-            None => Some(BTreeMap::new()),
-        };
-        Some(ProvisionSpec {
-            root: root?,
-            database: database?,
-            env_file: env_file?,
-        })
-    }
-
-    pub(super) fn database(&mut self, node: &Node, path: &str) -> Option<DatabaseProvision> {
-        let fields = self.fields(node, path)?;
-        self.unknown_keys(&fields, &["admin_url", "name", "owner", "owner_password"]);
-        let admin_url = self
-            .required(
-                &fields,
-                "admin_url",
-                "reference a superuser connection string, e.g. `admin_url: { env: PG_ADMIN_URL }`",
-            )
-            .and_then(|n| self.secret_ref(n, &join(path, "admin_url")));
-        let name = self
-            .required(&fields, "name", "name the database")
-            .and_then(|n| self.sql_identifier(n, &join(path, "name")));
-        let owner = self
-            .required(&fields, "owner", "name the owning role")
-            .and_then(|n| self.sql_identifier(n, &join(path, "owner")));
-        let owner_password = match fields.get("owner_password") {
-            Some(n) => self.secret_ref(n, &join(path, "owner_password")).map(Some),
-            None => Some(None),
-        };
-        Some(DatabaseProvision {
-            admin_url: admin_url?,
-            name: name?,
-            owner: owner?,
-            owner_password: owner_password?,
-        })
-    }
-
-    /// Database and role names: plain lowercase identifiers, so no quoting surprises.
-    pub(super) fn sql_identifier(&mut self, node: &Node, path: &str) -> Option<String> {
-        let text = self.string(node, path)?;
-        let ok = !text.is_empty()
-            && text.len() <= 63
-            && text.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-            && text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !ok {
-            self.report(
-                node,
-                path,
-                format!("`{}` is not a plain SQL identifier", truncate(&text)),
-                "use 1 to 63 lowercase letters, digits and `_`, starting with a letter or `_`",
-            );
-            return None;
-        }
-        Some(text)
-    }
-
-    pub(super) fn migrate(&mut self, fields: &Fields<'_>, path: &str) -> Option<MigrateSpec> {
-        let database_url = self
-            .required(
-                fields,
-                "database_url",
-                "reference the connection string, e.g. `database_url: { env: DATABASE_URL }`",
-            )
-            .and_then(|n| self.secret_ref(n, &join(path, "database_url")));
-        let directory = self.path_value(
-            fields,
-            "directory",
-            path,
-            "give the migrations directory, e.g. `directory: migrations`",
-        );
-        let dry_run = match fields.get("dry_run") {
-            Some(n) => self.boolean(n, &join(path, "dry_run")),
-            None => Some(false),
-        };
-        let target_version = match fields.get("target_version") {
-            Some(n) => self
-                .integer(n, &join(path, "target_version"), 0, i64::MAX as u64)
-                .map(|v| Some(v as i64)),
-            None => Some(None),
-        };
-        Some(MigrateSpec {
-            database_url: database_url?,
-            directory: directory?,
-            dry_run: dry_run?,
-            target_version: target_version?,
-        })
-    }
-
     pub(super) fn deploy(&mut self, fields: &Fields<'_>, path: &str) -> Option<DeploySpec> {
         let root = self.path_value(
             fields,
@@ -364,43 +257,6 @@ impl Cx {
             ok = false;
         }
         ok.then_some(steps)
-    }
-
-    /// An approval's `timeout` is how long to wait for people (absent: forever), not an
-    /// activity timeout, so it is read here rather than as the step's.
-    pub(super) fn approval(&mut self, fields: &Fields<'_>, path: &str) -> Option<ApprovalSpec> {
-        let required = match fields.get("required") {
-            Some(n) => self
-                .integer(n, &join(path, "required"), 1, 20)
-                .map(|v| v as u32),
-            None => Some(1),
-        };
-        let timeout = match fields.get("timeout") {
-            Some(n) => self.duration(n, &join(path, "timeout")).map(Some),
-            None => Some(None),
-        };
-        let on_timeout = match fields.get("on_timeout") {
-            Some(n) => match self.string(n, &join(path, "on_timeout")).as_deref() {
-                Some("abort") => Some(OnTimeout::Abort),
-                Some("continue") => Some(OnTimeout::Continue),
-                Some(other) => {
-                    self.report(
-                        n,
-                        &join(path, "on_timeout"),
-                        format!("unknown on_timeout `{}`", truncate(other)),
-                        "use `abort` or `continue`",
-                    );
-                    None
-                }
-                None => None,
-            },
-            None => Some(OnTimeout::Abort),
-        };
-        Some(ApprovalSpec {
-            required: required?,
-            timeout: timeout?,
-            on_timeout: on_timeout?,
-        })
     }
 
     pub(super) fn rollback(&mut self, fields: &Fields<'_>, path: &str) -> Option<RollbackSpec> {

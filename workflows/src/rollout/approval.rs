@@ -1,0 +1,62 @@
+//! `approval` steps: a durable wait for distinct people, with an optional timeout that
+//! aborts or continues as the plan says. The `approve` update (in `mod.rs`) counts them.
+
+use temporalio_sdk::{TimerResult, WorkflowContext};
+
+use super::RolloutWorkflow;
+use super::step::Interrupted;
+use crate::contracts::ApprovalOutput;
+use crate::plan::{ApprovalSpec, OnTimeout};
+use crate::status::StepError;
+
+/// Waits for the required distinct approvals; with a timeout, aborts or continues when it
+/// passes, as the plan says.
+pub(super) async fn approval(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    spec: &ApprovalSpec,
+) -> Result<ApprovalOutput, Interrupted> {
+    ctx.state_mut(|s| s.awaiting_approval = Some(index));
+    let required = spec.required as usize;
+    let enough = move |s: &RolloutWorkflow| {
+        s.status.steps[index].approvals.len() >= required || s.aborted.is_some()
+    };
+    let timed_out = match spec.timeout {
+        None => ctx
+            .wait_condition(enough)
+            .await
+            .map(|()| false)
+            .map_err(|_| ()),
+        Some(limit) => temporalio_sdk::workflows::select! {
+            fired = ctx.timer(limit) => if fired == TimerResult::Cancelled { Err(()) } else { Ok(true) },
+            done = ctx.wait_condition(enough) => done.map(|()| false).map_err(|_| ())
+        },
+    };
+    ctx.state_mut(|s| s.awaiting_approval = None);
+    let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
+    if ctx.state(|s| s.aborted.is_some()) {
+        return Err(Interrupted::Aborted);
+    }
+    let approvers: Vec<String> = ctx.state(|s| {
+        s.status.steps[index]
+            .approvals
+            .iter()
+            .map(|a| a.approver.clone())
+            .collect()
+    });
+    if timed_out && spec.on_timeout == OnTimeout::Abort {
+        return Err(Interrupted::Failed(StepError {
+            kind: "ApprovalTimedOut".to_owned(),
+            message: format!(
+                "{} of {required} approvals within {}",
+                approvers.len(),
+                humantime::format_duration(spec.timeout.unwrap_or_default())
+            ),
+            retryable: false,
+        }));
+    }
+    Ok(ApprovalOutput {
+        approvers,
+        timed_out,
+    })
+}
