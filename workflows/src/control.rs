@@ -75,3 +75,13 @@ pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Signal `abort`: stop the rollout and undo what it did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AbortRequest {
+    /// Who.
+    pub by: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}

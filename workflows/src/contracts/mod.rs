@@ -9,11 +9,25 @@ use serde::{Deserialize, Serialize};
 use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
 
-use crate::analysis::Measurement;
-use crate::plan::{
-    BuildSpec, CommandSpec, DeploySpec, MetricSpec, MigrateSpec, ProvisionSpec, RollbackSpec,
-    SecretRef, VerifySpec,
+mod deploy;
+mod postgres;
+mod process;
+
+pub use crate::control::AbortRequest;
+pub use deploy::{
+    DeployInput, DeployOutput, PrepareOutput, RetireInput, RetireOutput, RollbackInput,
+    RollbackOutput, ShiftInput, ShiftOutput,
 };
+pub use postgres::{
+    AppliedMigration, MigrateInput, MigrateOutput, PendingMigration, ProvisionInput,
+    ProvisionOutput, UndoMigrationsInput, UndoMigrationsOutput,
+};
+pub use process::{
+    Artifact, BuildInput, BuildOutput, CommandInput, CommandOutput, VerifyInput, VerifyOutput,
+};
+
+use crate::analysis::Measurement;
+use crate::plan::MetricSpec;
 
 /// Which rollout and step an activity runs for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,281 +38,6 @@ pub struct StepRef {
     pub step: String,
     /// The attempt number (1-based), as counted by the workflow.
     pub attempt: u32,
-}
-
-/// Input of `process.run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CommandInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// What to run.
-    pub spec: CommandSpec,
-}
-
-/// Output of `process.run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CommandOutput {
-    /// Always 0: a non-zero exit is a failure.
-    pub exit_code: i32,
-    /// Lines the command wrote (stdout and stderr).
-    pub lines: u64,
-}
-
-/// Input of `build.run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BuildInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// What to build.
-    pub spec: BuildSpec,
-}
-
-/// Output of `build.run`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BuildOutput {
-    /// The command's result.
-    pub command: CommandOutput,
-    /// The declared artifact, fingerprinted.
-    pub artifact: Option<Artifact>,
-}
-
-/// A file a build produced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Artifact {
-    /// Absolute path on the worker that built it.
-    pub path: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Hex SHA-256 of the contents.
-    pub sha256: String,
-}
-
-/// Input of `http.verify`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VerifyInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// What to check.
-    pub spec: VerifySpec,
-}
-
-/// Output of `http.verify`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VerifyOutput {
-    /// Checks sent in all.
-    pub checks: u32,
-    /// Checks that passed in a row at the end.
-    pub consecutive_passes: u32,
-    /// Status of the last response.
-    pub last_status: u16,
-}
-
-/// Input of `postgres.migrate`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MigrateInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// What to apply.
-    pub spec: MigrateSpec,
-}
-
-/// Output of `postgres.migrate`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MigrateOutput {
-    /// Applied by this step, in order, with how long each took.
-    pub applied: Vec<AppliedMigration>,
-    /// On a dry run: what would be applied.
-    pub pending: Vec<PendingMigration>,
-    /// How many were applied before this step.
-    pub already_applied: u32,
-    /// Whether this was a dry run.
-    pub dry_run: bool,
-    /// The highest version applied before this step (0: none); what a rollback returns to.
-    #[serde(default)]
-    pub previous_version: i64,
-}
-
-/// A migration this step applied.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AppliedMigration {
-    /// Its version.
-    pub version: i64,
-    /// Its description (from the file name).
-    pub description: String,
-    /// How long it took, as recorded in `_sqlx_migrations`.
-    pub duration_ms: f64,
-}
-
-/// A migration a dry run would apply.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PendingMigration {
-    /// Its version.
-    pub version: i64,
-    /// Its description.
-    pub description: String,
-    /// Its file on the worker.
-    pub file: String,
-}
-
-/// Input of `postgres.undo_migrations`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UndoMigrationsInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// The database.
-    pub database_url: SecretRef,
-    /// The migrations directory (with `.down.sql` files).
-    pub directory: String,
-    /// Revert every applied migration newer than this.
-    pub target_version: i64,
-}
-
-/// Output of `postgres.undo_migrations`: the versions reverted, newest first.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct UndoMigrationsOutput {
-    /// Reverted versions.
-    pub reverted: Vec<i64>,
-}
-
-/// Input of `provision.apply`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProvisionInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// The target driver (`host`).
-    pub driver: crate::plan::Driver,
-    /// The service.
-    pub service: String,
-    /// The version being released (its release directory is created).
-    pub version: String,
-    /// What to create.
-    pub spec: ProvisionSpec,
-}
-
-/// Output of `provision.apply`: what changed; empty when everything was already there.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProvisionOutput {
-    /// One line per change.
-    pub changes: Vec<String>,
-}
-
-/// Input of `deploy.prepare` and `deploy.rolling`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeployInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// The target driver.
-    pub driver: crate::plan::Driver,
-    /// The service.
-    pub service: String,
-    /// The version to deploy.
-    pub version: String,
-    /// How.
-    pub spec: DeploySpec,
-}
-
-/// Output of `deploy.prepare`: the new version's instances are up and healthy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PrepareOutput {
-    /// The version.
-    pub version: String,
-    /// Its instances' ports.
-    pub ports: Vec<u16>,
-    /// The version it replaces, if any.
-    pub previous: Option<String>,
-    /// True when this version was already serving: nothing was started.
-    pub already_current: bool,
-}
-
-/// Input of `traffic.shift`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ShiftInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// The target driver.
-    pub driver: crate::plan::Driver,
-    /// The service.
-    pub service: String,
-    /// Release root.
-    pub root: String,
-    /// The prepared version.
-    pub version: String,
-    /// Percent of traffic it gets.
-    pub weight: u8,
-}
-
-/// Output of `traffic.shift`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ShiftOutput {
-    /// The weight now in effect.
-    pub weight: u8,
-    /// From the upstream rewrite to the last old nginx worker gone.
-    pub applied_ms: f64,
-}
-
-/// Input of `deploy.retire`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RetireInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// The target driver.
-    pub driver: crate::plan::Driver,
-    /// The service.
-    pub service: String,
-    /// Release root.
-    pub root: String,
-    /// The version to keep; every other instance is stopped.
-    pub keep: String,
-}
-
-/// Output of `deploy.retire`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RetireOutput {
-    /// Instances stopped, as `version@port`.
-    pub stopped: Vec<String>,
-}
-
-/// Input of `deploy.rollback`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RollbackInput {
-    /// Who runs it.
-    pub step: StepRef,
-    /// The target driver.
-    pub driver: crate::plan::Driver,
-    /// The service.
-    pub service: String,
-    /// Where.
-    pub spec: RollbackSpec,
-}
-
-/// Output of `deploy.rollback`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RollbackOutput {
-    /// The version that was serving.
-    pub from: String,
-    /// The version serving now.
-    pub to: String,
-}
-
-/// What a `deploy` step did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeployOutput {
-    /// The new version's instances.
-    pub prepared: PrepareOutput,
-    /// Each traffic shift, in order.
-    pub shifts: Vec<ShiftOutput>,
-    /// Instances of older versions stopped after the rollback window.
-    pub retired: Vec<String>,
-}
-
-/// Signal `abort`: stop the rollout and undo what it did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AbortRequest {
-    /// Who.
-    pub by: String,
-    /// Why.
-    #[serde(default)]
-    pub reason: String,
 }
 
 /// What an `approval` step ended with.

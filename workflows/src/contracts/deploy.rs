@@ -1,0 +1,116 @@
+//! Contracts of the deploy target (through its driver): `deploy.prepare`, `deploy.rolling`,
+//! `traffic.shift`, `deploy.retire`, `deploy.rollback`, and what a `deploy` step did.
+
+use serde::{Deserialize, Serialize};
+
+use super::StepRef;
+use crate::plan::{DeploySpec, Driver, RollbackSpec};
+
+/// Input of `deploy.prepare` and `deploy.rolling`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: Driver,
+    /// The service.
+    pub service: String,
+    /// The version to deploy.
+    pub version: String,
+    /// How.
+    pub spec: DeploySpec,
+}
+
+/// Output of `deploy.prepare`: the new version's instances are up and healthy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrepareOutput {
+    /// The version.
+    pub version: String,
+    /// Its instances' ports.
+    pub ports: Vec<u16>,
+    /// The version it replaces, if any.
+    pub previous: Option<String>,
+    /// True when this version was already serving: nothing was started.
+    pub already_current: bool,
+}
+
+/// Input of `traffic.shift`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShiftInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: Driver,
+    /// The service.
+    pub service: String,
+    /// Release root.
+    pub root: String,
+    /// The prepared version.
+    pub version: String,
+    /// Percent of traffic it gets.
+    pub weight: u8,
+}
+
+/// Output of `traffic.shift`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShiftOutput {
+    /// The weight now in effect.
+    pub weight: u8,
+    /// From the upstream rewrite to the last old nginx worker gone.
+    pub applied_ms: f64,
+}
+
+/// Input of `deploy.retire`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetireInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: Driver,
+    /// The service.
+    pub service: String,
+    /// Release root.
+    pub root: String,
+    /// The version to keep; every other instance is stopped.
+    pub keep: String,
+}
+
+/// Output of `deploy.retire`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetireOutput {
+    /// Instances stopped, as `version@port`.
+    pub stopped: Vec<String>,
+}
+
+/// Input of `deploy.rollback`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: Driver,
+    /// The service.
+    pub service: String,
+    /// Where.
+    pub spec: RollbackSpec,
+}
+
+/// Output of `deploy.rollback`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackOutput {
+    /// The version that was serving.
+    pub from: String,
+    /// The version serving now.
+    pub to: String,
+}
+
+/// What a `deploy` step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployOutput {
+    /// The new version's instances.
+    pub prepared: PrepareOutput,
+    /// Each traffic shift, in order.
+    pub shifts: Vec<ShiftOutput>,
+    /// Instances of older versions stopped after the rollback window.
+    pub retired: Vec<String>,
+}
