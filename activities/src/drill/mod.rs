@@ -16,7 +16,11 @@ use cutover_workflows::drill::{AppCheck, DatabasePair};
 use cutover_workflows::plan::SecretRef;
 use sqlx::{Connection, PgConnection};
 
+mod activities;
 mod failback;
+mod failover;
+
+pub use activities::DrillActivityImpls;
 
 pub(crate) use failback::{fence, rebuild};
 

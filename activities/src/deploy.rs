@@ -1,0 +1,116 @@
+//! The activities that act on a deploy target (`deploy.*`, `traffic.shift`) through its
+//! driver ([`DeployDriver`]); the plan's `target.driver` picks which.
+
+use std::sync::Arc;
+
+use cutover_workflows::contracts::{
+    self, DeployInput, PrepareOutput, RetireInput, RetireOutput, RollbackInput, RollbackOutput,
+    ShiftInput, ShiftOutput,
+};
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+use crate::drivers::DeployDriver;
+use crate::host::HostDriver;
+use crate::{on_target, verify};
+
+/// The activities that act on a deploy target through its driver.
+pub struct TargetActivityImpls {
+    host: HostDriver,
+}
+
+impl Default for TargetActivityImpls {
+    fn default() -> Self {
+        Self {
+            host: HostDriver::new(verify::client()),
+        }
+    }
+}
+
+#[activities]
+impl TargetActivityImpls {
+    /// `deploy.prepare`: starts the new version beside the old; reuses healthy instances.
+    #[activity(definition = contracts::Prepare)]
+    pub async fn prepare(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: DeployInput,
+    ) -> Result<PrepareOutput, ActivityError> {
+        on_target(
+            &ctx,
+            input.driver,
+            self.host
+                .prepare(&input.service, &input.version, &input.spec),
+        )
+        .await
+    }
+
+    /// `traffic.shift`: rewrites the upstream and waits until nginx applies it.
+    #[activity(definition = contracts::Shift)]
+    pub async fn shift(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ShiftInput,
+    ) -> Result<ShiftOutput, ActivityError> {
+        on_target(
+            &ctx,
+            input.driver,
+            self.host
+                .shift(&input.service, &input.root, &input.version, input.weight),
+        )
+        .await
+    }
+
+    /// `deploy.retire`: stops the other versions' instances.
+    #[activity(definition = contracts::Retire)]
+    pub async fn retire(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RetireInput,
+    ) -> Result<RetireOutput, ActivityError> {
+        on_target(
+            &ctx,
+            input.driver,
+            self.host.retire(&input.service, &input.root, &input.keep),
+        )
+        .await
+    }
+
+    /// `deploy.rolling`: one instance at a time.
+    #[activity(definition = contracts::Rolling)]
+    pub async fn rolling(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: DeployInput,
+    ) -> Result<PrepareOutput, ActivityError> {
+        on_target(
+            &ctx,
+            input.driver,
+            self.host
+                .rolling(&input.service, &input.version, &input.spec),
+        )
+        .await
+    }
+
+    /// `deploy.rollback`: keyed by workflow run and step, so a retry does not flip back.
+    #[activity(definition = contracts::Rollback)]
+    pub async fn rollback(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RollbackInput,
+    ) -> Result<RollbackOutput, ActivityError> {
+        let request = format!(
+            "{}/{}/{}",
+            input.step.rollout,
+            ctx.info().workflow_run_id.clone().unwrap_or_default(),
+            input.step.step
+        );
+        on_target(
+            &ctx,
+            input.driver,
+            self.host
+                .rollback(&request, &input.service, &input.spec.root),
+        )
+        .await
+    }
+}
