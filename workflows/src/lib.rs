@@ -17,7 +17,6 @@ pub mod plan;
 mod register;
 pub mod rollout;
 pub mod status;
-pub mod triggers;
 
 pub use register::{WorkflowRegistry, register_workflows};
 pub use rollout::RolloutWorkflow;

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::serve::rules::Provider;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -28,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use cutover_client::{StartError, start_rollout};
 use cutover_ledger::{Claim, DeliveryRow, NewDelivery};
 use cutover_workflows::plan::{Trigger, TriggerKind};
-use cutover_workflows::triggers::Provider;
 use serde_json::{Value, json};
 
 use super::events::{self, Parsed, clip};

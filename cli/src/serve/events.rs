@@ -1,6 +1,6 @@
 //! What a delivery says happened, reduced to a [`CiEvent`] that trigger rules match on.
 
-use cutover_workflows::triggers::{CiEvent, EventKind, Provider};
+use crate::serve::rules::{CiEvent, EventKind, Provider};
 use serde_json::Value;
 
 /// What a payload turned out to be.

@@ -13,6 +13,8 @@ pub(crate) mod auth;
 mod deliver;
 pub(crate) mod events;
 mod metrics;
+pub mod rules;
+mod rules_parse;
 mod secrets;
 
 use std::net::SocketAddr;
@@ -28,7 +30,7 @@ use axum::routing::{get, post};
 use cutover_client::ConnectOptions;
 use cutover_ledger::Ledger;
 use cutover_workflows::plan::Plan;
-use cutover_workflows::triggers::{Provider, TriggerRules};
+use rules::{Provider, TriggerRules};
 use temporalio_client::Client;
 use tokio::sync::Mutex;
 
@@ -305,7 +307,7 @@ pub(crate) fn load_rules(
 ) -> Result<(TriggerRules, std::collections::BTreeMap<String, Plan>), Failure> {
     let shown = path.display().to_string();
     let text = crate::cmd::read_text(path, "rules file", 256 * 1024)?;
-    let rules = cutover_workflows::triggers::parse_triggers(&text)
+    let rules = rules_parse::parse_triggers(&text)
         .map_err(|problems| crate::cmd::reported(&shown, &problems))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut plans = std::collections::BTreeMap::new();

@@ -1,8 +1,8 @@
 //! Where each provider's secrets come from: an environment variable and/or a file, one secret
 //! per line (several lines = several secrets active at once, for rotation).
 
+use crate::serve::rules::Provider;
 use anyhow::anyhow;
-use cutover_workflows::triggers::Provider;
 
 use super::auth::Secrets;
 use crate::cli::ServeArgs;

@@ -17,7 +17,18 @@ mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use kind::StepKind;
-pub use parse::{PlanLimits, parse_drill, parse_plan, parse_triggers};
+pub use parse::{PlanLimits, parse_drill, parse_plan};
+
+/// The toolkit plans, drill plans and other YAML documents Cutover reads are parsed with:
+/// YAML with positions, a size limit, typed readers that report every problem with its line,
+/// column, path and a hint, and "did you mean". The CI receiver's trigger rules use it too,
+/// so a rules file fails the same way a plan does.
+pub mod syntax {
+    pub use super::parse::cx::{
+        Cx, Document, Fields, closest, join, parse_document, to_json, truncate,
+    };
+    pub use super::yaml::{Node, Value};
+}
 pub use types::{
     AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,
     DeploySpec, Driver, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec,

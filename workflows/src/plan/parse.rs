@@ -437,18 +437,16 @@ impl Default for StepDefaults {
 
 mod analysis;
 mod approval;
-mod cx;
+pub(crate) mod cx;
 mod deploy;
 mod drill;
 mod migrate;
 mod process;
 mod provision;
-mod triggers;
 mod verify;
 
 pub(crate) use analysis::ANALYSIS_KEYS;
 pub use drill::parse_drill;
-pub use triggers::parse_triggers;
 
 #[cfg(test)]
 mod tests;

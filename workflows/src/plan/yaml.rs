@@ -19,15 +19,15 @@ const MAX_NODES: usize = 100_000;
 
 /// A YAML value and where it starts.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-    pub(crate) value: Value,
+pub struct Node {
+    pub line: usize,
+    pub column: usize,
+    pub value: Value,
 }
 
 /// The shapes a YAML value can take.
 #[derive(Debug, Clone)]
-pub(crate) enum Value {
+pub enum Value {
     /// A scalar; `plain` is false when it was quoted or a block scalar (so `"3"` stays a string).
     Scalar {
         text: String,
@@ -48,12 +48,12 @@ impl Node {
     }
 
     /// A YAML null: `~`, `null`, or nothing at all.
-    pub(crate) fn is_null(&self) -> bool {
+    pub fn is_null(&self) -> bool {
         matches!(&self.value, Value::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// Short description of the node's shape for error messages.
-    pub(crate) fn shape(&self) -> &'static str {
+    pub fn shape(&self) -> &'static str {
         match &self.value {
             Value::Scalar { .. } if self.is_null() => "nothing (null)",
             Value::Scalar { .. } => "a scalar",

@@ -13,17 +13,17 @@ use crate::plan::yaml::{self, Node, Value};
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What kind of YAML document is parsed, for the size check and its message.
-pub(super) struct Document {
+pub struct Document {
     /// "plan", "rules file", "drill plan".
-    pub(super) what: &'static str,
-    pub(super) max_bytes: usize,
+    pub what: &'static str,
+    pub max_bytes: usize,
     /// What to do about an oversized one.
-    pub(super) hint: &'static str,
+    pub hint: &'static str,
 }
 
 /// The shared frame of every document Cutover reads: the size limit, YAML with positions, and
 /// `read`'s problems sorted by position — all of them, or the value.
-pub(super) fn parse_document<T>(
+pub fn parse_document<T>(
     text: &str,
     doc: Document,
     read: impl FnOnce(&mut Cx, &Node) -> Option<T>,
@@ -54,25 +54,19 @@ pub(super) fn parse_document<T>(
 }
 
 #[derive(Default)]
-pub(super) struct Cx {
+pub struct Cx {
     problems: Vec<Diagnostic>,
 }
 
 /// The entries of one mapping, with bookkeeping of which keys were used.
-pub(super) struct Fields<'a> {
-    pub(super) node: &'a Node,
-    pub(super) path: String,
-    pub(super) entries: BTreeMap<String, (&'a Node, &'a Node)>,
+pub struct Fields<'a> {
+    pub node: &'a Node,
+    pub path: String,
+    pub entries: BTreeMap<String, (&'a Node, &'a Node)>,
 }
 
 impl Cx {
-    pub(super) fn report(
-        &mut self,
-        node: &Node,
-        path: &str,
-        message: impl Into<String>,
-        hint: &str,
-    ) {
+    pub fn report(&mut self, node: &Node, path: &str, message: impl Into<String>, hint: &str) {
         self.problems.push(Diagnostic {
             line: node.line,
             column: node.column,
@@ -83,7 +77,7 @@ impl Cx {
     }
 
     /// Opens a mapping; reports duplicates and keys that are not scalars.
-    pub(super) fn fields<'a>(&mut self, node: &'a Node, path: &str) -> Option<Fields<'a>> {
+    pub fn fields<'a>(&mut self, node: &'a Node, path: &str) -> Option<Fields<'a>> {
         let Value::Mapping(entries) = &node.value else {
             self.report(
                 node,
@@ -119,7 +113,7 @@ impl Cx {
     }
 
     /// Reports every key not in `known`, suggesting the closest known one.
-    pub(super) fn unknown_keys(&mut self, fields: &Fields<'_>, known: &[&str]) {
+    pub fn unknown_keys(&mut self, fields: &Fields<'_>, known: &[&str]) {
         for (name, (key, _)) in &fields.entries {
             if known.contains(&name.as_str()) {
                 continue;
@@ -137,12 +131,7 @@ impl Cx {
         }
     }
 
-    pub(super) fn required<'a>(
-        &mut self,
-        fields: &Fields<'a>,
-        key: &str,
-        hint: &str,
-    ) -> Option<&'a Node> {
+    pub fn required<'a>(&mut self, fields: &Fields<'a>, key: &str, hint: &str) -> Option<&'a Node> {
         let found = fields.get(key);
         if found.is_none() {
             self.report(
@@ -155,7 +144,7 @@ impl Cx {
         found
     }
 
-    pub(super) fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+    pub fn string(&mut self, node: &Node, path: &str) -> Option<String> {
         match &node.value {
             Value::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
             _ => {
@@ -171,7 +160,7 @@ impl Cx {
     }
 
     /// A name that ends up in workflow IDs, paths or logs ([`crate::name::Name`]'s rules).
-    pub(super) fn name(&mut self, node: &Node, path: &str, what: &str) -> Option<String> {
+    pub fn name(&mut self, node: &Node, path: &str, what: &str) -> Option<String> {
         let text = self.string(node, path)?;
         match crate::name::Name::parse(&text) {
             Ok(name) => Some(name.into()),
@@ -187,7 +176,7 @@ impl Cx {
         }
     }
 
-    pub(super) fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+    pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
         let text = self.string(node, path)?;
         let hint = "write a duration such as `90s`, `5m` or `1h 30m`";
         if text.trim_start().starts_with('-') {
@@ -221,7 +210,7 @@ impl Cx {
         }
     }
 
-    pub(super) fn integer(&mut self, node: &Node, path: &str, min: u64, max: u64) -> Option<u64> {
+    pub fn integer(&mut self, node: &Node, path: &str, min: u64, max: u64) -> Option<u64> {
         let text = self.string(node, path)?;
         match text.trim().parse::<i128>() {
             Ok(n) if n >= i128::from(min) && n <= i128::from(max) => u64::try_from(n).ok(),
@@ -246,7 +235,7 @@ impl Cx {
         }
     }
 
-    pub(super) fn string_list(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+    pub fn string_list(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
         let Value::Sequence(items) = &node.value else {
             self.report(
                 node,
@@ -264,7 +253,7 @@ impl Cx {
     }
 
     /// `{ env: VAR }` or `{ file: /path }`.
-    pub(super) fn secret_ref(&mut self, node: &Node, path: &str) -> Option<SecretRef> {
+    pub fn secret_ref(&mut self, node: &Node, path: &str) -> Option<SecretRef> {
         let hint = "write `{ env: VAR }` or `{ file: /path/to/secret }`";
         let reference = self.fields(node, path)?;
         self.unknown_keys(&reference, &["env", "file"]);
@@ -283,7 +272,7 @@ impl Cx {
         }
     }
 
-    pub(super) fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+    pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         match self.string(node, path)?.as_str() {
             "true" | "True" | "TRUE" | "yes" => Some(true),
             "false" | "False" | "FALSE" | "no" => Some(false),
@@ -300,7 +289,7 @@ impl Cx {
     }
 
     /// A filesystem path that must not be empty.
-    pub(super) fn path_value(
+    pub fn path_value(
         &mut self,
         fields: &Fields<'_>,
         key: &str,
@@ -317,7 +306,7 @@ impl Cx {
     }
 
     /// A duration where zero is allowed (e.g. no rollback window).
-    pub(super) fn duration_or_zero(&mut self, node: &Node, path: &str) -> Option<Duration> {
+    pub fn duration_or_zero(&mut self, node: &Node, path: &str) -> Option<Duration> {
         let text = self.string(node, path)?;
         if matches!(text.trim(), "0" | "0s" | "0ms") {
             return Some(Duration::ZERO);
@@ -328,7 +317,7 @@ impl Cx {
 
 impl<'a> Fields<'a> {
     /// The value of `key`; an explicit `null` counts as absent, so defaults apply.
-    pub(super) fn get(&self, key: &str) -> Option<&'a Node> {
+    pub fn get(&self, key: &str) -> Option<&'a Node> {
         self.entries
             .get(key)
             .map(|(_, v)| *v)
@@ -337,7 +326,7 @@ impl<'a> Fields<'a> {
 }
 
 /// Converts a YAML value into JSON, resolving plain scalars the YAML 1.2 core way.
-pub(super) fn to_json(node: &Node) -> serde_json::Value {
+pub fn to_json(node: &Node) -> serde_json::Value {
     match &node.value {
         Value::Scalar { text, plain: false } => serde_json::Value::String(text.clone()),
         Value::Scalar { text, .. } if node.is_null() => {
@@ -366,13 +355,13 @@ pub(super) fn to_json(node: &Node) -> serde_json::Value {
     }
 }
 
-pub(super) fn valid_env_name(name: &str) -> bool {
+pub(crate) fn valid_env_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub(super) fn join(path: &str, key: &str) -> String {
+pub fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -381,7 +370,7 @@ pub(super) fn join(path: &str, key: &str) -> String {
 }
 
 /// Keeps echoed user input short in messages.
-pub(super) fn truncate(text: &str) -> String {
+pub fn truncate(text: &str) -> String {
     const MAX: usize = 60;
     let clean: String = text
         .chars()
@@ -396,7 +385,7 @@ pub(super) fn truncate(text: &str) -> String {
 
 /// The known word closest to `word`, if it is close enough to be a likely typo (within two
 /// edits, or a quarter of the word for long ones).
-pub(super) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::levenshtein(word, k), *k))

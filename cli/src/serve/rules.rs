@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::plan::parse_triggers;
+pub use super::rules_parse::parse_triggers;
 
 /// Every rule of a rules file, in order: the first that matches a delivery wins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
