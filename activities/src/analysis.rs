@@ -47,7 +47,7 @@ async fn measure_one(http: &reqwest::Client, metric: &MetricSpec) -> MetricResul
                 MetricSource::Sql(q) => sql(q).await,
             };
             values.map(|v| {
-                let holds = parsed.holds(&v);
+                let holds = parsed.holds(&v).map_err(|e| e.to_string());
                 (v, holds)
             })
         }

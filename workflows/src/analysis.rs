@@ -175,15 +175,70 @@ enum Op {
     Ne,
 }
 
+/// Why a success condition cannot be read. Each says what was wrong and where.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConditionError {
+    /// Longer than the limit.
+    #[error("the condition is {0} bytes, over the limit of {MAX_CONDITION}")]
+    TooLong(usize),
+    /// A clause without an operator.
+    #[error("`{0}` compares nothing: write e.g. `result[0] < 0.01` (operators: < <= > >= == !=)")]
+    NoComparison(String),
+    /// `result[x]` with a bad index.
+    #[error("`{0}`: the index must be a number from 0 to 999")]
+    BadIndex(String),
+    /// A value name the source does not measure.
+    #[error("unknown value `{name}` in `{clause}`: use one of {known}")]
+    UnknownValue {
+        /// The name used.
+        name: String,
+        /// The clause it is in.
+        clause: String,
+        /// What may be used, comma-separated.
+        known: String,
+    },
+    /// The right-hand side is not a finite number.
+    #[error("`{value}` in `{clause}` is not a number")]
+    NotANumber {
+        /// The text given.
+        value: String,
+        /// The clause it is in.
+        clause: String,
+    },
+}
+
+/// Why a measurement cannot be judged by a condition: the metric is inconclusive.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Inconclusive {
+    /// The query returned nothing.
+    #[error("the query returned no value")]
+    NoValue,
+    /// `result[i]` past the end of what the query returned.
+    #[error("result[{index}] does not exist: the query returned {len} value{}", if *len == 1 { "" } else { "s" })]
+    MissingResult {
+        /// The index asked for.
+        index: usize,
+        /// How many values there were.
+        len: usize,
+    },
+    /// A named value (`success_rate`, `p95_ms`, ...) was not measured.
+    #[error("`{0}` was not measured")]
+    NotMeasured(String),
+    /// The value is NaN.
+    #[error("the value is NaN (no data in the window?)")]
+    NaN,
+}
+
 impl Condition {
-    /// Parses `text`, accepting the named values in `names` besides `result[i]`. The error
-    /// says what was wrong and where.
-    pub fn parse(text: &str, names: &[&str]) -> Result<Condition, String> {
+    /// Parses `text`, accepting the named values in `names` besides `result[i]`.
+    ///
+    /// # Errors
+    /// [`ConditionError`] saying what was wrong and where.
+    pub fn parse(text: &str, names: &[&str]) -> Result<Condition, ConditionError> {
         if text.len() > MAX_CONDITION {
-            return Err(format!(
-                "the condition is {} bytes, over the limit of {MAX_CONDITION}",
-                text.len()
-            ));
+            return Err(ConditionError::TooLong(text.len()));
         }
         let mut clauses = Vec::new();
         for part in text.split("&&") {
@@ -192,31 +247,32 @@ impl Condition {
         Ok(Condition { clauses })
     }
 
-    /// Judges `values`: `Ok(true)` when every comparison holds, `Err` (inconclusive) when a
-    /// value is missing or not a number.
-    pub fn holds(&self, values: &Values) -> Result<bool, String> {
+    /// Judges `values`: `Ok(true)` when every comparison holds.
+    ///
+    /// # Errors
+    /// [`Inconclusive`] when a value is missing or not a number.
+    pub fn holds(&self, values: &Values) -> Result<bool, Inconclusive> {
         let mut all = true;
         for c in &self.clauses {
             let v = match &c.operand {
-                Operand::Result(i) => values.results.get(*i).copied().ok_or_else(|| {
+                Operand::Result(i) => values.results.get(*i).copied().ok_or({
                     if values.results.is_empty() {
-                        "the query returned no value".to_owned()
+                        Inconclusive::NoValue
                     } else {
-                        format!(
-                            "result[{i}] does not exist: the query returned {} value{}",
-                            values.results.len(),
-                            if values.results.len() == 1 { "" } else { "s" }
-                        )
+                        Inconclusive::MissingResult {
+                            index: *i,
+                            len: values.results.len(),
+                        }
                     }
                 })?,
                 Operand::Named(n) => values
                     .named
                     .get(n)
                     .copied()
-                    .ok_or_else(|| format!("`{n}` was not measured"))?,
+                    .ok_or_else(|| Inconclusive::NotMeasured(n.clone()))?,
             };
             if v.is_nan() {
-                return Err("the value is NaN (no data in the window?)".to_owned());
+                return Err(Inconclusive::NaN);
             }
             let ok = match c.op {
                 Op::Lt => v < c.value,
@@ -232,7 +288,7 @@ impl Condition {
     }
 }
 
-fn clause(text: &str, names: &[&str]) -> Result<Clause, String> {
+fn clause(text: &str, names: &[&str]) -> Result<Clause, ConditionError> {
     let ops = [
         ("<=", Op::Le),
         (">=", Op::Ge),
@@ -246,9 +302,7 @@ fn clause(text: &str, names: &[&str]) -> Result<Clause, String> {
         .filter_map(|(s, op)| text.find(s).map(|at| (at, *s, *op)))
         .min_by_key(|(at, s, _)| (*at, std::cmp::Reverse(s.len())));
     let Some((at, symbol, op)) = found else {
-        return Err(format!(
-            "`{text}` compares nothing: write e.g. `result[0] < 0.01` (operators: < <= > >= == !=)"
-        ));
+        return Err(ConditionError::NoComparison(text.to_owned()));
     };
     let left = text[..at].trim();
     let right = text[at + symbol.len()..].trim();
@@ -263,23 +317,27 @@ fn clause(text: &str, names: &[&str]) -> Result<Clause, String> {
             .parse()
             .ok()
             .filter(|i| *i < 1000)
-            .ok_or_else(|| format!("`{left}`: the index must be a number from 0 to 999"))?;
+            .ok_or_else(|| ConditionError::BadIndex(left.to_owned()))?;
         Operand::Result(i)
     } else if names.contains(&left) {
         Operand::Named(left.to_owned())
     } else {
         let mut known = vec!["result", "result[N]"];
         known.extend_from_slice(names);
-        return Err(format!(
-            "unknown value `{left}` in `{text}`: use one of {}",
-            known.join(", ")
-        ));
+        return Err(ConditionError::UnknownValue {
+            name: left.to_owned(),
+            clause: text.to_owned(),
+            known: known.join(", "),
+        });
     };
     let value: f64 = right
         .parse()
         .ok()
         .filter(|v: &f64| v.is_finite())
-        .ok_or_else(|| format!("`{right}` in `{text}` is not a number"))?;
+        .ok_or_else(|| ConditionError::NotANumber {
+            value: right.to_owned(),
+            clause: text.to_owned(),
+        })?;
     Ok(Clause { operand, op, value })
 }
 
@@ -322,9 +380,12 @@ mod tests {
         let err = c
             .holds(&values(&[1.0], &[]))
             .expect_err("index past the end");
-        assert!(err.contains("result[1] does not exist"), "{err}");
+        assert!(
+            err.to_string().contains("result[1] does not exist"),
+            "{err}"
+        );
         let err = c.holds(&values(&[], &[])).expect_err("empty");
-        assert!(err.contains("no value"), "{err}");
+        assert_eq!(err, Inconclusive::NoValue);
         let c = Condition::parse("result < 1", &[]).expect("parses");
         assert!(c.holds(&values(&[f64::NAN], &[])).is_err());
     }
@@ -340,12 +401,13 @@ mod tests {
             ("", "compares nothing"),
         ] {
             let err = Condition::parse(text, &["p95_ms"]).expect_err(text);
-            assert!(err.contains(expect), "{text}: {err}");
+            assert!(err.to_string().contains(expect), "{text}: {err}");
         }
         let long = "result < 1 && ".repeat(100);
         assert!(
             Condition::parse(&long, &[])
                 .expect_err("long")
+                .to_string()
                 .contains("limit")
         );
     }

@@ -251,7 +251,7 @@ async fn handle(
     // 6. The rules.
     let decision = match app.rules.decide(&event) {
         Ok(d) => d,
-        Err(why) => return Answer::new(StatusCode::ACCEPTED, "ignored", why),
+        Err(why) => return Answer::new(StatusCode::ACCEPTED, "ignored", why.to_string()),
     };
     let rule = decision.rule.name.clone();
     // 7. The claim.

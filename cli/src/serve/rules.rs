@@ -162,14 +162,39 @@ pub struct Decision<'a> {
     pub environment: String,
 }
 
+/// Why a delivery starts nothing; the text is the 202 answer's reason and the ledger's.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoDecision {
+    /// No rule is for this provider, event, repository and branch or tag.
+    #[error("no rule matched {provider} {kind} of {repository}{at}")]
+    NoRuleMatched {
+        /// The provider's name.
+        provider: &'static str,
+        /// The event's name.
+        kind: &'static str,
+        /// The repository.
+        repository: String,
+        /// ` (branch b)` or ` (tag t)`, or nothing.
+        at: String,
+    },
+    /// A rule matched, but the delivery lacks what the rule takes the version from.
+    #[error("rule `{rule}` matched but the delivery has no usable {from} for the version")]
+    NoVersion {
+        /// The rule.
+        rule: String,
+        /// `tag` or `commit SHA`.
+        from: &'static str,
+    },
+}
+
 impl TriggerRules {
-    /// The first rule that matches `event`, with the version and environment it gives; `Err`
-    /// says why the closest rule did not apply (for the 202 answer and the ledger).
+    /// The first rule that matches `event`, with the version and environment it gives.
     ///
     /// # Errors
     ///
-    /// A sentence saying that no rule matched, or why a matching rule could not be applied.
-    pub fn decide(&self, event: &CiEvent) -> Result<Decision<'_>, String> {
+    /// [`NoDecision`]: no rule matched, or why a matching rule could not be applied.
+    pub fn decide(&self, event: &CiEvent) -> Result<Decision<'_>, NoDecision> {
         for rule in &self.rules {
             if rule.provider != event.provider
                 || rule.event != event.kind
@@ -198,15 +223,12 @@ impl TriggerRules {
                 VersionFrom::Tag => event.tag.clone(),
             }
             .filter(|v| valid_version(v))
-            .ok_or_else(|| {
-                format!(
-                    "rule `{}` matched but the delivery has no usable {} for the version",
-                    rule.name,
-                    match rule.version {
-                        VersionFrom::Tag => "tag",
-                        _ => "commit SHA",
-                    }
-                )
+            .ok_or_else(|| NoDecision::NoVersion {
+                rule: rule.name.clone(),
+                from: match rule.version {
+                    VersionFrom::Tag => "tag",
+                    _ => "commit SHA",
+                },
             })?;
             let branch = event.branch.as_deref().map(name_safe).unwrap_or_default();
             let environment = rule.environment.replace("{branch}", &branch);
@@ -216,17 +238,16 @@ impl TriggerRules {
                 environment,
             });
         }
-        Err(format!(
-            "no rule matched {} {} of {}{}",
-            event.provider.as_str(),
-            event.kind.as_str(),
-            event.repository,
-            match (&event.branch, &event.tag) {
+        Err(NoDecision::NoRuleMatched {
+            provider: event.provider.as_str(),
+            kind: event.kind.as_str(),
+            repository: event.repository.clone(),
+            at: match (&event.branch, &event.tag) {
                 (_, Some(t)) if event.kind.is_tag() => format!(" (tag {t})"),
                 (Some(b), _) => format!(" (branch {b})"),
                 _ => String::new(),
-            }
-        ))
+            },
+        })
     }
 }
 
@@ -344,7 +365,10 @@ mod tests {
     fn no_match_and_unusable_versions_say_why() {
         let rules = rules();
         assert_eq!(
-            rules.decide(&push("develop")).expect_err("no rule"),
+            rules
+                .decide(&push("develop"))
+                .expect_err("no rule")
+                .to_string(),
             "no rule matched github push of Acme/Hello (branch develop)"
         );
         let hostile = CiEvent {
@@ -352,7 +376,7 @@ mod tests {
             ..push("main")
         };
         assert_eq!(
-            rules.decide(&hostile).expect_err("bad sha"),
+            rules.decide(&hostile).expect_err("bad sha").to_string(),
             "rule `main` matched but the delivery has no usable commit SHA for the version"
         );
     }

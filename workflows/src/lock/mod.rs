@@ -128,11 +128,14 @@ fn request<W>(
 }
 
 /// Why the lock was not taken.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NotTaken {
     /// The workflow was cancelled while taking it (it may have been taken: release it).
+    #[error("cancelled while taking the service lock")]
     Cancelled,
     /// Held by another running workflow, or it could not be checked: the reason.
+    #[error("{0}")]
     Refused(String),
 }
 

@@ -178,7 +178,7 @@ impl Cx {
                         self.report(
                             n,
                             &p,
-                            e,
+                            e.to_string(),
                             "write comparisons joined by `&&`, e.g. `result[0] < 0.01`",
                         );
                         None
