@@ -522,5 +522,7 @@ async fn a_drill_whose_verify_fails_restores_like_any_other_failure() -> anyhow:
         "{end:?}"
     );
     assert_restored(&t.script.calls(), true);
+    let service = PlanBuilder::new("inproc").environment("dev");
+    lock_given_back(t.client(), &service).await?;
     t.shutdown().await
 }
