@@ -79,8 +79,8 @@ impl StepState {
 /// Why an attempt failed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepError {
-    /// One of [`crate::contracts::error_kind`].
-    pub kind: String,
+    /// What kind of failure (the failure's type name on the wire).
+    pub kind: crate::contracts::error_kind::ErrorKind,
     /// What happened, in words.
     pub message: String,
     /// Whether the failure could be retried.

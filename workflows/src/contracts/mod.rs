@@ -10,6 +10,7 @@ use temporalio_common::ActivityError;
 use temporalio_macros::activity_definitions;
 
 mod deploy;
+mod kind;
 mod postgres;
 mod process;
 
@@ -136,6 +137,8 @@ pub struct AnalysisOutput {
 /// Plans name these in `retry.non_retryable`. Activities already mark the kinds that can never
 /// succeed on retry as non-retryable.
 pub mod error_kind {
+    pub use super::kind::ErrorKind;
+
     /// An analysis had more failed measurements than its `failure_limit`. Not retryable.
     pub const ANALYSIS_FAILED: &str = "AnalysisFailed";
     /// A command exited non-zero. Retryable.
@@ -168,6 +171,8 @@ pub mod error_kind {
     pub const DEPLOY_FAILED: &str = "DeployFailed";
     /// A port the deploy needs is taken. Not retryable.
     pub const PORT_TAKEN: &str = "PortTaken";
+    /// An approval step's timeout passed without enough approvals (`on_timeout: abort`).
+    pub const APPROVAL_TIMED_OUT: &str = "ApprovalTimedOut";
 }
 
 /// The activities a rollout calls.

@@ -13,6 +13,7 @@ use super::diagnostic::Diagnostics;
 use super::kind::StepKind;
 use super::types::{BakeSpec, Driver, OnFailure, Plan, RetryPolicy, Step, StepAction, Target};
 use super::yaml::{Node, Value};
+use crate::contracts::error_kind::ErrorKind;
 use cx::{Cx, Document, Fields, closest, join, parse_document, to_json, truncate, valid_env_name};
 
 /// Bounds that keep a hostile or mistaken plan from becoming a huge workflow input.
@@ -400,7 +401,30 @@ impl Cx {
         }
         if let Some(n) = fields.get("non_retryable") {
             match self.string_list(n, &join(path, "non_retryable")) {
-                Some(list) => policy.non_retryable = list,
+                Some(list) => {
+                    let known: Vec<&str> = ErrorKind::KNOWN.iter().map(ErrorKind::as_str).collect();
+                    for name in list {
+                        match ErrorKind::known(&name) {
+                            Some(kind) => policy.non_retryable.push(kind),
+                            None => {
+                                let hint = match closest(&name, &known) {
+                                    Some(best) => format!(
+                                        "did you mean `{best}`? kinds: {}",
+                                        known.join(", ")
+                                    ),
+                                    None => format!("use error kinds: {}", known.join(", ")),
+                                };
+                                self.report(
+                                    n,
+                                    &join(path, "non_retryable"),
+                                    format!("unknown error kind `{}`", truncate(&name)),
+                                    &hint,
+                                );
+                                ok = false;
+                            }
+                        }
+                    }
+                }
                 None => ok = false,
             }
         }

@@ -529,7 +529,7 @@ pub struct RetryPolicy {
     pub maximum_attempts: u32,
     /// Error kinds that are never retried (in addition to those the activity marks itself).
     #[serde(default)]
-    pub non_retryable: Vec<String>,
+    pub non_retryable: Vec<crate::contracts::error_kind::ErrorKind>,
 }
 
 impl Default for RetryPolicy {

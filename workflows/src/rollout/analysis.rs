@@ -87,7 +87,7 @@ pub(super) async fn analyse(
             if counts.failed > spec.failure_limit {
                 decide(ctx, index, Verdict::Failed);
                 return Analysed::Failed(StepError {
-                    kind: error_kind::ANALYSIS_FAILED.to_owned(),
+                    kind: error_kind::ErrorKind::AnalysisFailed,
                     message: format!(
                         "{}; {} of {} measurements failed (failure_limit {})",
                         measurement.explain(),

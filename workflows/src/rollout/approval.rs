@@ -46,7 +46,7 @@ pub(super) async fn approval(
     });
     if timed_out && spec.on_timeout == OnTimeout::Abort {
         return Err(Interrupted::Failed(StepError {
-            kind: "ApprovalTimedOut".to_owned(),
+            kind: crate::contracts::error_kind::ErrorKind::ApprovalTimedOut,
             message: format!(
                 "{} of {required} approvals within {}",
                 approvers.len(),

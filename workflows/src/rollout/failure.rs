@@ -2,7 +2,7 @@
 
 use temporalio_common::error::{ActivityExecutionError, IncomingError};
 
-use crate::contracts::error_kind;
+use crate::contracts::error_kind::ErrorKind;
 use crate::plan::RetryPolicy;
 use crate::status::StepError;
 
@@ -20,30 +20,30 @@ pub(super) fn classify(err: &ActivityExecutionError, policy: &RetryPolicy) -> At
     let (kind, message, retryable) = match err {
         ActivityExecutionError::Cancelled(_) => return AttemptFailure::Cancelled,
         ActivityExecutionError::Serialization(e) => (
-            error_kind::INVALID_INPUT.to_owned(),
+            ErrorKind::InvalidInput,
             format!("payload conversion failed: {e}"),
             false,
         ),
         ActivityExecutionError::Failed(f) => match f.cause() {
             Some(IncomingError::Application(app)) => (
-                app.type_name().unwrap_or("Error").to_owned(),
+                ErrorKind::from(app.type_name().unwrap_or("Error").to_owned()),
                 app.failure()
                     .map(|f| f.message.clone())
                     .unwrap_or_else(|| app.source_error().to_string()),
                 !app.is_non_retryable(),
             ),
             Some(IncomingError::Timeout(t)) => (
-                error_kind::TIMEOUT.to_owned(),
+                ErrorKind::Timeout,
                 format!("{:?} timeout", t.timeout_type())
                     .to_lowercase()
                     .replace('_', " "),
                 true,
             ),
             Some(IncomingError::Cancelled(_)) => return AttemptFailure::Cancelled,
-            Some(other) => ("Error".to_owned(), other.failure().message.clone(), true),
-            None => ("Error".to_owned(), f.failure().message.clone(), true),
+            Some(other) => (error(), other.failure().message.clone(), true),
+            None => (error(), f.failure().message.clone(), true),
         },
-        _ => ("Error".to_owned(), err.to_string(), true),
+        _ => (error(), err.to_string(), true),
     };
     let retryable = retryable && !policy.non_retryable.iter().any(|k| k == &kind);
     AttemptFailure::Error(StepError {
@@ -51,4 +51,9 @@ pub(super) fn classify(err: &ActivityExecutionError, policy: &RetryPolicy) -> At
         message,
         retryable,
     })
+}
+
+/// A failure without a type name of its own.
+fn error() -> ErrorKind {
+    ErrorKind::Other("Error".to_owned())
 }

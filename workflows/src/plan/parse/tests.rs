@@ -504,3 +504,31 @@ fn every_step_kind_survives_the_json_round_trip() {
     };
     assert_eq!(a.timeout, Some(Duration::from_secs(90)));
 }
+
+#[test]
+fn non_retryable_names_known_error_kinds_only() {
+    let plan = |kinds: &str| {
+        format!(
+            "service: a\nenvironment: b\nversion: \"1\"\nsteps:\n  - {{ name: x, kind: command, command: \"true\", retry: {{ non_retryable: [{kinds}] }} }}\n"
+        )
+    };
+    let ok = parse_plan(&plan("CommandFailed, Timeout"), PlanLimits::default()).expect("valid");
+    assert_eq!(
+        ok.steps[0].retry.non_retryable,
+        vec![
+            crate::contracts::error_kind::ErrorKind::CommandFailed,
+            crate::contracts::error_kind::ErrorKind::Timeout
+        ]
+    );
+    let found = problems(&plan("CommandFaild"));
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message == "unknown error kind `CommandFaild`"
+                && d.path == "steps[0].retry.non_retryable"
+                && d.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("did you mean `CommandFailed`"))),
+        "{found:?}"
+    );
+}
