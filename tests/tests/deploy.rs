@@ -620,3 +620,44 @@ async fn promote_skips_the_remaining_canary_steps() -> anyhow::Result<()> {
     assert_eq!(site.serving().await?, "2.0.0");
     Ok(())
 }
+
+/// Instances get only what the plan gives them: nothing of the worker's own environment (here
+/// `RUST_LOG`, which the harness sets on the worker, and cargo's variables, which the worker
+/// inherits from the test) is readable in `/proc/<pid>/environ` of an app instance.
+#[tokio::test]
+async fn an_instance_gets_no_variable_of_the_workers_environment() -> anyhow::Result<()> {
+    let h = Harness::start("instance-env").await?;
+    let site = Site::new(&h)?;
+    let _guard = HostGuard::new(std::path::Path::new(&site.root), "envclean");
+    let extra = "    rollback_window: 0s\n";
+    let plan = site.plan("envclean", "1.0.0", "blue-green", extra).replace(
+        "start: { command:",
+        "start: { env: { GREETING: hello }, command:",
+    );
+    succeed(&h, &plan).await?;
+    let pids = service_processes("envclean");
+    assert_eq!(pids.len(), 2, "two instances run: {pids:?}");
+    for pid in pids {
+        let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
+        let keys: Vec<String> = String::from_utf8_lossy(&environ)
+            .split('\0')
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_owned()))
+            .collect();
+        let allowed = [
+            "PORT",
+            "CUTOVER_SERVICE",
+            "CUTOVER_VERSION",
+            "PATH",
+            "HOME",
+            "LANG",
+            "GREETING",
+        ];
+        let extra: Vec<&String> = keys
+            .iter()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .collect();
+        assert!(extra.is_empty(), "instance {pid} inherited {extra:?}");
+        assert!(keys.iter().any(|k| k == "GREETING"), "{keys:?}");
+    }
+    Ok(())
+}

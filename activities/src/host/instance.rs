@@ -108,8 +108,15 @@ pub(crate) fn spawn(
         .as_deref()
         .map_or(cwd.clone(), |w| cwd.join(w));
     let mut cmd = Command::new(&release.start.command);
+    // An instance gets only what the plan gives it: the worker's own environment (the ledger
+    // URL, the PostgreSQL admin URL, other services' secrets) must not be readable in the
+    // app's /proc/<pid>/environ. A minimal PATH, HOME and LANG first, so the plan can
+    // override them.
     cmd.args(&release.start.args)
         .current_dir(&workdir)
+        .env_clear()
+        .envs(BASE_ENV)
+        .env("HOME", &workdir)
         .envs(shared_env(service_dir))
         .envs(&release.start.env)
         .envs(secrets.iter())
@@ -143,6 +150,12 @@ pub(crate) fn spawn(
     });
     Ok(pid)
 }
+
+/// What every instance starts with before the plan's variables (which may override them).
+const BASE_ENV: [(&str, &str); 2] = [
+    ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+    ("LANG", "C.UTF-8"),
+];
 
 /// `KEY=VALUE` lines of `<service>/shared/env`, written by `provision`.
 fn shared_env(service_dir: &Path) -> Vec<(String, String)> {
