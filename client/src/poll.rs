@@ -66,6 +66,30 @@ where
     }
 }
 
+/// Calls `check` every `every` until it succeeds; when `limit` passes first, returns the last
+/// error, so the caller can say what was still wrong ("within 60 s: connection refused").
+///
+/// # Errors
+/// The last attempt's error.
+pub async fn until_ok<T, E, F, Fut>(limit: Duration, every: Duration, mut check: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        let failed = match check().await {
+            Ok(value) => return Ok(value),
+            Err(e) => e,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(failed);
+        }
+        tokio::time::sleep(every.min(deadline - now)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +111,19 @@ mod tests {
         )
         .await;
         assert_eq!(never, Err(TimedOut(Duration::from_secs(1))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_ok_returns_the_last_error_at_the_limit() {
+        let mut n = 0;
+        let got: Result<(), String> =
+            until_ok(Duration::from_secs(1), Duration::from_millis(300), || {
+                n += 1;
+                let attempt = n;
+                async move { Err(format!("attempt {attempt}")) }
+            })
+            .await;
+        assert_eq!(got, Err("attempt 5".to_owned()));
     }
 
     #[tokio::test(start_paused = true)]

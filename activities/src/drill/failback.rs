@@ -7,10 +7,12 @@
 //! the saved copy survives a crash of the worker, so a retried rebuild restores the right files.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cutover_workflows::drill::contracts::{At, NodeInput, RebuildInput};
 use cutover_workflows::plan::SecretRef;
+
+use cutover_client::poll;
 
 use super::{PgTools, URL, connect, now_ms, sql_error};
 use crate::error::StepFailure;
@@ -306,35 +308,32 @@ async fn wait_streaming(
         .await
         .map_err(|e| sql_error(&src_secrets, &e))?;
     drop(src);
-    let deadline = Instant::now() + within;
-    loop {
-        let last = match connect(url).await {
-            Ok((mut conn, secrets)) => match sqlx::query_as::<_, (bool, Option<String>, bool)>(
-                "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), \
-                     COALESCE(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
-            )
-            .bind(&target)
-            .fetch_one(&mut conn)
-            .await
-            {
-                Ok((true, Some(status), true)) if status == "streaming" => return Ok(()),
-                Ok((false, _, _)) => "it is not in recovery".to_owned(),
-                Ok((true, status, _)) => format!(
-                    "its WAL receiver is {} and it has not replayed up to {target}",
-                    status.unwrap_or_else(|| "not running".to_owned())
-                ),
-                Err(e) => sql_error(&secrets, &e).to_string(),
-            },
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() > deadline {
-            return Err(StepFailure::CheckFailed(format!(
-                "the rebuilt standby did not follow the primary within {} s: {last}",
-                within.as_secs()
-            )));
+    poll::until_ok(within, Duration::from_millis(50), || async {
+        let (mut conn, secrets) = connect(url).await.map_err(|e| e.to_string())?;
+        match sqlx::query_as::<_, (bool, Option<String>, bool)>(
+            "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver), \
+                 COALESCE(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)",
+        )
+        .bind(&target)
+        .fetch_one(&mut conn)
+        .await
+        {
+            Ok((true, Some(status), true)) if status == "streaming" => Ok(()),
+            Ok((false, _, _)) => Err("it is not in recovery".to_owned()),
+            Ok((true, status, _)) => Err(format!(
+                "its WAL receiver is {} and it has not replayed up to {target}",
+                status.unwrap_or_else(|| "not running".to_owned())
+            )),
+            Err(e) => Err(sql_error(&secrets, &e).to_string()),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
+    .map_err(|last| {
+        StepFailure::CheckFailed(format!(
+            "the rebuilt standby did not follow the primary within {} s: {last}",
+            within.as_secs()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cutover_client::poll;
 use cutover_workflows::drill::contracts::{
     AppVerifyInput, At, MarkInput, MarkOutput, NodeInput, PreflightInput, PreflightOutput,
     SurveyInput, SurveyOutput, SwitchInput,
@@ -422,27 +423,25 @@ pub(crate) async fn verify(
     http: &reqwest::Client,
     input: &AppVerifyInput,
 ) -> Result<At, StepFailure> {
-    let deadline = Instant::now() + Duration::from_millis(input.within_ms);
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        let last = match verify_once(http, input, attempt).await {
-            Ok(at_ms) => {
-                return Ok(At {
-                    at_ms,
-                    note: format!("app checks passed (attempt {attempt})"),
-                });
-            }
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() > deadline {
-            return Err(StepFailure::CheckFailed(format!(
-                "the app checks did not pass within {} ms: {last}",
-                input.within_ms
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    poll::until_ok(
+        Duration::from_millis(input.within_ms),
+        Duration::from_millis(50),
+        || async {
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            verify_once(http, input, attempt).await.map(|at_ms| At {
+                at_ms,
+                note: format!("app checks passed (attempt {attempt})"),
+            })
+        },
+    )
+    .await
+    .map_err(|last| {
+        StepFailure::CheckFailed(format!(
+            "the app checks did not pass within {} ms: {last}",
+            input.within_ms
+        ))
+    })
 }
 
 /// One round of checks; the time of the verified write (or of the checks, without one).
