@@ -161,3 +161,62 @@ async fn the_worker_registers_missing_search_attributes_on_a_fresh_cluster() -> 
     drop(worker);
     server.shutdown().await
 }
+
+/// Starts `RolloutWorkflow` the way another client would: the `temporal` CLI with raw JSON.
+fn start_raw(h: &Harness, id: &str, input: &serde_json::Value) -> anyhow::Result<()> {
+    let out = Command::new(temporal_cli()?)
+        .args(["workflow", "start", "--type", "RolloutWorkflow"])
+        .args(["--address", &h.server.address, "--task-queue", &h.queue])
+        .args(["--workflow-id", id, "--input", &input.to_string()])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "temporal workflow start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Bad input from any client fails the rollout at once, non-retryably, naming the field,
+/// instead of failing its first workflow task forever.
+#[tokio::test]
+async fn a_malformed_input_from_another_client_fails_at_once_naming_the_field() -> anyhow::Result<()>
+{
+    let h = Harness::start("bad-input").await?;
+    let mut valid = serde_json::to_value(cutover_tests::plan(
+        "service: fine\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: a, kind: command, command: \"true\" }\n",
+    ))?;
+    let cases = [
+        (
+            "rollout/missing/test",
+            serde_json::json!({ "service": "missing", "environment": "test" }),
+            "missing field `version`",
+        ),
+        (
+            "rollout/wrongtype/test",
+            serde_json::json!({ "service": "wrongtype", "environment": "test", "version": "1", "steps": "all of them" }),
+            "steps: invalid type: string",
+        ),
+        (
+            "rollout/badname/test",
+            {
+                valid["service"] = serde_json::json!("Bad Name!");
+                valid.clone()
+            },
+            "service: `Bad Name!` is not a valid name",
+        ),
+    ];
+    for (id, input, expect) in cases {
+        start_raw(&h, id, &input)?;
+        let ended = tokio::time::timeout(Duration::from_secs(20), outcome(h.client(), id))
+            .await
+            .with_context(|| format!("{id} did not end within 20 s"))?;
+        let err = format!("{:?}", ended.expect_err("an invalid input must fail"));
+        assert!(err.contains(expect), "{id}: {err}");
+        assert!(err.contains("InvalidInput"), "{id}: {err}");
+        let s = status(h.client(), id).await.context("status answers")?;
+        assert_eq!(s.state, RolloutState::Failed);
+        assert!(s.reason.is_some_and(|r| r.contains(expect)), "{id}");
+    }
+    h.shutdown().await
+}

@@ -9,7 +9,7 @@ use super::StepKind;
 use crate::duration_serde;
 
 /// A validated rollout plan, ready to be the input of `RolloutWorkflow`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// The service being released, e.g. `checkout`.
     pub service: String,
@@ -110,6 +110,36 @@ pub enum OnFailure {
 }
 
 impl Plan {
+    /// What is wrong with a plan that arrived as JSON rather than through the parser (which
+    /// checks all of this and more, with positions): names, an empty or duplicated step list.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (field, value) in [
+            ("service", &self.service),
+            ("environment", &self.environment),
+        ] {
+            if let Err(e) = crate::name::Name::parse(value) {
+                out.push(format!("{field}: {e}"));
+            }
+        }
+        if self.version.is_empty() {
+            out.push("version: empty".to_owned());
+        }
+        if self.steps.is_empty() {
+            out.push("steps: a plan needs at least one step".to_owned());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if step.name.is_empty() || !seen.insert(step.name.as_str()) {
+                out.push(format!(
+                    "steps[{i}].name: `{}` is empty or used twice",
+                    step.name
+                ));
+            }
+        }
+        out
+    }
+
     /// The workflow ID of this plan's rollout: one running rollout per service and environment.
     pub fn workflow_id(&self) -> String {
         crate::rollout_workflow_id(&self.service, &self.environment)

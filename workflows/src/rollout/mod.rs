@@ -27,6 +27,7 @@ use crate::control::{
     ApproveRequest, ApproveResult, PauseRequest, PromoteRequest, PromoteResult, ResumeRequest,
     check_name,
 };
+use crate::input::Input;
 use crate::plan::{OnFailure, Plan, StepAction};
 use crate::status::{
     Approval, HumanAction, Pause, RolloutState, RolloutStatus, RolloutSummary, StepState,
@@ -56,6 +57,8 @@ pub struct RolloutWorkflow {
     point_of_no_return: Option<String>,
     /// Set by `abort`: who and why.
     aborted: Option<(String, String)>,
+    /// Set when the input was not a valid plan: why. The rollout fails at once with it.
+    invalid: Option<String>,
     /// With `on_failure: pause`, the failed step held for a person.
     held_failure: Option<usize>,
     /// Set by `retry`, cleared when the held step runs again.
@@ -65,7 +68,15 @@ pub struct RolloutWorkflow {
 #[workflow_methods]
 impl RolloutWorkflow {
     #[init]
-    fn new(ctx: &WorkflowContextView, plan: Plan) -> Self {
+    fn new(ctx: &WorkflowContextView, input: Input<Plan>) -> Self {
+        let (plan, invalid) = match input.into_result() {
+            Ok(plan) => {
+                let problems = plan.problems();
+                let invalid = (!problems.is_empty()).then(|| problems.join("; "));
+                (plan, invalid)
+            }
+            Err(why) => (Plan::default(), Some(why)),
+        };
         let steps = plan
             .steps
             .iter()
@@ -114,6 +125,7 @@ impl RolloutWorkflow {
             compensations: Vec::new(),
             point_of_no_return: None,
             aborted: None,
+            invalid,
             held_failure: None,
             retry_requested: false,
         }
@@ -123,6 +135,17 @@ impl RolloutWorkflow {
     /// The release record is written to the ledger before the first step and after the end.
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<RolloutSummary> {
+        // An input that is not a valid plan ends the rollout before anything is touched (no
+        // command is issued, so valid rollouts' histories are unchanged).
+        if let Some(why) = ctx.state(|s| s.invalid.clone()) {
+            let reason = format!("invalid input, nothing was started: {why}");
+            finish(ctx, RolloutState::Failed, Some(reason.clone()));
+            return Err(ApplicationFailure::builder(reason)
+                .type_name(crate::contracts::error_kind::INVALID_INPUT.to_owned())
+                .non_retryable(true)
+                .build()
+                .into());
+        }
         // Rollouts started before the ledger existed replay without its two activities.
         let ledger = ctx.patched(ledger::PATCH);
         if ledger {
