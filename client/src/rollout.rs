@@ -213,7 +213,7 @@ pub async fn start_drill(
             .id_conflict_policy(temporalio_client::WorkflowIdConflictPolicy::Fail)
             .build();
     match client
-        .start_workflow(DrillWorkflow::run, plan.clone(), options)
+        .start_workflow(DrillWorkflow::run, plan.clone().into(), options)
         .await
     {
         Ok(handle) => Ok(Started {

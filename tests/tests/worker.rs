@@ -162,10 +162,15 @@ async fn the_worker_registers_missing_search_attributes_on_a_fresh_cluster() -> 
     server.shutdown().await
 }
 
-/// Starts `RolloutWorkflow` the way another client would: the `temporal` CLI with raw JSON.
-fn start_raw(h: &Harness, id: &str, input: &serde_json::Value) -> anyhow::Result<()> {
+/// Starts a workflow the way another client would: the `temporal` CLI with raw JSON.
+fn start_raw(
+    h: &Harness,
+    workflow_type: &str,
+    id: &str,
+    input: &serde_json::Value,
+) -> anyhow::Result<()> {
     let out = Command::new(temporal_cli()?)
-        .args(["workflow", "start", "--type", "RolloutWorkflow"])
+        .args(["workflow", "start", "--type", workflow_type])
         .args(["--address", &h.server.address, "--task-queue", &h.queue])
         .args(["--workflow-id", id, "--input", &input.to_string()])
         .output()?;
@@ -207,7 +212,7 @@ async fn a_malformed_input_from_another_client_fails_at_once_naming_the_field() 
         ),
     ];
     for (id, input, expect) in cases {
-        start_raw(&h, id, &input)?;
+        start_raw(&h, "RolloutWorkflow", id, &input)?;
         let ended = tokio::time::timeout(Duration::from_secs(20), outcome(h.client(), id))
             .await
             .with_context(|| format!("{id} did not end within 20 s"))?;
@@ -218,5 +223,25 @@ async fn a_malformed_input_from_another_client_fails_at_once_naming_the_field() 
         assert_eq!(s.state, RolloutState::Failed);
         assert!(s.reason.is_some_and(|r| r.contains(expect)), "{id}");
     }
+    // A drill too: it fails at once and touches nothing.
+    let id = "drill/bad/test/x";
+    start_raw(
+        &h,
+        "DrillWorkflow",
+        id,
+        &serde_json::json!({ "drill": "x", "service": "bad", "environment": "test", "mode": "sideways" }),
+    )?;
+    let handle = h
+        .client()
+        .get_workflow_handle::<cutover_workflows::drill::DrillWorkflow>(id.to_owned());
+    let ended = tokio::time::timeout(
+        Duration::from_secs(20),
+        handle.get_result(temporalio_client::WorkflowGetResultOptions::default()),
+    )
+    .await
+    .context("the drill did not end within 20 s")?;
+    let err = format!("{:?}", ended.expect_err("an invalid drill must fail"));
+    assert!(err.contains("mode: unknown variant `sideways`"), "{err}");
+    assert!(err.contains("InvalidInput"), "{err}");
     h.shutdown().await
 }

@@ -26,6 +26,7 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, Work
 
 use super::DrillMode;
 use super::DrillPlan;
+use crate::input::Input;
 use failback::Roles;
 
 use super::contracts::{
@@ -178,7 +179,10 @@ pub struct DrillStatus {
 /// Runs one drill plan. Its ID is `drill/<service>/<environment>/<drill>`.
 #[workflow]
 pub struct DrillWorkflow {
-    plan: DrillPlan,
+    /// `None` when the input was not a drill plan (see `invalid`).
+    plan: Option<DrillPlan>,
+    /// Set when the input was not a valid drill plan: why. The drill fails at once with it.
+    invalid: Option<String>,
     status: DrillStatus,
     /// This run has the `drill-failback-v1` patch.
     failback: bool,
@@ -187,15 +191,35 @@ pub struct DrillWorkflow {
 #[workflow_methods]
 impl DrillWorkflow {
     #[init]
-    fn new(ctx: &WorkflowContextView, plan: DrillPlan) -> Self {
+    fn new(ctx: &WorkflowContextView, input: Input<DrillPlan>) -> Self {
+        let (plan, invalid) = match input.into_result() {
+            Ok(plan) => {
+                let problems: Vec<String> = [
+                    ("drill", &plan.drill),
+                    ("service", &plan.service),
+                    ("environment", &plan.environment),
+                ]
+                .into_iter()
+                .filter_map(|(field, value)| {
+                    crate::name::Name::parse(value)
+                        .err()
+                        .map(|e| format!("{field}: {e}"))
+                })
+                .collect();
+                let invalid = (!problems.is_empty()).then(|| problems.join("; "));
+                (Some(plan), invalid)
+            }
+            Err(why) => (None, Some(why)),
+        };
         let status = DrillStatus {
             workflow_id: ctx.workflow_id().to_owned(),
             state: DrillState::Running,
-            mode: Some(plan.mode),
+            mode: plan.as_ref().map(|p| p.mode),
             ..DrillStatus::default()
         };
         Self {
             plan,
+            invalid,
             status,
             failback: false,
         }
@@ -205,13 +229,30 @@ impl DrillWorkflow {
     /// way the evidence is written to the ledger at the end.
     #[run]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<DrillStatus> {
+        // An input that is not a valid drill plan ends the drill before anything is touched
+        // (no command is issued, so valid drills' histories are unchanged).
+        let plan = match ctx.state(|s| (s.plan.clone(), s.invalid.clone())) {
+            (Some(plan), None) => plan,
+            (_, why) => {
+                let why = why.unwrap_or_default();
+                let reason = format!("invalid input, nothing was touched: {why}");
+                ctx.state_mut(|s| {
+                    s.status.state = DrillState::Failed;
+                    s.status.reason = Some(reason.clone());
+                });
+                return Err(ApplicationFailure::builder(reason)
+                    .type_name(crate::contracts::error_kind::INVALID_INPUT.to_owned())
+                    .non_retryable(true)
+                    .build()
+                    .into());
+            }
+        };
         let started = now(ctx);
         ctx.state_mut(|s| s.status.started_at = started);
         // A drill and a rollout of the same service never run at once (drills started before
         // the lock existed replay without it).
         let result = if ctx.patched(crate::lock::PATCH) {
-            let (service, environment) =
-                ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
+            let (service, environment) = (plan.service.clone(), plan.environment.clone());
             match crate::lock::holding(ctx, "drill", &service, &environment, phases).await {
                 Ok(result) => result,
                 Err(crate::lock::NotTaken::Cancelled) => fail(
@@ -231,7 +272,7 @@ impl DrillWorkflow {
         let finished = now(ctx);
         ctx.state_mut(|s| s.status.finished_at = finished);
         let input = ctx.state(|s| RecordInput {
-            plan: s.plan.clone(),
+            plan,
             status: s.status.clone(),
         });
         // Evidence is bookkeeping: a ledger that is down does not change the drill's outcome;
@@ -255,7 +296,9 @@ impl DrillWorkflow {
 
 /// The phases in order; the outcome is in the status.
 async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> {
-    let plan = ctx.state(|s| s.plan.clone());
+    let Some(plan) = ctx.state(|s| s.plan.clone()) else {
+        return fail(ctx, "no drill plan".to_owned(), None);
+    };
     let run = format!(
         "{}@{}",
         plan.drill,
