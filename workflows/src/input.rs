@@ -10,13 +10,29 @@ use serde::{Deserialize, Serialize};
 
 /// The typed input, or the JSON that was not one. Serialises as the inner value, so histories
 /// recorded when the workflow took `T` replay unchanged.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialised through a `serde_json::Value`, as the workflow's input always was: a key
+/// repeated in an object keeps its last value instead of failing. Plans recorded before an
+/// approval's timeout got its own wire name carry `timeout` twice in an approval step; they
+/// must still deserialise (as they ran: without an approval timeout) for their histories to
+/// replay.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Input<T> {
     /// A well-formed value.
     Valid(T),
     /// Anything else that is JSON.
     Invalid(serde_json::Value),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Input<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = serde_json::Value::deserialize(deserializer)?;
+        Ok(match T::deserialize(&json) {
+            Ok(value) => Input::Valid(value),
+            Err(_) => Input::Invalid(json),
+        })
+    }
 }
 
 impl<T: DeserializeOwned> Input<T> {

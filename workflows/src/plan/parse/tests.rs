@@ -532,3 +532,18 @@ fn non_retryable_names_known_error_kinds_only() {
         "{found:?}"
     );
 }
+
+/// A plan recorded before the approval's timeout got its own wire name has `timeout` twice in
+/// an approval step. It must still be a valid workflow input, read as it ran (no approval
+/// timeout), or in-flight rollouts of that time would fail on replay.
+#[test]
+fn a_plan_recorded_with_the_duplicate_timeout_key_is_still_a_valid_input() {
+    let old = r#"{"service":"a","environment":"test","version":"2","target":{"driver":"host"},"steps":[{"name":"gate","timeout":"1s","heartbeat_timeout":"1s","retry":{"initial_interval":"1s","backoff_coefficient":2.0,"maximum_interval":"1m","maximum_attempts":3,"non_retryable":[]},"kind":"approval","required":1,"timeout":"1s","on_timeout":"abort"}],"on_failure":"rollback"}"#;
+    let input: crate::input::Input<Plan> = serde_json::from_str(old).expect("any JSON is an input");
+    let plan = input.into_result().expect("the old wire format is valid");
+    let StepAction::Approval(a) = &plan.steps[0].action else {
+        panic!("approval expected")
+    };
+    assert_eq!(a.timeout, None);
+    assert_eq!(plan.steps[0].timeout, Duration::from_secs(1));
+}
