@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cutover_workflows::contracts::{
     self, DeployInput, PrepareOutput, RetireInput, RetireOutput, RollbackInput, RollbackOutput,
-    ShiftInput, ShiftOutput,
+    ShiftInput, ShiftOutput, WithdrawInput, WithdrawOutput,
 };
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -110,6 +110,22 @@ impl TargetActivityImpls {
             input.driver,
             self.host
                 .rollback(&request, &input.service, &input.spec.root),
+        )
+        .await
+    }
+
+    /// `deploy.withdraw`: undoes an unfinished deploy and reports what serves, checked.
+    #[activity(definition = contracts::Withdraw)]
+    pub async fn withdraw(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: WithdrawInput,
+    ) -> Result<WithdrawOutput, ActivityError> {
+        on_target(
+            &ctx,
+            input.driver,
+            self.host
+                .withdraw(&input.service, &input.root, &input.version),
         )
         .await
     }

@@ -3,7 +3,7 @@
 //! on one machine) exists today; a `kubernetes` driver implements the same operations next.
 
 use cutover_workflows::contracts::{
-    PrepareOutput, ProvisionOutput, RetireOutput, RollbackOutput, ShiftOutput,
+    PrepareOutput, ProvisionOutput, RetireOutput, RollbackOutput, ShiftOutput, WithdrawOutput,
 };
 use cutover_workflows::plan::{DeploySpec, ProvisionSpec};
 
@@ -60,6 +60,15 @@ pub(crate) trait DeployDriver {
         service: &str,
         root: &str,
     ) -> Result<RollbackOutput, StepFailure>;
+
+    /// Undoes an unfinished deploy of `version`: its instances stopped, the serving release
+    /// whole and alone in the upstream, each member checked. Reports what serves now.
+    async fn withdraw(
+        &self,
+        service: &str,
+        root: &str,
+        version: &str,
+    ) -> Result<WithdrawOutput, StepFailure>;
 }
 
 /// Refuses drivers this worker does not have.

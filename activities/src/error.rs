@@ -117,6 +117,15 @@ pub enum StepFailure {
     /// The activity was cancelled and has cleaned up.
     #[error("cancelled")]
     Cancelled,
+    /// A failure after which the operation undid what it had done; `after` says what was
+    /// undone and what the target is now. Keeps the kind and retryability of `failure`.
+    #[error("{failure}; {after}")]
+    Undone {
+        /// The original failure.
+        failure: Box<StepFailure>,
+        /// What was undone, and the state now.
+        after: String,
+    },
 }
 
 impl StepFailure {
@@ -139,11 +148,15 @@ impl StepFailure {
             StepFailure::InvalidInput(_) => error_kind::INVALID_INPUT,
             StepFailure::Io { .. } => error_kind::IO,
             StepFailure::Cancelled => "Cancelled",
+            StepFailure::Undone { failure, .. } => failure.kind(),
         }
     }
 
     /// Whether another attempt could succeed without a person changing something.
     pub fn retryable(&self) -> bool {
+        if let StepFailure::Undone { failure, .. } = self {
+            return failure.retryable();
+        }
         matches!(
             self,
             StepFailure::CommandFailed { .. }

@@ -661,3 +661,75 @@ async fn an_instance_gets_no_variable_of_the_workers_environment() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_rolling_deploy_failing_on_its_second_instance_puts_the_old_version_back_whole()
+-> anyhow::Result<()> {
+    let h = Harness::start("rollhalf").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "half");
+    succeed(
+        &h,
+        &site.plan("half", "1.0.0", "rolling", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    let mut old_ports: Vec<u16> = guard.pidfiles().iter().map(|(_, p, _)| *p).collect();
+    old_ports.sort_unstable();
+    // v2's first instance is healthy; its second (the other slot's second port) never is.
+    let new_ports: Vec<u16> = (site.base..site.base + 4)
+        .filter(|p| !old_ports.contains(p))
+        .collect();
+    let broken = site
+        .plan("half", "2.0.0", "rolling", "    rollback_window: 0s\n")
+        .replace(
+            "start: {",
+            &format!(
+                "start: {{ env: {{ UNHEALTHY_PORTS: \"{}\" }},",
+                new_ports[1]
+            ),
+        )
+        .replace(
+            "health: { timeout: 15s, interval: 100ms }",
+            "health: { timeout: 2s, interval: 100ms }",
+        );
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(site.url(), 4, stop.clone()));
+    let id = h.start_rollout(&broken).await?;
+    let reason = rollout_failure(&h, &id).await;
+    stop.store(true, Ordering::Relaxed);
+    let during = loader.await?;
+    assert_eq!(during.failures, 0, "{:?}", during.errors);
+    // The reason says what failed, what was undone and what serves now.
+    assert!(
+        reason.contains(&format!("instance 2.0.0@{}", new_ports[1]))
+            && reason.contains(&format!("stopped 2.0.0 instances on ports {new_ports:?}"))
+            && reason.contains(&format!("restarted 1.0.0 instance on ports [{}]", old_ports[0]))
+            && reason.contains(&format!(
+                "half 1.0.0 serves all traffic on ports {old_ports:?}, each answering its health check"
+            )),
+        "{reason}"
+    );
+    // Afterwards: only the old version answers, every request succeeds, no v2 process lives.
+    let http = reqwest::Client::new();
+    for i in 0..200 {
+        let r = http.get(site.url()).send().await?;
+        anyhow::ensure!(r.status().is_success(), "request {i}: {}", r.status());
+        let v: serde_json::Value = serde_json::from_str(&r.text().await?)?;
+        assert_eq!(v["version"], "1.0.0", "request {i}");
+    }
+    let live = guard.pidfiles();
+    assert!(
+        live.len() == 2 && live.iter().all(|(v, _, alive)| v == "1.0.0" && *alive),
+        "{live:?}"
+    );
+    assert_eq!(service_processes("half").len(), 2, "no v2 process is left");
+
+    // The fixed plan (same version) starts afresh and succeeds.
+    succeed(
+        &h,
+        &site.plan("half", "2.0.0", "rolling", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    assert_eq!(site.serving().await?, "2.0.0");
+    Ok(())
+}

@@ -526,3 +526,96 @@ async fn a_drill_whose_verify_fails_restores_like_any_other_failure() -> anyhow:
     lock_given_back(t.client(), &service).await?;
     t.shutdown().await
 }
+
+/// The traffic weights the fake `traffic.shift` was asked for, in order.
+fn shifted_weights(t: &InProcess) -> Vec<String> {
+    t.script
+        .calls()
+        .into_iter()
+        .filter(|c| c.activity == "traffic.shift")
+        .map(|c| c.detail)
+        .collect()
+}
+
+fn canary(service: &str) -> PlanBuilder {
+    PlanBuilder::new(service).step(
+        StepBuilder::deploy("canary")
+            .set("strategy", "canary")
+            .set("rollback_window", "0s")
+            .set("retry", "{ maximum_attempts: 3, initial_interval: 100ms }")
+            .set(
+                "canary",
+                "[{ weight: 10, bake: 100ms }, { weight: 50, bake: 100ms }, { weight: 100 }]",
+            ),
+    )
+}
+
+#[tokio::test]
+async fn a_canary_attempt_that_fails_at_50_percent_resumes_at_50_not_10() -> anyhow::Result<()> {
+    let t = InProcess::start("canary-resume").await?;
+    let plan = canary("canary-resume");
+    // The move from 50% to 100% fails once, transiently: the step's second attempt must
+    // start from the 50% reached, not from 10%.
+    t.script.on_detail(
+        "traffic.shift",
+        "2@100",
+        cutover_tests::inproc::Behaviour::Fail {
+            kind: "NginxFailed",
+            retryable: true,
+        },
+        Some(1),
+    );
+    let end = t
+        .run(|| async { ended(t.client(), &t.start_rollout(&plan).await?).await })
+        .await?;
+    assert_eq!(end.state, RolloutState::Succeeded, "{end:?}");
+    assert_eq!(end.steps[0].attempts, 2, "{end:?}");
+    // Attempt 1: 10, 50, 100 (fails). Attempt 2: back to the 50% reached, then 100.
+    assert_eq!(
+        shifted_weights(&t),
+        ["2@10", "2@50", "2@100", "2@50", "2@100"],
+        "{:?}",
+        t.script.calls()
+    );
+    assert_eq!(t.script.count("deploy.withdraw"), 0);
+    lock_given_back(t.client(), &plan).await?;
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn a_deploy_that_fails_for_good_is_withdrawn_and_the_reason_says_what_serves()
+-> anyhow::Result<()> {
+    let t = InProcess::start("deploy-withdraw").await?;
+    // on_failure: rollback — the saga must not roll back the release that was serving
+    // before, since the failed deploy never took all traffic and has been withdrawn.
+    let plan = canary("deploy-withdraw").on_failure("rollback");
+    t.script.on_detail(
+        "traffic.shift",
+        "2@50",
+        cutover_tests::inproc::Behaviour::Fail {
+            kind: "NginxFailed",
+            retryable: false,
+        },
+        None,
+    );
+    let end = t
+        .run(|| async { ended(t.client(), &t.start_rollout(&plan).await?).await })
+        .await?;
+    assert_eq!(end.state, RolloutState::Failed, "{end:?}");
+    let reason = end.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("step `canary` failed after 1 attempt: NginxFailed")
+            && reason.contains("undone: stopped new instance on port 18100")
+            && reason.contains("previous serves all traffic on ports [18101]"),
+        "{reason}"
+    );
+    assert_eq!(t.script.count("deploy.withdraw"), 1);
+    assert_eq!(
+        t.script.count("deploy.rollback"),
+        0,
+        "{:?}",
+        t.script.calls()
+    );
+    lock_given_back(t.client(), &plan).await?;
+    t.shutdown().await
+}

@@ -7,12 +7,13 @@ mod instance;
 mod layout;
 mod nginx;
 mod state;
+mod withdraw;
 
 use std::path::Path;
 use std::time::Duration;
 
 use cutover_workflows::contracts::{
-    PrepareOutput, ProvisionOutput, RetireOutput, RollbackOutput, ShiftOutput,
+    PrepareOutput, ProvisionOutput, RetireOutput, RollbackOutput, ShiftOutput, WithdrawOutput,
 };
 use cutover_workflows::plan::{DeploySpec, ProvisionSpec};
 use tokio::time::Instant;
@@ -65,7 +66,193 @@ impl DeployDriver for HostDriver {
         spec: &DeploySpec,
     ) -> Result<PrepareOutput, StepFailure> {
         let dir = service_dir(&spec.root, service)?;
+        let _guard = state::lock(&dir).await?;
+        self.prepare_in(&dir, service, version, spec).await
+    }
+
+    /// Sends `weight` percent of traffic to the prepared `version` (the rest to the serving
+    /// one). At 100 the prepared version becomes current and the old one previous.
+    async fn shift(
+        &self,
+        service: &str,
+        root: &str,
+        version: &str,
+        weight: u8,
+    ) -> Result<ShiftOutput, StepFailure> {
+        let dir = service_dir(root, service)?;
+        let _guard = state::lock(&dir).await?;
+        self.shift_in(&dir, service, version, weight).await
+    }
+    /// Stops every instance of the service that is not of version `keep`.
+    async fn retire(
+        &self,
+        service: &str,
+        root: &str,
+        keep: &str,
+    ) -> Result<RetireOutput, StepFailure> {
+        let dir = service_dir(root, service)?;
+        let _guard = state::lock(&dir).await?;
+        let mut stopped = Vec::new();
+        for (version, port, pidfile) in pidfiles(&dir) {
+            if version != keep {
+                instance::stop(&pidfile, STOP_GRACE).await;
+                stopped.push(format!("{version}@{port}"));
+            }
+        }
+        info!(service, keep, ?stopped, "retired");
+        Ok(RetireOutput { stopped })
+    }
+
+    /// Replaces the serving instances one at a time: start a new one, wait until healthy,
+    /// move its share of traffic, stop an old one. If any of it fails, the service is put
+    /// back as it was (new instances stopped, old ones restarted and checked, upstream on
+    /// exactly the old set) before the failure is reported, with what serves now.
+    async fn rolling(
+        &self,
+        service: &str,
+        version: &str,
+        spec: &DeploySpec,
+    ) -> Result<PrepareOutput, StepFailure> {
+        let dir = service_dir(&spec.root, service)?;
+        let _guard = state::lock(&dir).await?;
+        let st = DeployState::load(&dir)?;
+        let Some(current) = st.current.clone().filter(|c| c.version != version) else {
+            // Nothing to replace (first deploy, or already done): start and switch.
+            let out = self.prepare_in(&dir, service, version, spec).await?;
+            self.shift_in(&dir, service, version, 100).await?;
+            return Ok(out);
+        };
+        let n = spec.instances as u16;
+        let slot = if current.ports.first() == Some(&spec.base_port) {
+            1
+        } else {
+            0
+        };
+        let ports: Vec<u16> = (0..n).map(|i| spec.base_port + slot * n + i).collect();
+        let mut st = st;
+        let candidate = Release {
+            version: version.to_owned(),
+            ports: ports.clone(),
+            start: spec.start.clone(),
+            health: spec.health.clone(),
+        };
+        // A candidate left by an earlier attempt with another start command or health
+        // check (the plan was fixed) must not be reused because its pidfile is live.
+        if let Some(old) = st.candidate.take() {
+            self.stop_release(&dir, &old).await;
+        }
+        st.candidate = Some(candidate.clone());
+        st.save(&dir)?;
+        let replaced = self
+            .replace_one_by_one(&dir, service, &st, &current, &candidate)
+            .await;
+        if let Err(failure) = replaced {
+            let restored = self.restore(&dir, service, &mut st).await;
+            return Err(withdraw::undone(service, failure, restored));
+        }
+        st.previous = Some(current);
+        st.current = Some(candidate);
+        st.candidate = None;
+        layout::point_current(&dir, version)?;
+        st.save(&dir)?;
+        Ok(PrepareOutput {
+            version: version.to_owned(),
+            ports,
+            previous: st.previous.map(|p| p.version),
+            already_current: false,
+        })
+    }
+
+    /// Traffic back to the previous release (restarted if it was stopped), then the current
+    /// one stopped; every upstream member is checked before it reports success. `request`
+    /// identifies the asking workflow run and step: a retry of the same request does not
+    /// roll back a second time.
+    async fn rollback(
+        &self,
+        request: &str,
+        service: &str,
+        root: &str,
+    ) -> Result<RollbackOutput, StepFailure> {
+        let dir = service_dir(root, service)?;
+        let _guard = state::lock(&dir).await?;
         let mut st = DeployState::load(&dir)?;
+        if let (Some(done), Some(cur)) = (&st.last_rollback, &st.current)
+            && done.request == request
+            && cur.version == done.to
+        {
+            return Ok(RollbackOutput {
+                from: done.from.clone(),
+                to: done.to.clone(),
+            });
+        }
+        // A version started but not yet serving all traffic (a canary, or a switch that did not
+        // happen): undoing it means the candidate stopped and the serving version whole again.
+        if let (Some(candidate), Some(current)) = (st.candidate.clone(), st.current.clone()) {
+            self.restore(&dir, service, &mut st).await?;
+            st.last_rollback = Some(RollbackRecord {
+                request: request.to_owned(),
+                from: candidate.version.clone(),
+                to: current.version.clone(),
+            });
+            st.save(&dir)?;
+            info!(service, from = %candidate.version, to = %current.version, "candidate withdrawn");
+            return Ok(RollbackOutput {
+                from: candidate.version,
+                to: current.version,
+            });
+        }
+        let (Some(current), Some(previous)) = (st.current.clone(), st.previous.clone()) else {
+            return Err(StepFailure::InvalidInput(format!(
+                "{service} has no previous release on this host to roll back to"
+            )));
+        };
+        if let Some(candidate) = st.candidate.take() {
+            self.stop_release(&dir, &candidate).await;
+        }
+        self.ensure_running(&dir, service, &previous).await?;
+        Nginx::new(&dir, listen(&st, service)?)
+            .apply(&all(&previous.ports))
+            .await?;
+        self.check_members(&dir, &previous).await?;
+        self.stop_release(&dir, &current).await;
+        layout::point_current(&dir, &previous.version)?;
+        st.last_rollback = Some(RollbackRecord {
+            request: request.to_owned(),
+            from: current.version.clone(),
+            to: previous.version.clone(),
+        });
+        st.current = Some(previous.clone());
+        st.previous = Some(current.clone());
+        st.save(&dir)?;
+        info!(service, from = %current.version, to = %previous.version, "rolled back");
+        Ok(RollbackOutput {
+            from: current.version,
+            to: previous.version,
+        })
+    }
+
+    async fn withdraw(
+        &self,
+        service: &str,
+        root: &str,
+        version: &str,
+    ) -> Result<WithdrawOutput, StepFailure> {
+        let dir = service_dir(root, service)?;
+        let _guard = state::lock(&dir).await?;
+        self.withdraw_in(&dir, service, version).await
+    }
+}
+
+impl HostDriver {
+    /// `prepare` with the service's lock held.
+    async fn prepare_in(
+        &self,
+        dir: &Path,
+        service: &str,
+        version: &str,
+        spec: &DeploySpec,
+    ) -> Result<PrepareOutput, StepFailure> {
+        let mut st = DeployState::load(dir)?;
         if st.listen.is_some_and(|l| l != spec.listen) && st.current.is_some() {
             return Err(StepFailure::InvalidInput(format!(
                 "{service} is served on port {} but the plan says listen: {}; change one of them",
@@ -85,8 +272,8 @@ impl DeployDriver for HostDriver {
             && current.version == version
         {
             // Already deployed: make sure it still runs, and say so.
-            self.ensure_running(&dir, service, &current).await?;
-            st.save(&dir)?;
+            self.ensure_running(dir, service, &current).await?;
+            st.save(dir)?;
             return Ok(PrepareOutput {
                 version: version.to_owned(),
                 ports: current.ports,
@@ -107,19 +294,20 @@ impl DeployDriver for HostDriver {
                 c.version, c.ports
             )));
         }
-        if let Some(old) = st.candidate.take()
-            && old.version != version
-        {
-            self.stop_release(&dir, &old).await;
-        }
         let candidate = release(ports.clone());
+        // An earlier candidate is reused only if it is this very release: another version,
+        // or this version with another start command or health check (the plan was fixed
+        // after a failure), is stopped rather than found alive and trusted.
+        if let Some(old) = st.candidate.take()
+            && old != candidate
+        {
+            self.stop_release(dir, &old).await;
+        }
         st.candidate = Some(candidate.clone());
-        st.save(&dir)?;
-        if let Err(e) = self.ensure_running(&dir, service, &candidate).await {
-            self.stop_release(&dir, &candidate).await;
-            st.candidate = None;
-            st.save(&dir)?;
-            return Err(e);
+        st.save(dir)?;
+        if let Err(failure) = self.ensure_running(dir, service, &candidate).await {
+            let restored = self.restore(dir, service, &mut st).await;
+            return Err(withdraw::undone(service, failure, restored));
         }
         info!(service, version, ?ports, "instances healthy");
         Ok(PrepareOutput {
@@ -132,16 +320,15 @@ impl DeployDriver for HostDriver {
 
     /// Sends `weight` percent of traffic to the prepared `version` (the rest to the serving
     /// one). At 100 the prepared version becomes current and the old one previous.
-    async fn shift(
+    async fn shift_in(
         &self,
+        dir: &Path,
         service: &str,
-        root: &str,
         version: &str,
         weight: u8,
     ) -> Result<ShiftOutput, StepFailure> {
-        let dir = service_dir(root, service)?;
-        let mut st = DeployState::load(&dir)?;
-        let nginx = Nginx::new(&dir, listen(&st, service)?);
+        let mut st = DeployState::load(dir)?;
+        let nginx = Nginx::new(dir, listen(&st, service)?);
         let started = Instant::now();
         let candidate = match &st.candidate {
             Some(c) if c.version == version => c.clone(),
@@ -179,167 +366,45 @@ impl DeployDriver for HostDriver {
             st.previous = st.current.take();
             st.current = Some(candidate);
             st.candidate = None;
-            layout::point_current(&dir, version)?;
-            st.save(&dir)?;
+            layout::point_current(dir, version)?;
+            st.save(dir)?;
         }
         let applied_ms = started.elapsed().as_secs_f64() * 1000.0;
         info!(service, version, weight, applied_ms, "traffic shifted");
         Ok(ShiftOutput { weight, applied_ms })
     }
 
-    /// Stops every instance of the service that is not of version `keep`.
-    async fn retire(
+    /// The rolling loop: for each new instance, start it, wait until healthy, give it its
+    /// share of the upstream, stop the old instance it replaces.
+    async fn replace_one_by_one(
         &self,
+        dir: &Path,
         service: &str,
-        root: &str,
-        keep: &str,
-    ) -> Result<RetireOutput, StepFailure> {
-        let dir = service_dir(root, service)?;
-        let mut stopped = Vec::new();
-        for (version, port, pidfile) in pidfiles(&dir) {
-            if version != keep {
-                instance::stop(&pidfile, STOP_GRACE).await;
-                stopped.push(format!("{version}@{port}"));
-            }
-        }
-        info!(service, keep, ?stopped, "retired");
-        Ok(RetireOutput { stopped })
-    }
-
-    /// Replaces the serving instances one at a time: start a new one, wait until healthy,
-    /// move its share of traffic, stop an old one.
-    async fn rolling(
-        &self,
-        service: &str,
-        version: &str,
-        spec: &DeploySpec,
-    ) -> Result<PrepareOutput, StepFailure> {
-        let dir = service_dir(&spec.root, service)?;
-        let st = DeployState::load(&dir)?;
-        let Some(current) = st.current.clone().filter(|c| c.version != version) else {
-            // Nothing to replace (first deploy, or already done): start and switch.
-            let out = self.prepare(service, version, spec).await?;
-            self.shift(service, &spec.root, version, 100).await?;
-            return Ok(out);
-        };
-        let n = spec.instances as u16;
-        let slot = if current.ports.first() == Some(&spec.base_port) {
-            1
-        } else {
-            0
-        };
-        let ports: Vec<u16> = (0..n).map(|i| spec.base_port + slot * n + i).collect();
-        let nginx = Nginx::new(&dir, listen(&st, service)?);
-        let mut st = st;
-        let candidate = Release {
-            version: version.to_owned(),
-            ports: ports.clone(),
-            start: spec.start.clone(),
-            health: spec.health.clone(),
-        };
-        st.candidate = Some(candidate.clone());
-        st.save(&dir)?;
+        st: &DeployState,
+        current: &Release,
+        candidate: &Release,
+    ) -> Result<(), StepFailure> {
+        let nginx = Nginx::new(dir, listen(st, service)?);
+        let ports = &candidate.ports;
         for (i, port) in ports.iter().enumerate() {
             let one = Release {
                 ports: vec![*port],
                 ..candidate.clone()
             };
-            self.ensure_running(&dir, service, &one).await?;
+            self.ensure_running(dir, service, &one).await?;
             let mut servers: Vec<Server> = all(&ports[..=i]);
             servers.extend(all(current.ports.get(i + 1..).unwrap_or_default()));
             nginx.apply(&servers).await?;
             if let Some(old) = current.ports.get(i) {
-                instance::stop(&paths(&dir, &current.version, *old).pidfile, STOP_GRACE).await;
+                instance::stop(&paths(dir, &current.version, *old).pidfile, STOP_GRACE).await;
             }
         }
         for old in current.ports.iter().skip(ports.len()) {
-            instance::stop(&paths(&dir, &current.version, *old).pidfile, STOP_GRACE).await;
+            instance::stop(&paths(dir, &current.version, *old).pidfile, STOP_GRACE).await;
         }
-        nginx.apply(&all(&ports)).await?;
-        st.previous = Some(current);
-        st.current = Some(candidate);
-        st.candidate = None;
-        layout::point_current(&dir, version)?;
-        st.save(&dir)?;
-        Ok(PrepareOutput {
-            version: version.to_owned(),
-            ports,
-            previous: st.previous.map(|p| p.version),
-            already_current: false,
-        })
+        nginx.apply(&all(ports)).await
     }
 
-    /// Traffic back to the previous release (restarted if it was stopped), then the current
-    /// one stopped. `request` identifies the asking workflow run and step: a retry of the same
-    /// request does not roll back a second time.
-    async fn rollback(
-        &self,
-        request: &str,
-        service: &str,
-        root: &str,
-    ) -> Result<RollbackOutput, StepFailure> {
-        let dir = service_dir(root, service)?;
-        let mut st = DeployState::load(&dir)?;
-        if let (Some(done), Some(cur)) = (&st.last_rollback, &st.current)
-            && done.request == request
-            && cur.version == done.to
-        {
-            return Ok(RollbackOutput {
-                from: done.from.clone(),
-                to: done.to.clone(),
-            });
-        }
-        // A version started but not yet serving all traffic (a canary, or a switch that did not
-        // happen): undoing it means all traffic back to the serving version, the candidate stopped.
-        if let (Some(candidate), Some(current)) = (st.candidate.clone(), st.current.clone()) {
-            Nginx::new(&dir, listen(&st, service)?)
-                .apply(&all(&current.ports))
-                .await?;
-            self.stop_release(&dir, &candidate).await;
-            st.candidate = None;
-            st.last_rollback = Some(RollbackRecord {
-                request: request.to_owned(),
-                from: candidate.version.clone(),
-                to: current.version.clone(),
-            });
-            st.save(&dir)?;
-            info!(service, from = %candidate.version, to = %current.version, "candidate withdrawn");
-            return Ok(RollbackOutput {
-                from: candidate.version,
-                to: current.version,
-            });
-        }
-        let (Some(current), Some(previous)) = (st.current.clone(), st.previous.clone()) else {
-            return Err(StepFailure::InvalidInput(format!(
-                "{service} has no previous release on this host to roll back to"
-            )));
-        };
-        if let Some(candidate) = st.candidate.take() {
-            self.stop_release(&dir, &candidate).await;
-        }
-        self.ensure_running(&dir, service, &previous).await?;
-        Nginx::new(&dir, listen(&st, service)?)
-            .apply(&all(&previous.ports))
-            .await?;
-        self.stop_release(&dir, &current).await;
-        layout::point_current(&dir, &previous.version)?;
-        st.last_rollback = Some(RollbackRecord {
-            request: request.to_owned(),
-            from: current.version.clone(),
-            to: previous.version.clone(),
-        });
-        st.current = Some(previous.clone());
-        st.previous = Some(current.clone());
-        st.save(&dir)?;
-        info!(service, from = %current.version, to = %previous.version, "rolled back");
-        Ok(RollbackOutput {
-            from: current.version,
-            to: previous.version,
-        })
-    }
-}
-
-impl HostDriver {
     /// Every instance of `release` running and healthy: live ones kept, missing ones started
     /// (after stopping any of our other instances on their ports).
     async fn ensure_running(

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use cutover_workflows::plan::{CommandSpec, HealthCheck};
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StepFailure;
@@ -100,4 +101,30 @@ pub(crate) fn write_atomic(
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| StepFailure::io(format!("writing {}", path.display()), e))
+}
+
+/// Holds `<dir>/deploy.lock` exclusively until dropped. Every host-driver operation on a
+/// service takes it first, so two workers (or two environments sharing a release root)
+/// never read-modify-write `deploy.json` or touch its instances at the same time. The lock
+/// is an `flock`: the kernel releases it when the holder dies, even by SIGKILL.
+pub(crate) async fn lock(dir: &Path) -> Result<Flock<std::fs::File>, StepFailure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StepFailure::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join("deploy.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StepFailure::io(format!("opening {}", path.display()), e))?;
+    // Waiting for an flock blocks the thread: wait on a blocking thread, not the runtime's.
+    tokio::task::spawn_blocking(move || Flock::lock(file, FlockArg::LockExclusive))
+        .await
+        .map_err(|e| StepFailure::io("waiting for the deploy lock", std::io::Error::other(e)))?
+        .map_err(|(_, errno)| {
+            StepFailure::io(
+                format!("locking {}", path.display()),
+                std::io::Error::from(errno),
+            )
+        })
 }

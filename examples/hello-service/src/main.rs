@@ -39,6 +39,9 @@ struct App {
     url_file: Option<Arc<UrlFile>>,
     /// Percent of requests answered 500 on purpose.
     fail_percent: u64,
+    /// `UNHEALTHY_PORTS` (comma-separated) lists this instance's port: `/health` answers 503,
+    /// as a release that is broken on one host or slot would.
+    unhealthy: bool,
     /// Requests seen (decides which fail) and answers by status code.
     counters: Arc<Mutex<Counters>>,
 }
@@ -115,11 +118,14 @@ async fn main() -> std::io::Result<()> {
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0)
         .min(100);
+    let unhealthy = env("UNHEALTHY_PORTS")
+        .is_some_and(|ports| ports.split(',').any(|p| p.trim().parse() == Ok(port)));
     let state = App {
         version,
         db,
         url_file,
         fail_percent,
+        unhealthy,
         counters: Arc::default(),
     };
     let app = Router::new()
@@ -143,6 +149,12 @@ async fn main() -> std::io::Result<()> {
 }
 
 async fn health(State(app): State<App>) -> (StatusCode, &'static str) {
+    if app.unhealthy {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy on this port (UNHEALTHY_PORTS)",
+        );
+    }
     match &app.pool() {
         Some(db) if sqlx::query("SELECT 1").execute(db).await.is_err() => {
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")

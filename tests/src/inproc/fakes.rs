@@ -12,7 +12,8 @@ use cutover_workflows::contracts::{
     self, AnalysisInput, BuildInput, BuildOutput, CommandInput, CommandOutput, DeployInput,
     MigrateInput, MigrateOutput, PrepareOutput, ProvisionInput, ProvisionOutput, ReleaseInput,
     RetireInput, RetireOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
-    UndoMigrationsInput, UndoMigrationsOutput, VerifyInput, VerifyOutput,
+    UndoMigrationsInput, UndoMigrationsOutput, VerifyInput, VerifyOutput, WithdrawInput,
+    WithdrawOutput,
 };
 use cutover_workflows::drill::contracts as drill;
 use temporalio_common::error::ApplicationFailure;
@@ -52,6 +53,8 @@ pub struct Call {
 struct Rule {
     activity: String,
     step: Option<String>,
+    /// Only calls whose detail is this (e.g. a shift's `version@weight`).
+    detail: Option<String>,
     behaviour: Behaviour,
     /// How many more calls this rule applies to; `None`: all of them.
     times: Option<u32>,
@@ -88,6 +91,25 @@ impl Script {
         self.lock().rules.push(Rule {
             activity: activity.to_owned(),
             step: step.map(str::to_owned),
+            detail: None,
+            behaviour,
+            times,
+        });
+    }
+
+    /// Like [`Script::on`], for the calls of `activity` whose detail is `detail` (a shift's
+    /// `version@weight`, a retire's kept version).
+    pub fn on_detail(
+        &self,
+        activity: &str,
+        detail: &str,
+        behaviour: Behaviour,
+        times: Option<u32>,
+    ) {
+        self.lock().rules.push(Rule {
+            activity: activity.to_owned(),
+            step: None,
+            detail: Some(detail.to_owned()),
             behaviour,
             times,
         });
@@ -170,6 +192,7 @@ impl Script {
             let rule = inner.rules.iter_mut().rev().find(|r| {
                 r.activity == call.activity
                     && r.step.as_deref().is_none_or(|s| s == call.step)
+                    && r.detail.as_deref().is_none_or(|d| d == call.detail)
                     && r.times != Some(0)
             });
             match rule {
@@ -478,6 +501,24 @@ impl Fakes {
         Ok(RollbackOutput {
             from: "new".to_owned(),
             to: "previous".to_owned(),
+        })
+    }
+
+    #[activity(definition = contracts::Withdraw)]
+    pub async fn withdraw(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: WithdrawInput,
+    ) -> Result<WithdrawOutput, ActivityError> {
+        let s = &input.step;
+        self.script
+            .act(&ctx, "deploy.withdraw", &s.step, s.attempt, input.version)
+            .await?;
+        Ok(WithdrawOutput {
+            undone: vec!["stopped new instance on port 18100".to_owned()],
+            serving: Some("previous".to_owned()),
+            ports: vec![18101],
+            still_serving: false,
         })
     }
 

@@ -1,5 +1,5 @@
 //! Contracts of the deploy target (through its driver): `deploy.prepare`, `deploy.rolling`,
-//! `traffic.shift`, `deploy.retire`, `deploy.rollback`, and what a `deploy` step did.
+//! `traffic.shift`, `deploy.retire`, `deploy.rollback`, `deploy.withdraw`, and what a `deploy` step did.
 
 use serde::{Deserialize, Serialize};
 
@@ -113,4 +113,58 @@ pub struct DeployOutput {
     pub shifts: Vec<ShiftOutput>,
     /// Instances of older versions stopped after the rollback window.
     pub retired: Vec<String>,
+}
+
+/// Input of `deploy.withdraw`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: Driver,
+    /// The service.
+    pub service: String,
+    /// Release root.
+    pub root: String,
+    /// The version whose unfinished deploy is undone.
+    pub version: String,
+}
+
+/// Output of `deploy.withdraw`: what serves now, checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawOutput {
+    /// What was undone, in words (empty: nothing was left to undo).
+    pub undone: Vec<String>,
+    /// The version serving all traffic now, if any.
+    pub serving: Option<String>,
+    /// Its instances' ports, every one of which answered its health check.
+    pub ports: Vec<u16>,
+    /// True when `version` itself was still serving (it had reached all traffic).
+    pub still_serving: bool,
+}
+
+impl WithdrawOutput {
+    /// One sentence for a rollout's reason: what was undone and what serves now.
+    pub fn describe(&self, service: &str) -> String {
+        if self.undone.is_empty() {
+            format!("nothing left to undo; {}", self.serving_now(service))
+        } else {
+            format!(
+                "undone: {}; {}",
+                self.undone.join(", "),
+                self.serving_now(service)
+            )
+        }
+    }
+
+    /// What serves now, checked.
+    pub fn serving_now(&self, service: &str) -> String {
+        match &self.serving {
+            Some(v) => format!(
+                "{service} {v} serves all traffic on ports {:?}, each answering its health check",
+                self.ports
+            ),
+            None => format!("nothing serves {service} on this host"),
+        }
+    }
 }

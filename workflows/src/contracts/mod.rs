@@ -17,7 +17,7 @@ mod process;
 pub use crate::control::AbortRequest;
 pub use deploy::{
     DeployInput, DeployOutput, PrepareOutput, RetireInput, RetireOutput, RollbackInput,
-    RollbackOutput, ShiftInput, ShiftOutput,
+    RollbackOutput, ShiftInput, ShiftOutput, WithdrawInput, WithdrawOutput,
 };
 pub use postgres::{
     AppliedMigration, MigrateInput, MigrateOutput, PendingMigration, ProvisionInput,
@@ -182,7 +182,7 @@ pub struct RolloutActivities;
 pub use rollout_activities::{
     Build, Measure, Migrate, Provision, RecordRelease, RunCommand, UndoMigrations, Verify,
 };
-pub use target_activities::{Prepare, Retire, Rollback, Rolling, Shift};
+pub use target_activities::{Prepare, Retire, Rollback, Rolling, Shift, Withdraw};
 
 #[activity_definitions]
 impl RolloutActivities {
@@ -270,6 +270,13 @@ impl TargetActivities {
     /// Points traffic back at the previous release and stops the current one.
     #[activity(name = "deploy.rollback")]
     pub fn rollback(input: RollbackInput) -> Result<RollbackOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Undoes what an unfinished deploy of a version did (its instances stopped, traffic all
+    /// to the serving release, restarted if need be) and checks every upstream member.
+    #[activity(name = "deploy.withdraw")]
+    pub fn withdraw(input: WithdrawInput) -> Result<WithdrawOutput, ActivityError> {
         unimplemented!()
     }
 }

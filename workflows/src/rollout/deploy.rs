@@ -2,6 +2,14 @@
 //! through the target's driver; then the rollback window (a hold: pausable, abortable,
 //! promotable) and the old version retired. What a deploy leaves behind is remembered for the
 //! saga as soon as `prepare` succeeds.
+//!
+//! Two things keep a deploy from leaving an unknown state:
+//! - its progress (canary entries done, rollback window held) is kept in workflow state, so
+//!   an attempt after a transient failure resumes where the last one was — traffic stays at
+//!   the weight reached instead of dropping back to the first canary weight;
+//! - a deploy that fails for good is withdrawn (`deploy.withdraw`): its instances stopped, the
+//!   serving release whole and alone in the upstream, every member checked, and the rollout's
+//!   reason says what serves now.
 
 use std::time::Duration;
 
@@ -12,9 +20,26 @@ use super::analysis::{Analysed, analyse};
 use super::hold::{Held, hold};
 use super::step::{Interrupted, Release, WINDOW_HOLD_PATCH};
 use crate::contracts::{
-    DeployInput, DeployOutput, RetireInput, ShiftInput, StepRef, TargetActivities,
+    DeployInput, DeployOutput, RetireInput, ShiftInput, ShiftOutput, StepRef, TargetActivities,
+    WithdrawInput,
 };
 use crate::plan::{DeploySpec, Strategy};
+
+/// The patch that keeps a deploy's progress across attempts and resumes from it.
+pub(super) const RESUME_PATCH: &str = "deploy-resume-v1";
+/// The patch that withdraws a deploy that failed for good.
+pub(super) const WITHDRAW_PATCH: &str = "deploy-withdraw-v1";
+
+/// How far a deploy step got; kept across its attempts.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Progress {
+    /// Canary entries (shift, analysis, bake) completed, in plan order.
+    pub(super) completed: usize,
+    /// The shifts those entries made.
+    pub(super) shifts: Vec<ShiftOutput>,
+    /// The rollback window has been held to its end (or promoted).
+    pub(super) window_held: bool,
+}
 
 /// A deploy: start the new version beside the old, move traffic (at once, or in canary
 /// weights held for their bake times), keep the old version for the rollback window, stop it.
@@ -42,6 +67,7 @@ pub(super) async fn deploy(
         version: release.version.clone(),
         weight,
     };
+    let resume = ctx.patched(RESUME_PATCH);
     let mut shifts = Vec::new();
     let prepared = if spec.strategy == Strategy::Rolling {
         {
@@ -66,7 +92,31 @@ pub(super) async fn deploy(
             Strategy::Canary => spec.canary.iter().map(|c| (c.weight, c.bake)).collect(),
             _ => vec![(100, Duration::ZERO)],
         };
-        for (weight, bake) in weights {
+        let entries = weights.len();
+        let done = if resume {
+            let progress = progress(ctx, index);
+            shifts = progress.shifts;
+            progress.completed
+        } else {
+            0
+        };
+        // Each entry done (shift, analysis, bake) is recorded before the next begins.
+        let completed = |ctx: &WorkflowContext<RolloutWorkflow>, n: usize, s: &[ShiftOutput]| {
+            if resume {
+                ctx.state_mut(|st| {
+                    let p = st.deploys.entry(index).or_default();
+                    p.completed = n;
+                    p.shifts = s.to_vec();
+                });
+            }
+        };
+        // Resuming mid-canary: first make sure traffic is at the weight reached (a failed
+        // `prepare` of this attempt would have withdrawn the candidate), then go on from there.
+        if let Some((reached, _)) = weights.get(done.wrapping_sub(1)).filter(|_| done < entries) {
+            ctx.execute_activity(TargetActivities::shift, shift(*reached), opts.clone())
+                .await?;
+        }
+        for (entry, (weight, bake)) in weights.into_iter().enumerate().skip(done) {
             shifts.push(
                 ctx.execute_activity(TargetActivities::shift, shift(weight), opts.clone())
                     .await?,
@@ -79,6 +129,7 @@ pub(super) async fn deploy(
                             ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
                                 .await?,
                         );
+                        completed(ctx, entries, &shifts);
                         break;
                     }
                     Analysed::Passed(_) => {}
@@ -96,16 +147,19 @@ pub(super) async fn deploy(
                             ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
                                 .await?,
                         );
+                        completed(ctx, entries, &shifts);
                         break;
                     }
                     Held::Cancelled => return Err(Interrupted::TimerCancelled),
                     Held::Aborted => return Err(Interrupted::Aborted),
                 }
             }
+            completed(ctx, entry + 1, &shifts);
         }
         prepared
     };
-    if !spec.rollback_window.is_zero() {
+    let window_held = resume && progress(ctx, index).window_held;
+    if !spec.rollback_window.is_zero() && !window_held {
         // The window is a hold like a bake: `pause` stops its clock, `abort` rolls back at
         // once (the old version is still running), `promote` ends it early. Rollouts started
         // before this replay with the plain timer they ran.
@@ -117,6 +171,9 @@ pub(super) async fn deploy(
             }
         } else if ctx.timer(spec.rollback_window).await == TimerResult::Cancelled {
             return Err(Interrupted::TimerCancelled);
+        }
+        if resume {
+            ctx.state_mut(|s| s.deploys.entry(index).or_default().window_held = true);
         }
     }
     let retired = ctx
@@ -137,4 +194,49 @@ pub(super) async fn deploy(
         shifts,
         retired: retired.stopped,
     })
+}
+
+fn progress(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> Progress {
+    ctx.state(|s| s.deploys.get(&index).cloned().unwrap_or_default())
+}
+
+/// Withdraws deploy step `index` after it failed for good: `deploy.withdraw` stops what it
+/// started and checks what serves. If the new version had not reached all traffic, there is
+/// nothing left for the saga to undo for this step and its progress is forgotten (a `retry`
+/// starts it afresh). Returns what to add to the step's failure `reason` (nothing when the
+/// driver already undid the attempt and said so, and nothing changed since).
+pub(super) async fn withdraw(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    spec: &DeploySpec,
+    release: &Release,
+    step: StepRef,
+    reason: &str,
+) -> Option<String> {
+    let input = WithdrawInput {
+        step,
+        driver: release.driver,
+        service: release.service.clone(),
+        root: spec.root.clone(),
+        version: release.version.clone(),
+    };
+    match ctx
+        .execute_activity(TargetActivities::withdraw, input, super::saga::options())
+        .await
+    {
+        Ok(out) => {
+            if !out.still_serving {
+                ctx.state_mut(|s| {
+                    s.deploys.remove(&index);
+                    super::saga::forget_deploy(s, index);
+                });
+            }
+            let said = out.undone.is_empty() && reason.contains(&out.serving_now(&release.service));
+            (!said).then(|| out.describe(&release.service))
+        }
+        Err(e) => Some(format!(
+            "undoing it failed ({e}); the state of {} is not verified",
+            release.service
+        )),
+    }
 }

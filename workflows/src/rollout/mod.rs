@@ -15,6 +15,8 @@ mod ledger;
 mod saga;
 mod step;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
@@ -63,6 +65,8 @@ pub struct RolloutWorkflow {
     held_failure: Option<usize>,
     /// Set by `retry`, cleared when the held step runs again.
     retry_requested: bool,
+    /// How far each deploy step got, by step index, so a retried attempt resumes there.
+    deploys: BTreeMap<usize, deploy::Progress>,
 }
 
 #[workflow_methods]
@@ -128,6 +132,7 @@ impl RolloutWorkflow {
             invalid,
             held_failure: None,
             retry_requested: false,
+            deploys: BTreeMap::new(),
         }
     }
 

@@ -76,8 +76,7 @@ pub(super) fn remember_deploy(
     root: &str,
     previous: Option<String>,
 ) {
-    s.compensations
-        .retain(|c| !matches!(c, Compensation::Deploy { index: i, .. } if *i == index));
+    forget_deploy(s, index);
     s.compensations.push(Compensation::Deploy {
         index,
         root: root.to_owned(),
@@ -205,7 +204,14 @@ pub(super) async fn compensate(
     (done, problems)
 }
 
-fn options() -> ActivityOptions {
+/// Forgets what deploy step `index` left to undo: it was withdrawn already.
+pub(super) fn forget_deploy(s: &mut RolloutWorkflow, index: usize) {
+    s.compensations
+        .retain(|c| !matches!(c, Compensation::Deploy { index: i, .. } if *i == index));
+}
+
+/// Compensations are retried by Temporal: they must happen.
+pub(super) fn options() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(600))
         .heartbeat_timeout(Duration::from_secs(60))
         .retry_policy(

@@ -97,13 +97,29 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
         };
         let again = error.retryable && step.retry.allows_attempt_after(tries);
         if !again {
-            let reason = format!(
+            let mut reason = format!(
                 "step `{}` failed after {attempt} attempt{}: {}: {}",
                 step.name,
                 if attempt == 1 { "" } else { "s" },
                 error.kind,
                 error.message
             );
+            // A deploy that fails for good is withdrawn before anything else happens, whatever
+            // `on_failure` says: the rollout then reports what serves, checked.
+            if let StepAction::Deploy(spec) = &step.action
+                && ctx.patched(super::deploy::WITHDRAW_PATCH)
+            {
+                let step_ref = StepRef {
+                    rollout: rollout.clone(),
+                    step: format!("withdraw {}", step.name),
+                    attempt,
+                };
+                if let Some(said) =
+                    super::deploy::withdraw(ctx, index, spec, &release, step_ref, &reason).await
+                {
+                    reason = format!("{reason}; {said}");
+                }
+            }
             ctx.state_mut(|s| {
                 let st = &mut s.status.steps[index];
                 st.state = StepState::Failed;
