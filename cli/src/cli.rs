@@ -139,6 +139,20 @@ pub(crate) struct ServeArgs {
     /// Generic provider: how far the timestamp may be from now (replays outside are refused).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub(crate) generic_tolerance: std::time::Duration,
+    /// Webhook deliveries and drill rows older than this are deleted from the ledger, at
+    /// startup and daily (release records are kept). At least 1h.
+    #[arg(long, env = "CUTOVER_RETENTION", default_value = "90days", value_parser = parse_retention)]
+    pub(crate) retention: std::time::Duration,
+}
+
+fn parse_retention(text: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(text)?;
+    if d < std::time::Duration::from_secs(3600) {
+        return Err(format!(
+            "`{text}` is under 1h; keep deliveries at least an hour"
+        ));
+    }
+    Ok(d)
 }
 
 /// A size in bytes.
@@ -327,6 +341,11 @@ pub(crate) enum WebhooksCommand {
         /// At most this many.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         last: u32,
+        /// Only deliveries claimed over a minute ago and still `starting`: their receiver
+        /// stopped before recording whether it started the rollout. `cutover serve` resolves
+        /// them when it starts.
+        #[arg(long)]
+        stuck: bool,
         #[command(flatten)]
         ledger: LedgerArg,
         #[command(flatten)]

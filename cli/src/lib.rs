@@ -91,9 +91,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Webhooks(WebhooksCommand::Deliveries {
             last,
+            stuck,
             ledger,
             output,
-        }) => cmd::ledger::deliveries(ledger.ledger.as_deref(), last, output.output).await,
+        }) => cmd::ledger::deliveries(ledger.ledger.as_deref(), last, stuck, output.output).await,
         Command::Locks { output } => cmd::locks::list(&cli.global, output.output).await,
         Command::Releases {
             service,

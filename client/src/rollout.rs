@@ -229,3 +229,38 @@ pub async fn start_drill(
         Err(e) => Err(StartError::Server(e.to_string())),
     }
 }
+
+/// The run of `workflow_id` that webhook delivery `tag` (`<provider>:<delivery ID>`) started,
+/// if any — found by the delivery in each run's memo. How a receiver that stopped between
+/// claiming a delivery and recording its start learns whether it did start it.
+///
+/// # Errors
+///
+/// Temporal could not be asked (the answer is unknown, not "no").
+pub async fn run_started_by(
+    client: &Client,
+    workflow_id: &str,
+    tag: &str,
+) -> Result<Option<String>, temporalio_client::errors::ClientError> {
+    use futures::StreamExt;
+    let query = format!("WorkflowId = '{}'", workflow_id.replace('\'', ""));
+    let mut runs = client.list_workflows(
+        query,
+        temporalio_client::WorkflowListOptions::builder()
+            .limit(1000)
+            .build(),
+    );
+    while let Some(run) = runs.next().await {
+        let run = run?;
+        let delivery = run
+            .raw()
+            .memo
+            .as_ref()
+            .and_then(|m| m.fields.get(DELIVERY_MEMO))
+            .and_then(|p| serde_json::from_slice::<String>(&p.data).ok());
+        if delivery.as_deref() == Some(tag) {
+            return Ok(Some(run.run_id().to_owned()));
+        }
+    }
+    Ok(None)
+}

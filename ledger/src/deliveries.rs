@@ -24,6 +24,9 @@ pub struct NewDelivery {
     pub reason: String,
     /// The trigger rule that matched.
     pub rule: Option<String>,
+    /// The rollout a claimed delivery is about to start, so that a receiver that stopped
+    /// before settling the claim can find out afterwards whether it did.
+    pub workflow_id: Option<String>,
 }
 
 /// One row of `cutover webhooks deliveries`.
@@ -64,7 +67,7 @@ pub enum Claim {
     Taken(Box<DeliveryRow>),
 }
 
-type Row = (
+pub(crate) type Row = (
     String,
     String,
     Option<String>,
@@ -79,9 +82,9 @@ type Row = (
     Option<String>,
 );
 
-const COLUMNS: &str = "id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, workflow_id, run_id";
+pub(crate) const COLUMNS: &str = "id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, workflow_id, run_id";
 
-fn row(r: Row) -> DeliveryRow {
+pub(crate) fn row(r: Row) -> DeliveryRow {
     DeliveryRow {
         id: r.0,
         provider: r.1,
@@ -201,8 +204,8 @@ impl Ledger {
     async fn insert(&self, d: &NewDelivery, claimed: bool) -> Result<String, LedgerError> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO webhook_deliveries (id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, claimed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO webhook_deliveries (id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, claimed, workflow_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&id)
         .bind(&d.provider)
@@ -215,6 +218,7 @@ impl Ledger {
         .bind(&d.reason)
         .bind(d.rule.as_deref())
         .bind(i64::from(claimed))
+        .bind(d.workflow_id.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(id)
@@ -235,6 +239,7 @@ mod tests {
             outcome: "starting".into(),
             reason: "rule matched".into(),
             rule: Some("main".into()),
+            workflow_id: None,
         }
     }
 

@@ -9,6 +9,7 @@
 mod deliveries;
 mod drills;
 mod releases;
+mod retention;
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use sqlx::any::AnyPoolOptions;
 pub use deliveries::{Claim, DeliveryRow, NewDelivery};
 pub use drills::DrillRecord;
 pub use releases::ReleaseRecord;
+pub use retention::Pruned;
 
 /// Where the ledger lives unless told otherwise, relative to the working directory.
 pub const DEFAULT_PATH: &str = ".cutover/ledger.db";

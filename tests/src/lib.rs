@@ -3,6 +3,7 @@
 //! (never a bare sleep-and-hope).
 
 pub mod bench;
+pub mod chaos;
 pub mod drill;
 pub mod host;
 pub mod inproc;

@@ -34,6 +34,7 @@ async fn postgres_migrates_once_and_keeps_deliveries_and_releases() -> anyhow::R
         outcome: "starting".into(),
         reason: "rule matched".into(),
         rule: Some("main".into()),
+        workflow_id: None,
     };
     let Claim::Won(id) = ledger.claim_delivery(&delivery).await? else {
         anyhow::bail!("the first claim wins")

@@ -41,6 +41,13 @@ pub(crate) struct Config {
     #[arg(long, env = "CUTOVER_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub(crate) shutdown_grace: Duration,
 
+    /// How long a workflow task waits on this worker's own (sticky) queue before any worker
+    /// may take it. After a crash, the dead worker's rollouts are stuck this long (on top of
+    /// their heartbeat timeout), and so are `status` queries; on a busy worker, a shorter wait
+    /// sends more tasks elsewhere, to be replayed from history. Temporal's default is 10s.
+    #[arg(long, env = "CUTOVER_STICKY_TIMEOUT", default_value = "2s", value_parser = parse_sticky)]
+    pub(crate) sticky_timeout: Duration,
+
     /// Log format.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub(crate) log_format: LogFormat,
@@ -76,4 +83,13 @@ impl From<LogFormat> for cutover_client::telemetry::LogFormat {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("`{text}` is not a duration such as 30s or 2m: {e}"))
+}
+
+/// A sticky timeout: 200ms to 1h (Temporal refuses zero).
+fn parse_sticky(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_millis(200) || d > Duration::from_secs(3600) {
+        return Err(format!("{text} is out of range: give 200ms to 1h"));
+    }
+    Ok(d)
 }

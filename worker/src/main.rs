@@ -65,6 +65,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     .context("registering Cutover's workflows and activities")?
     .tuner(tuner)
     .graceful_shutdown_period(config.shutdown_grace)
+    .sticky_queue_schedule_to_start_timeout(config.sticky_timeout)
     .build();
     let mut worker =
         Worker::new(&runtime, connected.client, options).context("creating the worker")?;

@@ -56,18 +56,30 @@ pub(crate) fn when(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// The latest deliveries.
-pub(crate) async fn deliveries(url: Option<&str>, last: u32, output: Output) -> Outcome {
+/// The latest deliveries (or the stuck ones).
+pub(crate) async fn deliveries(
+    url: Option<&str>,
+    last: u32,
+    stuck: bool,
+    output: Output,
+) -> Outcome {
     let ledger = open(url).await?;
-    let rows = ledger
-        .deliveries(last)
-        .await
-        .map_err(|e| Failure::Failed(e.into()))?;
-    if super::json_or_empty(
-        &rows,
-        output,
-        &format!("no deliveries recorded in {}", ledger.url()),
-    ) {
+    let rows = if stuck {
+        let before = cutover_ledger::now_ms() - crate::serve::STUCK_AFTER.as_millis() as i64;
+        ledger.stuck_deliveries(before).await.map(|mut rows| {
+            rows.truncate(last as usize);
+            rows
+        })
+    } else {
+        ledger.deliveries(last).await
+    }
+    .map_err(|e| Failure::Failed(e.into()))?;
+    let empty = if stuck {
+        format!("no stuck deliveries in {}", ledger.url())
+    } else {
+        format!("no deliveries recorded in {}", ledger.url())
+    };
+    if super::json_or_empty(&rows, output, &empty) {
         return Ok(());
     }
     println!(

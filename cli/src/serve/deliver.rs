@@ -134,6 +134,7 @@ pub(super) async fn deliver(
             outcome: answer.outcome.to_owned(),
             reason: answer.reason.clone(),
             rule: answer.rule.clone(),
+            workflow_id: None,
         };
         if let Err(e) = app.ledger.record_delivery(&row).await {
             tracing::error!(error = %e, "the ledger refused a delivery row");
@@ -254,35 +255,7 @@ async fn handle(
         Err(why) => return Answer::new(StatusCode::ACCEPTED, "ignored", why.to_string()),
     };
     let rule = decision.rule.name.clone();
-    // 7. The claim.
-    let claim = app
-        .ledger
-        .claim_delivery(&NewDelivery {
-            provider: seen.provider.clone(),
-            delivery_id: Some(delivery_id.clone()),
-            event: seen.event.clone(),
-            source: seen.source.clone(),
-            status: StatusCode::ACCEPTED.as_u16(),
-            outcome: "starting".to_owned(),
-            reason: format!("rule `{rule}` matched"),
-            rule: Some(rule.clone()),
-        })
-        .await;
-    let claim_id = match claim {
-        Ok(Claim::Won(id)) => id,
-        Ok(Claim::Taken(first)) => return first_outcome(app, *first).await,
-        Err(e) => {
-            tracing::error!(error = %e, "the ledger cannot record the delivery");
-            let mut a = Answer::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the ledger is unavailable; retry later",
-            );
-            a.rule = Some(rule);
-            return a;
-        }
-    };
-    // 8. The start.
+    // 7. The plan to start.
     let mut plan = app
         .plans
         .get(&rule)
@@ -302,6 +275,36 @@ async fn handle(
         detail: Some(format!("delivery {delivery_id}, rule {rule}")),
         delivery: Some(tag.clone()),
     });
+    // 8. The claim, naming the rollout it is about to start.
+    let claim = app
+        .ledger
+        .claim_delivery(&NewDelivery {
+            provider: seen.provider.clone(),
+            delivery_id: Some(delivery_id.clone()),
+            event: seen.event.clone(),
+            source: seen.source.clone(),
+            status: StatusCode::ACCEPTED.as_u16(),
+            outcome: "starting".to_owned(),
+            reason: format!("rule `{rule}` matched"),
+            rule: Some(rule.clone()),
+            workflow_id: Some(plan.workflow_id()),
+        })
+        .await;
+    let claim_id = match claim {
+        Ok(Claim::Won(id)) => id,
+        Ok(Claim::Taken(first)) => return first_outcome(app, *first).await,
+        Err(e) => {
+            tracing::error!(error = %e, "the ledger cannot record the delivery");
+            let mut a = Answer::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the ledger is unavailable; retry later",
+            );
+            a.rule = Some(rule);
+            return a;
+        }
+    };
+    // 9. The start.
     let mut answer = match app.temporal().await {
         None => Answer::new(
             StatusCode::SERVICE_UNAVAILABLE,

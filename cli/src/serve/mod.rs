@@ -11,6 +11,8 @@
 
 pub(crate) mod auth;
 mod deliver;
+mod housekeeping;
+pub(crate) use housekeeping::STUCK_AFTER;
 pub(crate) mod events;
 mod metrics;
 pub mod rules;
@@ -50,6 +52,8 @@ pub(crate) struct App {
     max_body: usize,
     generic: GenericHeaders,
     metrics: metrics::Metrics,
+    /// Ledger rows older than this are deleted (deliveries, drills).
+    retention: Duration,
 }
 
 /// Where the generic provider's signature, timestamp and delivery ID are.
@@ -189,6 +193,7 @@ impl Receiver {
                 tolerance: args.generic_tolerance,
             },
             metrics: metrics::Metrics::new(),
+            retention: args.retention,
         });
         Ok(Self { app, tls })
     }
@@ -206,6 +211,7 @@ impl Receiver {
         let Self { app, tls } = self;
         // Connect now if we can; if not, the first delivery (or /readyz) tries again.
         let _ = app.temporal().await;
+        let housekeeping = tokio::spawn(housekeeping::run(app.clone()));
         let handle = axum_server::Handle::new();
         let stopping = handle.clone();
         tokio::spawn(async move {
@@ -233,6 +239,7 @@ impl Receiver {
                 .await
                 .context("serving")?,
         }
+        housekeeping.abort();
         app.ledger.close().await;
         Ok(())
     }
