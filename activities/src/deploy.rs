@@ -36,12 +36,14 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
-        on_target(
-            &ctx,
-            input.driver,
+        on_target(&ctx, input.driver, async {
             self.host
-                .prepare(&input.service, &input.version, &input.spec),
-        )
+                .bind_environment(&input.spec.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .prepare(&input.service, &input.version, &input.spec)
+                .await
+        })
         .await
     }
 
@@ -52,12 +54,14 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: ShiftInput,
     ) -> Result<ShiftOutput, ActivityError> {
-        on_target(
-            &ctx,
-            input.driver,
+        on_target(&ctx, input.driver, async {
             self.host
-                .shift(&input.service, &input.root, &input.version, input.weight),
-        )
+                .bind_environment(&input.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .shift(&input.service, &input.root, &input.version, input.weight)
+                .await
+        })
         .await
     }
 
@@ -68,11 +72,14 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: RetireInput,
     ) -> Result<RetireOutput, ActivityError> {
-        on_target(
-            &ctx,
-            input.driver,
-            self.host.retire(&input.service, &input.root, &input.keep),
-        )
+        on_target(&ctx, input.driver, async {
+            self.host
+                .bind_environment(&input.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .retire(&input.service, &input.root, &input.keep)
+                .await
+        })
         .await
     }
 
@@ -83,12 +90,14 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
-        on_target(
-            &ctx,
-            input.driver,
+        on_target(&ctx, input.driver, async {
             self.host
-                .rolling(&input.service, &input.version, &input.spec),
-        )
+                .bind_environment(&input.spec.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .rolling(&input.service, &input.version, &input.spec)
+                .await
+        })
         .await
     }
 
@@ -105,12 +114,14 @@ impl TargetActivityImpls {
             ctx.info().workflow_run_id.clone().unwrap_or_default(),
             input.step.step
         );
-        on_target(
-            &ctx,
-            input.driver,
+        on_target(&ctx, input.driver, async {
             self.host
-                .rollback(&request, &input.service, &input.spec.root),
-        )
+                .bind_environment(&input.spec.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .rollback(&request, &input.service, &input.spec.root)
+                .await
+        })
         .await
     }
 
@@ -121,12 +132,14 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: WithdrawInput,
     ) -> Result<WithdrawOutput, ActivityError> {
-        on_target(
-            &ctx,
-            input.driver,
+        on_target(&ctx, input.driver, async {
             self.host
-                .withdraw(&input.service, &input.root, &input.version),
-        )
+                .bind_environment(&input.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .withdraw(&input.service, &input.root, &input.version)
+                .await
+        })
         .await
     }
 }

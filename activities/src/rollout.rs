@@ -165,12 +165,14 @@ impl RolloutActivityImpls {
         ctx: ActivityContext,
         input: ProvisionInput,
     ) -> Result<ProvisionOutput, ActivityError> {
-        on_target(
-            &ctx,
-            input.driver,
+        on_target(&ctx, input.driver, async {
             self.host
-                .provision(&input.service, &input.version, &input.spec),
-        )
+                .bind_environment(&input.spec.root, &input.service, input.step.environment())
+                .await?;
+            self.host
+                .provision(&input.service, &input.version, &input.spec)
+                .await
+        })
         .await
     }
 }

@@ -210,8 +210,6 @@ pub async fn run(cfg: &Config, dir: &Path) -> anyhow::Result<Report> {
         "100",
         "--sticky-timeout",
         cfg.sticky.as_str(),
-        "--shutdown-grace",
-        "1s",
     ];
     let spawn = |address: &str| WorkerProcess::spawn_with(address, &queue, dir, &flags);
     let mut worker = spawn(&server.address)?;
@@ -234,6 +232,12 @@ pub async fn run(cfg: &Config, dir: &Path) -> anyhow::Result<Report> {
         .then(|| Instant::now() + cfg.deadline.min(expected_wall(cfg)) / 3);
     let mut finals: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     while finals.len() < ids.len() && Instant::now() < deadline {
+        if let Some(status) = worker.exited() {
+            anyhow::bail!(
+                "the worker exited by itself ({status}):\n{}",
+                worker.log_text()
+            );
+        }
         if next_kill.is_some_and(|t| Instant::now() >= t) {
             worker.kill9();
             report.worker_kills += 1;

@@ -188,6 +188,11 @@ impl WorkerProcess {
         )
     }
 
+    /// The exit status, if the worker has exited (on its own: a bad flag, a crash).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The worker's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -733,3 +733,32 @@ async fn a_rolling_deploy_failing_on_its_second_instance_puts_the_old_version_ba
     assert_eq!(site.serving().await?, "2.0.0");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_second_environment_on_the_same_release_root_is_refused_and_changes_nothing()
+-> anyhow::Result<()> {
+    let h = Harness::start("twoenvs").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "shared");
+    succeed(
+        &h,
+        &site.plan("shared", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    let before = guard.pidfiles();
+    let prod = site
+        .plan("shared", "2.0.0", "blue-green", "    rollback_window: 0s\n")
+        .replace("environment: test", "environment: prod");
+    let id = h.start_rollout(&prod).await?;
+    assert_eq!(id, "rollout/shared/prod");
+    let reason = rollout_failure(&h, &id).await;
+    assert!(
+        reason.contains("InvalidInput")
+            && reason.contains("holds shared for environment `test`, not `prod`")
+            && reason.contains("give each environment its own `root`"),
+        "{reason}"
+    );
+    assert_eq!(site.serving().await?, "1.0.0");
+    assert_eq!(guard.pidfiles(), before, "nothing was started or stopped");
+    Ok(())
+}

@@ -149,7 +149,15 @@ async fn a_receiver_resolves_deliveries_claimed_but_never_settled_when_it_starts
     let listed = cutover_tests::cutover_json(
         dir,
         None,
-        &["webhooks", "deliveries", "--stuck", "--ledger", &url, "--output", "json"],
+        &[
+            "webhooks",
+            "deliveries",
+            "--stuck",
+            "--ledger",
+            &url,
+            "--output",
+            "json",
+        ],
     )?;
     let ids: Vec<&str> = listed
         .as_array()
@@ -199,8 +207,18 @@ async fn a_receiver_resolves_deliveries_claimed_but_never_settled_when_it_starts
     let b_row = row(&b).ok_or_else(|| anyhow::anyhow!("{b} is gone"))?;
     assert_eq!(b_row.outcome, "abandoned", "{b_row:?}");
     // The abandoned claim is released: a redelivery may claim it again.
-    assert!(ledger.claimed_delivery("github", "d-never").await?.is_none());
-    assert!(ledger.claimed_delivery("github", "d-started").await?.is_some());
+    assert!(
+        ledger
+            .claimed_delivery("github", "d-never")
+            .await?
+            .is_none()
+    );
+    assert!(
+        ledger
+            .claimed_delivery("github", "d-started")
+            .await?
+            .is_some()
+    );
     stop.send(())
         .map_err(|()| anyhow::anyhow!("receiver gone"))?;
     served.await??;

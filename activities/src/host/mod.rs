@@ -244,6 +244,34 @@ impl DeployDriver for HostDriver {
 }
 
 impl HostDriver {
+    /// Binds `<root>/<service>` to `environment` on first use and refuses any other
+    /// environment afterwards, so staging and production of one service can never take over
+    /// each other's instances, upstream and state by sharing a release root.
+    pub(crate) async fn bind_environment(
+        &self,
+        root: &str,
+        service: &str,
+        environment: &str,
+    ) -> Result<(), StepFailure> {
+        if environment.is_empty() {
+            return Ok(());
+        }
+        let dir = service_dir(root, service)?;
+        let _guard = state::lock(&dir).await?;
+        let mut st = DeployState::load(&dir)?;
+        match st.environment.as_deref() {
+            Some(bound) if bound == environment => Ok(()),
+            Some(bound) => Err(StepFailure::InvalidInput(format!(
+                "{} holds {service} for environment `{bound}`, not `{environment}`; give each environment its own `root`",
+                dir.display()
+            ))),
+            None => {
+                st.environment = Some(environment.to_owned());
+                st.save(&dir)
+            }
+        }
+    }
+
     /// `prepare` with the service's lock held.
     async fn prepare_in(
         &self,

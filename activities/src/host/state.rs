@@ -22,6 +22,9 @@ pub(crate) struct Release {
 /// The service's deploy state.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct DeployState {
+    /// The environment this service directory belongs to (one per release root and service:
+    /// two environments sharing one would share nginx, ports and the `current` link).
+    pub(crate) environment: Option<String>,
     /// The port nginx listens on.
     pub(crate) listen: Option<u16>,
     /// Serving all traffic (or most of it during a canary).

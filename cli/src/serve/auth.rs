@@ -120,6 +120,14 @@ pub(crate) fn generic(
     hmac_matches(secrets, signature, &[ts_text.as_bytes(), b".", body])
 }
 
+/// The `sha256=<hex>` signature GitHub puts in `X-Hub-Signature-256`.
+#[cfg(test)]
+pub(crate) fn sign_github(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// The `sha256=<hex>` signature a generic sender puts in its header.
 #[cfg(test)]
 fn sign_generic(secret: &[u8], timestamp: i64, body: &[u8]) -> String {

@@ -11,6 +11,8 @@
 
 pub(crate) mod auth;
 mod deliver;
+#[doc(hidden)]
+pub mod fuzzing;
 mod housekeeping;
 pub(crate) use housekeeping::STUCK_AFTER;
 pub(crate) mod events;

@@ -41,6 +41,17 @@ pub struct StepRef {
     pub attempt: u32,
 }
 
+impl StepRef {
+    /// The environment the rollout releases to: the last part of its workflow ID
+    /// (`rollout/<service>/<environment>`; names never contain `/`). Empty for any other ID.
+    pub fn environment(&self) -> &str {
+        match self.rollout.split('/').collect::<Vec<_>>()[..] {
+            ["rollout", _, environment] => environment,
+            _ => "",
+        }
+    }
+}
+
 /// What an `approval` step ended with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalOutput {
@@ -278,5 +289,23 @@ impl TargetActivities {
     #[activity(name = "deploy.withdraw")]
     pub fn withdraw(input: WithdrawInput) -> Result<WithdrawOutput, ActivityError> {
         unimplemented!()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepRef;
+
+    #[test]
+    fn a_step_ref_knows_its_rollouts_environment() {
+        let step = |rollout: &str| StepRef {
+            rollout: rollout.to_owned(),
+            step: "s".to_owned(),
+            attempt: 1,
+        };
+        assert_eq!(step("rollout/hello/prod").environment(), "prod");
+        assert_eq!(step("drill/hello/prod/x").environment(), "");
+        assert_eq!(step("lock/hello/prod").environment(), "");
+        assert_eq!(step("").environment(), "");
     }
 }
