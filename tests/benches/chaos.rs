@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         server_restart: false,
         heartbeat,
         sticky,
-        deadline: Duration::from_secs(900),
+        deadline: Duration::from_secs(300),
     };
     let scenarios = [
         ("no kills", None, false),
