@@ -36,14 +36,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
-        on_target(&ctx, input.driver, async {
+        let op = self
+            .host
+            .prepare(&input.service, &input.version, &input.spec);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.spec.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .prepare(&input.service, &input.version, &input.spec)
-                .await
-        })
+                .bound(&input.spec.root, &input.service, &input.step, op),
+        )
         .await
     }
 
@@ -54,14 +55,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: ShiftInput,
     ) -> Result<ShiftOutput, ActivityError> {
-        on_target(&ctx, input.driver, async {
+        let op = self
+            .host
+            .shift(&input.service, &input.root, &input.version, input.weight);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .shift(&input.service, &input.root, &input.version, input.weight)
-                .await
-        })
+                .bound(&input.root, &input.service, &input.step, op),
+        )
         .await
     }
 
@@ -72,14 +74,13 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: RetireInput,
     ) -> Result<RetireOutput, ActivityError> {
-        on_target(&ctx, input.driver, async {
+        let op = self.host.retire(&input.service, &input.root, &input.keep);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .retire(&input.service, &input.root, &input.keep)
-                .await
-        })
+                .bound(&input.root, &input.service, &input.step, op),
+        )
         .await
     }
 
@@ -90,14 +91,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
-        on_target(&ctx, input.driver, async {
+        let op = self
+            .host
+            .rolling(&input.service, &input.version, &input.spec);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.spec.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .rolling(&input.service, &input.version, &input.spec)
-                .await
-        })
+                .bound(&input.spec.root, &input.service, &input.step, op),
+        )
         .await
     }
 
@@ -114,14 +116,15 @@ impl TargetActivityImpls {
             ctx.info().workflow_run_id.clone().unwrap_or_default(),
             input.step.step
         );
-        on_target(&ctx, input.driver, async {
+        let op = self
+            .host
+            .rollback(&request, &input.service, &input.spec.root);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.spec.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .rollback(&request, &input.service, &input.spec.root)
-                .await
-        })
+                .bound(&input.spec.root, &input.service, &input.step, op),
+        )
         .await
     }
 
@@ -132,14 +135,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: WithdrawInput,
     ) -> Result<WithdrawOutput, ActivityError> {
-        on_target(&ctx, input.driver, async {
+        let op = self
+            .host
+            .withdraw(&input.service, &input.root, &input.version);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .withdraw(&input.service, &input.root, &input.version)
-                .await
-        })
+                .bound(&input.root, &input.service, &input.step, op),
+        )
         .await
     }
 }

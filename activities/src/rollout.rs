@@ -165,14 +165,15 @@ impl RolloutActivityImpls {
         ctx: ActivityContext,
         input: ProvisionInput,
     ) -> Result<ProvisionOutput, ActivityError> {
-        on_target(&ctx, input.driver, async {
+        let op = self
+            .host
+            .provision(&input.service, &input.version, &input.spec);
+        on_target(
+            &ctx,
+            input.driver,
             self.host
-                .bind_environment(&input.spec.root, &input.service, input.step.environment())
-                .await?;
-            self.host
-                .provision(&input.service, &input.version, &input.spec)
-                .await
-        })
+                .bound(&input.spec.root, &input.service, &input.step, op),
+        )
         .await
     }
 }

@@ -247,7 +247,7 @@ impl HostDriver {
     /// Binds `<root>/<service>` to `environment` on first use and refuses any other
     /// environment afterwards, so staging and production of one service can never take over
     /// each other's instances, upstream and state by sharing a release root.
-    pub(crate) async fn bind_environment(
+    async fn bind_environment(
         &self,
         root: &str,
         service: &str,
@@ -270,6 +270,20 @@ impl HostDriver {
                 st.save(&dir)
             }
         }
+    }
+
+    /// Runs `op` once `<root>/<service>` is known to belong to `step`'s environment (bound
+    /// on first use; another environment is refused before `op` touches anything).
+    pub(crate) async fn bound<T>(
+        &self,
+        root: &str,
+        service: &str,
+        step: &cutover_workflows::contracts::StepRef,
+        op: impl std::future::Future<Output = Result<T, StepFailure>>,
+    ) -> Result<T, StepFailure> {
+        self.bind_environment(root, service, step.environment())
+            .await?;
+        op.await
     }
 
     /// `prepare` with the service's lock held.
