@@ -5,6 +5,7 @@
 //! ([`StepFailure`]). Long activities heartbeat so that a dead worker is noticed within the
 //! heartbeat timeout rather than the step timeout.
 
+mod agent;
 mod analysis;
 mod artifact;
 mod deploy;
@@ -24,6 +25,7 @@ mod verify;
 use heartbeat::beating;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
+pub use agent::AgentActivityImpls;
 pub use deploy::TargetActivityImpls;
 pub use drill::DrillActivityImpls;
 pub use error::StepFailure;
@@ -46,6 +48,19 @@ pub fn register_all<S: temporalio_sdk::worker_options_builder::State>(
         .register_activities(TargetActivityImpls::default())
         .register_activities(DrillActivityImpls::with_ledger(ledger))
         .register_activities(LockActivityImpls::new(client)))
+}
+
+/// Registers what a host agent (`cutover-worker --host NAME`) runs on its host's queue: the
+/// activities that act on the machine (processes, nginx, data directories, and the commands,
+/// builds, checks and migrations marked `on: host`), and no workflow. Workflows route only
+/// those activities to a host's queue, so the agent never receives anything else; it needs
+/// no ledger and no Temporal client of its own.
+pub fn register_host<S: temporalio_sdk::worker_options_builder::State>(
+    options: temporalio_sdk::WorkerOptionsBuilder<S>,
+) -> temporalio_sdk::WorkerOptionsBuilder<S> {
+    options
+        .register_activities(RolloutActivityImpls::with_ledger(None))
+        .register_activities(TargetActivityImpls::default())
 }
 
 /// Runs a driver operation: refuses drivers this worker lacks, heartbeats meanwhile, and

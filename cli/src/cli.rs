@@ -65,6 +65,12 @@ pub(crate) enum Command {
     /// Read the webhook deliveries recorded in the ledger.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The host agents (`cutover-worker --host NAME`) seen polling in the last few minutes,
+    /// with the task queue each polls and when it last did.
+    Agents {
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// The service locks held now: which rollout or drill holds which service and environment.
     Locks {
         #[command(flatten)]

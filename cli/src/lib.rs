@@ -95,6 +95,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             ledger,
             output,
         }) => cmd::ledger::deliveries(ledger.ledger.as_deref(), last, stuck, output.output).await,
+        Command::Agents { output } => cmd::agents::list(&cli.global, output.output).await,
         Command::Locks { output } => cmd::locks::list(&cli.global, output.output).await,
         Command::Releases {
             service,

@@ -6,6 +6,7 @@
 //! refusals. It deliberately carries no CLI or HTTP-server dependencies (clap, axum): the
 //! worker's activities link it.
 
+pub mod agents;
 pub mod connect;
 pub mod lock;
 pub mod poll;

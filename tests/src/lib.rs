@@ -51,23 +51,35 @@ impl DevServer {
         Self::start_with_args(Vec::new()).await
     }
 
+    /// Picking a free port and the server binding it race with every other test doing the
+    /// same (and with the ports the dev server picks for itself), so a bind failure gets
+    /// another port, three times at most.
     async fn start_with_args(extra_args: Vec<String>) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let options = LocalWorkflowEnvironmentOptions::builder()
-            .server_executable(EphemeralExe::ExistingPath(
-                temporal_cli()?.display().to_string(),
-            ))
-            .port(port)
-            .log_level(DevServerLogLevel::Error)
-            .extra_args(extra_args)
-            .build();
-        let env = WorkflowEnvironment::start_local(options)
-            .await
-            .context("starting the Temporal dev server")?;
-        Ok(Self {
-            env: Some(env),
-            address: format!("127.0.0.1:{port}"),
-        })
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let port = free_port()?;
+            let options = LocalWorkflowEnvironmentOptions::builder()
+                .server_executable(EphemeralExe::ExistingPath(
+                    temporal_cli()?.display().to_string(),
+                ))
+                .port(port)
+                .log_level(DevServerLogLevel::Error)
+                .extra_args(extra_args.clone())
+                .build();
+            match WorkflowEnvironment::start_local(options).await {
+                Ok(env) => {
+                    return Ok(Self {
+                        env: Some(env),
+                        address: format!("127.0.0.1:{port}"),
+                    });
+                }
+                Err(e) if tries < 3 => {
+                    eprintln!("dev server on port {port} did not start ({e:#}); another port");
+                }
+                Err(e) => return Err(e).context("starting the Temporal dev server"),
+            }
+        }
     }
 
     /// A client connected to this server's `default` namespace.
@@ -157,12 +169,30 @@ impl WorkerProcess {
         cwd: &Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        let mut args = vec!["--task-queue", task_queue];
+        args.extend_from_slice(extra);
+        Self::spawn_args(address, cwd, &args)
+    }
+
+    /// The agent of host `host` (`cutover-worker --host HOST`), running in `cwd` as if that
+    /// directory were the machine.
+    pub fn spawn_agent(
+        address: &str,
+        host: &str,
+        cwd: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut args = vec!["--host", host];
+        args.extend_from_slice(extra);
+        Self::spawn_args(address, cwd, &args)
+    }
+
+    fn spawn_args(address: &str, cwd: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let log = cwd.join(format!("worker-{}.log", uuid_like()));
         let out = std::fs::File::create(&log)?;
         let child = Command::new(bin("cutover-worker"))
-            .args(["--address", address, "--task-queue", task_queue])
-            .args(["--shutdown-grace", "5s"])
-            .args(extra)
+            .args(["--address", address, "--shutdown-grace", "5s"])
+            .args(args)
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -16,6 +16,13 @@ pub(crate) struct Config {
     #[arg(long, env = "CUTOVER_TASK_QUEUE", default_value = cutover_workflows::DEFAULT_TASK_QUEUE)]
     pub(crate) task_queue: String,
 
+    /// Run as the agent of host NAME, on that machine: poll task queue `cutover-host-NAME` and
+    /// run only the activities that act on this machine (processes, nginx, data directories,
+    /// steps marked `on: host`) for plans whose `target.host` is NAME. No workflows run here;
+    /// orchestrating workers (without --host) run them anywhere.
+    #[arg(long, env = "CUTOVER_HOST", value_parser = parse_host, conflicts_with = "task_queue")]
+    pub(crate) host: Option<String>,
+
     /// Temporal address (host:port), overriding the environment configuration.
     #[arg(long, env = "CUTOVER_TEMPORAL_ADDRESS")]
     pub(crate) address: Option<String>,
@@ -83,6 +90,13 @@ impl From<LogFormat> for cutover_client::telemetry::LogFormat {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("`{text}` is not a duration such as 30s or 2m: {e}"))
+}
+
+/// A host name follows the rules of every other name (it ends up in a task queue).
+fn parse_host(text: &str) -> Result<String, String> {
+    cutover_workflows::name::Name::parse(text)
+        .map(|n| n.as_str().to_owned())
+        .map_err(|e| format!("bad host name: {e}"))
 }
 
 /// A sticky timeout: 200ms to 1h (Temporal refuses zero).

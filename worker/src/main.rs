@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use cutover_client::{ConnectOptions, connect, ensure_search_attributes};
+use cutover_workflows::hosts;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{error, info, warn};
@@ -29,13 +30,33 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    let machine = gethostname();
+    let identity = match (&config.host, &config.identity) {
+        (_, Some(identity)) => Some(identity.clone()),
+        (Some(host), None) => Some(hosts::agent_identity(host, std::process::id(), &machine)),
+        (None, None) => None,
+    };
     let connected = connect(&ConnectOptions {
         address: config.address.clone(),
         namespace: config.namespace.clone(),
         profile: config.profile.clone(),
-        identity: config.identity.clone(),
+        identity,
     })
     .await?;
+    let runtime =
+        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
+    match &config.host {
+        Some(host) => run_agent(&config, host, &runtime, connected).await,
+        None => run_orchestrator(&config, &runtime, connected).await,
+    }
+}
+
+/// The usual worker: every workflow and every activity, on `--task-queue`.
+async fn run_orchestrator(
+    config: &Config,
+    runtime: &Runtime,
+    connected: cutover_client::Connected,
+) -> anyhow::Result<()> {
     // Rollouts carry Cutover's search attributes; register them where they are missing.
     match ensure_search_attributes(&connected.client, &connected.namespace).await {
         Ok(added) if !added.is_empty() => info!(?added, "registered Cutover's search attributes"),
@@ -45,36 +66,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
             status.message()
         ),
     }
-    let runtime =
-        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
-    let tuner = TunerHolder::builder()
-        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
-            config.max_concurrent_workflow_tasks as usize,
-        ))
-        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
-            config.max_concurrent_activities as usize,
-        ))
-        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(10))
-        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
-        .build();
     let options = cutover_activities::register_all(
         WorkerOptions::new(config.task_queue.clone()),
         config.ledger.as_deref(),
         connected.client.clone(),
     )
     .context("registering Cutover's workflows and activities")?
-    .tuner(tuner)
+    .tuner(tuner(config))
     .graceful_shutdown_period(config.shutdown_grace)
     .sticky_queue_schedule_to_start_timeout(config.sticky_timeout)
     .build();
     let mut worker =
-        Worker::new(&runtime, connected.client, options).context("creating the worker")?;
-    let shutdown = worker.shutdown_handle();
-    tokio::spawn(async move {
-        cutover_client::shutdown::signal().await;
-        info!("shutting down: no new tasks; running activities get the grace period to finish");
-        shutdown();
-    });
+        Worker::new(runtime, connected.client, options).context("creating the worker")?;
+    on_signal_shut_down(vec![worker.shutdown_handle()]);
     info!(
         address = %connected.address,
         namespace = %connected.namespace,
@@ -84,4 +88,69 @@ async fn run(config: Config) -> anyhow::Result<()> {
     worker.run().await.context("running the worker")?;
     info!("worker stopped");
     Ok(())
+}
+
+/// A host agent: the host activities on `cutover-host-NAME`, plus a poller on the agents'
+/// queue so that `cutover agents` finds it.
+async fn run_agent(
+    config: &Config,
+    host: &str,
+    runtime: &Runtime,
+    connected: cutover_client::Connected,
+) -> anyhow::Result<()> {
+    let queue = hosts::task_queue(host);
+    let options = cutover_activities::register_host(WorkerOptions::new(queue.clone()))
+        .tuner(tuner(config))
+        .graceful_shutdown_period(config.shutdown_grace)
+        .build();
+    let mut worker = Worker::new(runtime, connected.client.clone(), options)
+        .context("creating the host worker")?;
+    let beacon_options = WorkerOptions::new(hosts::AGENTS_QUEUE)
+        .register_activities(cutover_activities::AgentActivityImpls::new(host))
+        .build();
+    let mut beacon = Worker::new(runtime, connected.client, beacon_options)
+        .context("creating the agents' queue worker")?;
+    on_signal_shut_down(vec![worker.shutdown_handle(), beacon.shutdown_handle()]);
+    info!(
+        address = %connected.address,
+        namespace = %connected.namespace,
+        host,
+        task_queue = %queue,
+        "agent started"
+    );
+    let (hosted, listed) = tokio::join!(worker.run(), beacon.run());
+    hosted.context("running the host worker")?;
+    listed.context("running the agents' queue worker")?;
+    info!("agent stopped");
+    Ok(())
+}
+
+fn tuner(config: &Config) -> TunerHolder {
+    TunerHolder::builder()
+        .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_workflow_tasks as usize,
+        ))
+        .activity_task_slot_supplier(FixedSizeSlotSupplier::new(
+            config.max_concurrent_activities as usize,
+        ))
+        .local_activity_task_slot_supplier(FixedSizeSlotSupplier::new(10))
+        .nexus_task_slot_supplier(FixedSizeSlotSupplier::new(1))
+        .build()
+}
+
+/// On SIGTERM/SIGINT: no new tasks; running activities get the grace period to finish.
+fn on_signal_shut_down(handles: Vec<impl Fn() + Send + 'static>) {
+    tokio::spawn(async move {
+        cutover_client::shutdown::signal().await;
+        info!("shutting down: no new tasks; running activities get the grace period to finish");
+        for shutdown in &handles {
+            shutdown();
+        }
+    });
+}
+
+fn gethostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
 }

@@ -129,6 +129,9 @@ pub struct StepStatus {
     /// Analysis steps and canary analyses: the measurements and verdicts so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,
+    /// The host whose agent runs this step's activities, when the plan names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Where an analysis is: its counts, its latest measurements, its verdict once decided.

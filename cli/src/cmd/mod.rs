@@ -1,5 +1,6 @@
 //! One module per command group; each returns an [`Outcome`](crate::exit::Outcome).
 
+pub(crate) mod agents;
 pub(crate) mod control;
 pub(crate) mod dev;
 pub(crate) mod drill;

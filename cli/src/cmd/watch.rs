@@ -37,14 +37,24 @@ pub(crate) async fn status(global: &Global, id: &str, output: Output) -> Outcome
             ),
         })
     })?;
+    let waiting = cutover_client::agents::waiting_for_host(&connected.client, &id, &status).await;
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&status).unwrap_or_default()
-        ),
+        Output::Json => {
+            let mut json = serde_json::to_value(&status).unwrap_or_default();
+            if let (Some(text), Some(map)) = (waiting, json.as_object_mut()) {
+                map.insert("waiting_for_host".to_owned(), text.into());
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
         Output::Human => {
             for line in render::status_lines(&status, Some(Utc::now())) {
                 println!("{line}");
+            }
+            if let Some(text) = waiting {
+                println!("{text}");
             }
         }
     }
@@ -123,7 +133,9 @@ pub(crate) async fn follow(connected: &Connected, id: &str, task_queue: &str) ->
             Ok(status) => {
                 last_answer = Instant::now();
                 warned = false;
-                screen.draw(&status);
+                let waiting =
+                    cutover_client::agents::waiting_for_host(&connected.client, id, &status).await;
+                screen.draw(&status, waiting);
             }
             Err(QueryProblem::NotFound) => {
                 return Err(Failure::Failed(anyhow!("no rollout with ID {id}")));
@@ -223,10 +235,12 @@ impl Screen {
         }
     }
 
-    fn draw(&mut self, status: &RolloutStatus) {
+    /// Draws the status, and below it what the rollout waits for, if anything.
+    fn draw(&mut self, status: &RolloutStatus, waiting: Option<String>) {
         let mut out = std::io::stdout().lock();
         if self.tty {
-            let lines = render::status_lines(status, Some(Utc::now()));
+            let mut lines = render::status_lines(status, Some(Utc::now()));
+            lines.extend(waiting);
             if self.drawn > 0 {
                 // Up to the first line we drew, then clear to the end of the screen.
                 let _ = write!(out, "\x1b[{}F\x1b[J", self.drawn);
@@ -236,7 +250,8 @@ impl Screen {
             }
             self.drawn = lines.len();
         } else {
-            let lines = render::status_lines(status, None);
+            let mut lines = render::status_lines(status, None);
+            lines.extend(waiting);
             if lines != self.last {
                 for line in &lines {
                     let _ = writeln!(out, "{line}");

@@ -75,6 +75,8 @@ kinds! {
     PortTaken => names::PORT_TAKEN,
     /// An approval step's timeout passed without enough approvals.
     ApprovalTimedOut => names::APPROVAL_TIMED_OUT,
+    /// No agent of the step's host took the activity in time.
+    HostUnavailable => names::HOST_UNAVAILABLE,
     /// Another rollout or drill holds the service.
     ServiceLocked => crate::lock::LOCKED,
 }

@@ -184,6 +184,10 @@ pub mod error_kind {
     pub const PORT_TAKEN: &str = "PortTaken";
     /// An approval step's timeout passed without enough approvals (`on_timeout: abort`).
     pub const APPROVAL_TIMED_OUT: &str = "ApprovalTimedOut";
+    /// No agent of the step's host took the activity within the step's
+    /// `schedule_to_start_timeout`. Not retryable: nothing ran, and waiting again changes
+    /// nothing until someone starts the agent.
+    pub const HOST_UNAVAILABLE: &str = "HostUnavailable";
 }
 
 /// The activities a rollout calls.

@@ -30,9 +30,9 @@ pub mod syntax {
     pub use super::yaml::{Node, Value};
 }
 pub use types::{
-    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DatabaseProvision,
-    DeploySpec, Driver, HealthCheck, HttpProbe, JsonExpectation, MetricSource, MetricSpec,
-    MigrateSpec, OnFailure, OnTimeout, Plan, PrometheusQuery, ProvisionSpec, RetryPolicy,
-    RollbackSpec, SecretRef, SqlQuery, Step, StepAction, Strategy, Target, Trigger, TriggerKind,
-    VerifySpec,
+    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DEFAULT_HOST_WAIT,
+    DatabaseProvision, DeploySpec, Driver, HealthCheck, HttpProbe, JsonExpectation, MetricSource,
+    MetricSpec, MigrateSpec, OnFailure, OnTimeout, Placement, Plan, PrometheusQuery, ProvisionSpec,
+    RetryPolicy, RollbackSpec, SecretRef, SqlQuery, Step, StepAction, Strategy, Target, Trigger,
+    TriggerKind, VerifySpec,
 };

@@ -11,7 +11,10 @@ use std::time::Duration;
 use super::diagnostic::Diagnostic;
 use super::diagnostic::Diagnostics;
 use super::kind::StepKind;
-use super::types::{BakeSpec, Driver, OnFailure, Plan, RetryPolicy, Step, StepAction, Target};
+use super::types::{
+    BakeSpec, DEFAULT_HOST_WAIT, Driver, OnFailure, Placement, Plan, RetryPolicy, Step, StepAction,
+    Target,
+};
 use super::yaml::{Node, Value};
 use crate::contracts::error_kind::ErrorKind;
 use cx::{Cx, Document, Fields, closest, join, parse_document, to_json, truncate, valid_env_name};
@@ -99,7 +102,11 @@ impl Cx {
         };
         let steps = self
             .required(&fields, "steps", "list the steps to run under `steps:`")
-            .and_then(|n| self.steps(n, defaults.as_ref(), limits));
+            .and_then(|n| {
+                // Only a target that parsed and names no host makes `on: host` a mistake.
+                let hostless = target.as_ref().is_some_and(|t| t.host.is_none());
+                self.steps(n, defaults.as_ref(), limits, hostless)
+            });
         let on_failure = match fields.get("on_failure") {
             Some(n) => match self.string(n, "on_failure").as_deref() {
                 Some("rollback") => Some(OnFailure::Rollback),
@@ -148,7 +155,11 @@ impl Cx {
 
     fn target(&mut self, node: &Node) -> Option<Target> {
         let fields = self.fields(node, "target")?;
-        self.unknown_keys(&fields, &["driver"]);
+        self.unknown_keys(&fields, &["driver", "host"]);
+        let host = match fields.get("host") {
+            Some(n) => Some(self.name(n, "target.host", "host name")?),
+            None => None,
+        };
         let driver = match fields.get("driver") {
             Some(n) => self.string(n, "target.driver")?,
             None => "host".to_owned(),
@@ -156,6 +167,7 @@ impl Cx {
         match driver.as_str() {
             "host" => Some(Target {
                 driver: Driver::Host,
+                host,
             }),
             "kubernetes" => {
                 self.report(
@@ -206,6 +218,7 @@ impl Cx {
         node: &Node,
         defaults: Option<&StepDefaults>,
         limits: PlanLimits,
+        hostless: bool,
     ) -> Option<Vec<Step>> {
         let Value::Sequence(items) = &node.value else {
             self.report(
@@ -246,6 +259,15 @@ impl Cx {
         for (i, item) in items.iter().enumerate() {
             match self.step(item, &format!("steps[{i}]"), defaults) {
                 Some(step) => {
+                    if hostless && step.on == Placement::Host {
+                        self.report(
+                            item,
+                            &format!("steps[{i}].on"),
+                            "`on: host` needs a host, and the plan's target names none",
+                            "add `host: NAME` under `target:` (the agent's `cutover-worker --host NAME`), or remove `on`",
+                        );
+                        ok = false;
+                    }
                     if !seen.insert(step.name.clone()) {
                         self.report(
                             item,
@@ -281,6 +303,8 @@ impl Cx {
             "heartbeat_timeout",
             "retry",
             "point_of_no_return",
+            "on",
+            "schedule_to_start_timeout",
         ];
         let kind = match kind.as_deref().map(|k| (k, StepKind::from_name(k))) {
             Some((_, Some(kind))) => kind,
@@ -338,15 +362,70 @@ impl Cx {
             Some(n) => self.boolean(n, &join(path, "point_of_no_return")),
             None => Some(false),
         };
+        let on = match fields.get("on") {
+            Some(n) => self.placement(n, &join(path, "on"), kind),
+            None => Some(Placement::Worker),
+        };
+        let schedule_to_start_timeout = match fields.get("schedule_to_start_timeout") {
+            Some(n) => self.duration(n, &join(path, "schedule_to_start_timeout")),
+            None => Some(DEFAULT_HOST_WAIT),
+        };
         let (timeout, heartbeat_timeout) = (timeout?, heartbeat_timeout?);
         Some(Step {
             point_of_no_return: point_of_no_return?,
+            on: on?,
+            schedule_to_start_timeout: schedule_to_start_timeout?,
             name: name?,
             timeout,
             heartbeat_timeout: heartbeat_timeout.min(timeout),
             retry: retry?,
             action: action?,
         })
+    }
+
+    /// `on: host|worker`. Provision, deploy and rollback always act on the host; approvals,
+    /// bakes and analyses run no activity on one.
+    fn placement(&mut self, node: &Node, path: &str, kind: StepKind) -> Option<Placement> {
+        let text = self.string(node, path)?;
+        let placement = match text.as_str() {
+            "host" => Placement::Host,
+            "worker" => Placement::Worker,
+            other => {
+                self.report(
+                    node,
+                    path,
+                    format!("unknown placement `{}`", truncate(other)),
+                    "use `on: host` (the target host's agent) or `on: worker` (any worker)",
+                );
+                return None;
+            }
+        };
+        match kind {
+            StepKind::Command | StepKind::Build | StepKind::Verify | StepKind::Migrate => {
+                Some(placement)
+            }
+            StepKind::Provision | StepKind::Deploy | StepKind::Rollback => {
+                if placement == Placement::Worker {
+                    self.report(
+                        node,
+                        path,
+                        format!("a `{}` step always runs on the target host", kind.as_str()),
+                        "remove `on`",
+                    );
+                    return None;
+                }
+                Some(placement)
+            }
+            StepKind::Approval | StepKind::Bake | StepKind::Analysis => {
+                self.report(
+                    node,
+                    path,
+                    format!("a `{}` step runs nothing on a host", kind.as_str()),
+                    "remove `on`; it applies to command, build, verify and migrate steps",
+                );
+                None
+            }
+        }
     }
 
     fn retry(&mut self, node: &Node, path: &str, base: &RetryPolicy) -> Option<RetryPolicy> {

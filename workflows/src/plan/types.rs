@@ -151,6 +151,11 @@ impl Plan {
 pub struct Target {
     /// The driver.
     pub driver: Driver,
+    /// The machine the release lives on, by its agent's name (`cutover-worker --host NAME`).
+    /// Its host activities go to that agent's task queue, so they cannot run anywhere else;
+    /// without it the plan means "the machine of whichever worker runs the rollout".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One step of a plan.
@@ -169,9 +174,63 @@ pub struct Step {
     /// Once this step has succeeded, migrations are no longer rolled back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub point_of_no_return: bool,
+    /// Where the step's activities run: on any orchestrating worker, or on the target host's
+    /// agent. Provision, deploy and rollback always act on the host.
+    #[serde(default, skip_serializing_if = "Placement::is_worker")]
+    pub on: Placement,
+    /// How long an activity sent to a host may wait for that host's agent to take it before
+    /// the step fails (Temporal's schedule-to-start timeout). Applies only to host activities:
+    /// an orchestrating worker that is down delays a rollout, it does not fail it.
+    #[serde(
+        default = "default_host_wait",
+        skip_serializing_if = "is_default_host_wait",
+        with = "duration_serde"
+    )]
+    pub schedule_to_start_timeout: Duration,
     /// What the step does.
     #[serde(flatten)]
     pub action: StepAction,
+}
+
+/// Where a step's activities run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// On any worker polling the rollout's task queue.
+    #[default]
+    Worker,
+    /// On the agent of the target's host.
+    Host,
+}
+
+impl Placement {
+    fn is_worker(&self) -> bool {
+        *self == Placement::Worker
+    }
+}
+
+/// How long a host activity waits for its agent unless the plan says otherwise.
+pub const DEFAULT_HOST_WAIT: Duration = Duration::from_secs(600);
+
+fn default_host_wait() -> Duration {
+    DEFAULT_HOST_WAIT
+}
+
+fn is_default_host_wait(d: &Duration) -> bool {
+    *d == DEFAULT_HOST_WAIT
+}
+
+impl Step {
+    /// The host this step's activities are sent to: the target's host, when the plan names
+    /// one and the step acts on a host (always for provision, deploy and rollback; for
+    /// command, build, verify and migrate when it says `on: host`).
+    pub fn host<'a>(&self, target: &'a Target) -> Option<&'a str> {
+        let acts_on_host = match &self.action {
+            StepAction::Provision(_) | StepAction::Deploy(_) | StepAction::Rollback(_) => true,
+            _ => self.on == Placement::Host,
+        };
+        target.host.as_deref().filter(|_| acts_on_host)
+    }
 }
 
 /// What a step does; the YAML `kind` field selects the variant.

@@ -220,8 +220,10 @@ pub(super) async fn withdraw(
         root: spec.root.clone(),
         version: release.version.clone(),
     };
+    let on_host = ctx.state(|s| s.plan.steps[index].clone());
+    let opts = super::route::on_host(super::saga::options(), &on_host, &release.target);
     match ctx
-        .execute_activity(TargetActivities::withdraw, input, super::saga::options())
+        .execute_activity(TargetActivities::withdraw, input, opts)
         .await
     {
         Ok(out) => {

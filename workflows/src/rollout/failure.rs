@@ -1,6 +1,6 @@
 //! Turning an activity's failure into a step error, and deciding whether to try again.
 
-use temporalio_common::error::{ActivityExecutionError, IncomingError};
+use temporalio_common::error::{ActivityExecutionError, IncomingError, TimeoutType};
 
 use crate::contracts::error_kind::ErrorKind;
 use crate::plan::RetryPolicy;
@@ -15,8 +15,14 @@ pub(super) enum AttemptFailure {
 }
 
 /// Classifies an activity failure. The activity's own non-retryable flag and the plan's
-/// `non_retryable` list both stop retries; timeouts (including a missed heartbeat) are retried.
-pub(super) fn classify(err: &ActivityExecutionError, policy: &RetryPolicy) -> AttemptFailure {
+/// `non_retryable` list both stop retries; timeouts (including a missed heartbeat) are retried,
+/// except a schedule-to-start timeout, which only host activities have: no agent of the host
+/// took the task, and `host_unavailable` says so.
+pub(super) fn classify(
+    err: &ActivityExecutionError,
+    policy: &RetryPolicy,
+    host_unavailable: impl FnOnce() -> String,
+) -> AttemptFailure {
     let (kind, message, retryable) = match err {
         ActivityExecutionError::Cancelled(_) => return AttemptFailure::Cancelled,
         ActivityExecutionError::Serialization(e) => (
@@ -32,6 +38,9 @@ pub(super) fn classify(err: &ActivityExecutionError, policy: &RetryPolicy) -> At
                     .unwrap_or_else(|| app.source_error().to_string()),
                 !app.is_non_retryable(),
             ),
+            Some(IncomingError::Timeout(t)) if t.timeout_type() == TimeoutType::ScheduleToStart => {
+                (ErrorKind::HostUnavailable, host_unavailable(), false)
+            }
             Some(IncomingError::Timeout(t)) => (
                 ErrorKind::Timeout,
                 format!("{:?} timeout", t.timeout_type())

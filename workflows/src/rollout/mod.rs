@@ -12,6 +12,7 @@ mod deploy;
 mod failure;
 mod hold;
 mod ledger;
+mod route;
 mod saga;
 mod step;
 
@@ -104,6 +105,7 @@ impl RolloutWorkflow {
                 hold_ms: None,
                 remaining_ms: None,
                 analysis: None,
+                host: s.host(&plan.target).map(str::to_owned),
             })
             .collect();
         let status = RolloutStatus {

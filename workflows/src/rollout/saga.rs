@@ -89,13 +89,14 @@ pub(super) fn remember_deploy(
 pub(super) async fn compensate(
     ctx: &WorkflowContext<RolloutWorkflow>,
 ) -> (Vec<String>, Vec<String>) {
-    let (compensations, service, driver, rollout, point) = ctx.state(|s| {
+    let (compensations, service, driver, rollout, point, target) = ctx.state(|s| {
         (
             s.compensations.clone(),
             s.plan.service.clone(),
             s.plan.target.driver,
             s.status.workflow_id.clone(),
             s.point_of_no_return.clone(),
+            s.plan.target.clone(),
         )
     });
     let mut done = Vec::new();
@@ -104,7 +105,15 @@ pub(super) async fn compensate(
         let index = match c {
             Compensation::Deploy { index, .. } | Compensation::Migrate { index, .. } => *index,
         };
-        let name = ctx.state(|s| s.status.steps[index].name.clone());
+        let (name, options) = ctx.state(|s| {
+            let step = &s.plan.steps[index];
+            // An undo runs where the step ran: on the host's agent for a deploy, and for a
+            // migration that said `on: host`.
+            (
+                s.status.steps[index].name.clone(),
+                super::route::on_host(options(), step, &target),
+            )
+        });
         let step = StepRef {
             rollout: rollout.clone(),
             step: format!("undo {name}"),
@@ -124,7 +133,7 @@ pub(super) async fn compensate(
                         service: service.clone(),
                         spec: RollbackSpec { root: root.clone() },
                     },
-                    options(),
+                    options.clone(),
                 )
                 .await
                 .map(|out| format!("traffic back to {} ({} stopped)", out.to, out.from))
@@ -143,7 +152,7 @@ pub(super) async fn compensate(
                         root: root.clone(),
                         keep: String::new(),
                     },
-                    options(),
+                    options.clone(),
                 )
                 .await
                 .map(|out| {
@@ -177,7 +186,7 @@ pub(super) async fn compensate(
                         directory: directory.clone(),
                         target_version: *to_version,
                     },
-                    options(),
+                    options.clone(),
                 )
                 .await
                 .map(|out| {

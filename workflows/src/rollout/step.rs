@@ -42,6 +42,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 service: s.plan.service.clone(),
                 version: s.plan.version.clone(),
                 driver: s.plan.target.driver,
+                target: s.plan.target.clone(),
             },
         )
     });
@@ -90,7 +91,9 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 return StepEnd::Aborted;
             }
             Err(Interrupted::Failed(error)) => error,
-            Err(Interrupted::Activity(e)) => match classify(&e, &step.retry) {
+            Err(Interrupted::Activity(e)) => match classify(&e, &step.retry, || {
+                super::route::nobody_took_it(step.host(&release.target).unwrap_or_default(), &step)
+            }) {
                 AttemptFailure::Cancelled => return cancelled(ctx, index),
                 AttemptFailure::Error(error) => error,
             },
@@ -157,6 +160,8 @@ pub(super) struct Release {
     pub(super) service: String,
     pub(super) version: String,
     pub(super) driver: crate::plan::Driver,
+    /// Where it lives: host activities go to `target.host`'s agent, when it names one.
+    pub(super) target: crate::plan::Target,
 }
 
 /// Why an attempt stopped short of a result.
@@ -186,7 +191,7 @@ async fn execute(
     release: &Release,
     step_ref: StepRef,
 ) -> Result<StepOutput, Interrupted> {
-    let opts = options(step, &step_ref);
+    let opts = super::route::on_host(options(step, &step_ref), step, &release.target);
     let output = match &step.action {
         StepAction::Command(spec) => StepOutput::Command(
             ctx.execute_activity(

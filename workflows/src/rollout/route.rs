@@ -1,0 +1,28 @@
+//! Sending a step's activities to its host's agent.
+//!
+//! Routing changes only the task queue and adds a schedule-to-start timeout, and only when
+//! the plan names a host: plans without `target.host` produce exactly the commands they
+//! always did, so their histories replay unchanged.
+
+use temporalio_sdk::ActivityOptions;
+
+use crate::hosts;
+use crate::plan::{Step, Target};
+
+/// `opts`, sent to the agent of the host `step` acts on, if any.
+pub(super) fn on_host(mut opts: ActivityOptions, step: &Step, target: &Target) -> ActivityOptions {
+    if let Some(host) = step.host(target) {
+        opts.task_queue = Some(hosts::task_queue(host));
+        opts.schedule_to_start_timeout = Some(step.schedule_to_start_timeout);
+    }
+    opts
+}
+
+/// Why an activity sent to `host` was never taken, for the step's error.
+pub(super) fn nobody_took_it(host: &str, step: &Step) -> String {
+    format!(
+        "no agent for host `{host}` took the step within {} (nothing polled task queue `{}`); nothing ran anywhere else. Start `cutover-worker --host {host}` on that machine and run the rollout again",
+        humantime::format_duration(step.schedule_to_start_timeout),
+        hosts::task_queue(host)
+    )
+}
