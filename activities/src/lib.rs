@@ -52,7 +52,8 @@ pub fn register_all<S: temporalio_sdk::worker_options_builder::State>(
 
 /// Registers what a host agent (`cutover-worker --host NAME`) runs on its host's queue: the
 /// activities that act on the machine (processes, nginx, data directories, and the commands,
-/// builds, checks and migrations marked `on: host`), and no workflow. Workflows route only
+/// builds, checks and migrations marked `on: host`; a drill's stop, promote, fence, rebuild and
+/// traffic switch of the nodes placed there), and no workflow. Workflows route only
 /// those activities to a host's queue, so the agent never receives anything else; it needs
 /// no ledger and no Temporal client of its own.
 pub fn register_host<S: temporalio_sdk::worker_options_builder::State>(
@@ -61,6 +62,7 @@ pub fn register_host<S: temporalio_sdk::worker_options_builder::State>(
     options
         .register_activities(RolloutActivityImpls::with_ledger(None))
         .register_activities(TargetActivityImpls::default())
+        .register_activities(DrillActivityImpls::with_ledger(None))
 }
 
 /// Runs a driver operation: refuses drivers this worker lacks, heartbeats meanwhile, and

@@ -423,10 +423,10 @@ impl Harness {
 /// With `CUTOVER_RECORD_HISTORIES=<dir>` set, the history is also saved there as
 /// `<name>.json`, ready for `tests/histories/`.
 pub async fn replays(client: &Client, workflow_id: &str, name: &str) -> anyhow::Result<()> {
-    use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowHistory};
+    use temporalio_client::{UntypedWorkflow, WorkflowFetchHistoryOptions, WorkflowHistory};
     use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
     let json = client
-        .get_workflow_handle::<RolloutWorkflow>(workflow_id.to_owned())
+        .get_workflow_handle::<UntypedWorkflow>(workflow_id.to_owned())
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
         .await?;

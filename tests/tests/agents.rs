@@ -13,9 +13,10 @@ use cutover_tests::{
     DevServer, WorkerProcess, cutover, cutover_json, outcome, plan, replays, status, unique_queue,
     wait_for,
 };
+use cutover_workflows::drill::DrillWorkflow;
 use cutover_workflows::status::{RolloutState, StepState};
 use temporalio_client::errors::WorkflowGetResultError;
-use temporalio_client::{Client, WorkflowFetchHistoryOptions};
+use temporalio_client::{Client, UntypedWorkflow, WorkflowFetchHistoryOptions};
 
 /// A dev server, an orchestrating worker in `orchestrator/`, and one directory per host.
 struct Site {
@@ -63,23 +64,25 @@ impl Site {
     }
 }
 
-/// For each activity started, the task queue it was scheduled on and the identity of the
-/// worker that started it, in history order.
-async fn started_by(client: &Client, workflow_id: &str) -> anyhow::Result<Vec<(String, String)>> {
+/// For each activity started, the task queue it was scheduled on, the identity of the worker
+/// that started it, and the activity's name, in history order.
+async fn started_by(
+    client: &Client,
+    workflow_id: &str,
+) -> anyhow::Result<Vec<(String, String, String)>> {
     let json = client
-        .get_workflow_handle::<cutover_workflows::RolloutWorkflow>(workflow_id.to_owned())
+        .get_workflow_handle::<UntypedWorkflow>(workflow_id.to_owned())
         .fetch_history(WorkflowFetchHistoryOptions::default())
         .to_json()
         .await?;
     let history: serde_json::Value = serde_json::from_slice(&json)?;
     let events = history["events"].as_array().context("events")?;
-    let queue_of = |id: &serde_json::Value| {
+    let scheduled = |id: &serde_json::Value, field: &str| {
         events
             .iter()
             .find(|e| e["event_id"] == *id)
             .and_then(|e| {
-                e["attributes"]["ActivityTaskScheduledEventAttributes"]["task_queue"]["name"]
-                    .as_str()
+                e["attributes"]["ActivityTaskScheduledEventAttributes"][field]["name"].as_str()
             })
             .unwrap_or_default()
             .to_owned()
@@ -89,7 +92,12 @@ async fn started_by(client: &Client, workflow_id: &str) -> anyhow::Result<Vec<(S
         .filter_map(|e| {
             let started = &e["attributes"]["ActivityTaskStartedEventAttributes"];
             let identity = started["identity"].as_str()?.to_owned();
-            Some((queue_of(&started["scheduled_event_id"]), identity))
+            let of = &started["scheduled_event_id"];
+            Some((
+                scheduled(of, "task_queue"),
+                identity,
+                scheduled(of, "activity_type"),
+            ))
         })
         .collect())
 }
@@ -104,7 +112,7 @@ async fn host_steps_run_on_the_named_hosts_agent_and_nowhere_else() -> anyhow::R
     let _web1 = site.agent("web-1", &[])?;
     let _web2 = site.agent("web-2", &[])?;
     // Both agents are listed once Temporal has seen them poll.
-    let listed = wait_for(Duration::from_secs(30), "two agents listed", || {
+    let listed = wait_for(Duration::from_secs(90), "two agents listed", || {
         let out = cutover_json(
             site.root.path(),
             Some(&site.server.address),
@@ -148,10 +156,10 @@ steps:
     let started = started_by(site.client(), &id).await?;
     let on_host: Vec<_> = started
         .iter()
-        .filter(|(queue, _)| queue == "cutover-host-web-2")
+        .filter(|(queue, _, _)| queue == "cutover-host-web-2")
         .collect();
     assert_eq!(on_host.len(), 1, "one host activity: {started:?}");
-    for (queue, identity) in &started {
+    for (queue, identity, _) in &started {
         assert_eq!(
             identity.starts_with("cutover-agent/web-2/"),
             queue == "cutover-host-web-2",
@@ -344,4 +352,72 @@ async fn a_bad_host_name_is_refused_before_the_agent_connects() {
         .expect("running cutover-worker");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+}
+
+/// A drill whose database nodes and endpoint file live on three machines: each stop, promote,
+/// fence, rebuild and switch runs on the agent of the machine it acts on; the checks, markers
+/// and evidence on the orchestrating worker.
+#[tokio::test]
+async fn a_drill_acts_on_each_database_node_through_its_hosts_agent() -> anyhow::Result<()> {
+    let h = cutover_tests::Harness::start("agents-drill").await?;
+    let scene = cutover_tests::drill::scene(&h, "switchover", true).await?;
+    let mut agents = Vec::new();
+    for host in ["db-1", "db-2", "app-1"] {
+        let dir = h.dir.path().join(host);
+        std::fs::create_dir_all(&dir)?;
+        agents.push(WorkerProcess::spawn_agent(
+            &h.server.address,
+            host,
+            &dir,
+            &[],
+        )?);
+    }
+    let text = scene
+        .plan
+        .replace(
+            "application_name: primary1 }",
+            "application_name: primary1, host: db-1 }",
+        )
+        .replace(
+            "application_name: standby1 }",
+            "application_name: standby1, host: db-2 }",
+        )
+        .replace(
+            "traffic: { endpoint_file:",
+            "traffic: { host: app-1, endpoint_file:",
+        );
+    let plan = cutover_workflows::drill::parse_drill(&text).map_err(|d| anyhow::anyhow!("{d}"))?;
+    assert_eq!(plan.database.primary.host.as_deref(), Some("db-1"));
+    let started = cutover_client::start_drill(h.client(), &plan, &h.queue).await?;
+    let status = h
+        .client()
+        .get_workflow_handle::<DrillWorkflow>(started.workflow_id.clone())
+        .get_result(temporalio_client::WorkflowGetResultOptions::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}\n{}", h.worker.log_text()))?;
+    assert_eq!(status.state.as_str(), "passed", "{status:?}");
+    assert!(
+        cutover_tests::drill::streaming_standby(&scene.primary),
+        "failback rebuilt db-1"
+    );
+
+    let ran = started_by(h.client(), &started.workflow_id).await?;
+    let by = |activity: &str| -> Vec<String> {
+        ran.iter()
+            .filter(|(_, _, name)| name == activity)
+            .map(|(_, identity, _)| {
+                cutover_workflows::hosts::host_of_identity(identity)
+                    .unwrap_or("orchestrator")
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(by("drill.fault"), ["db-1"], "{ran:#?}");
+    assert_eq!(by("drill.promote"), ["db-2"], "{ran:#?}");
+    assert_eq!(by("drill.switch"), ["app-1"], "{ran:#?}");
+    assert_eq!(by("drill.rebuild"), ["db-1"], "{ran:#?}");
+    assert_eq!(by("drill.preflight"), ["orchestrator"], "{ran:#?}");
+    assert_eq!(by("drill.record"), ["orchestrator"], "{ran:#?}");
+    cutover_tests::replays(h.client(), &started.workflow_id, "agents-drill").await?;
+    h.shutdown().await
 }

@@ -762,3 +762,70 @@ async fn a_second_environment_on_the_same_release_root_is_refused_and_changes_no
     assert_eq!(guard.pidfiles(), before, "nothing was started or stopped");
     Ok(())
 }
+
+/// Issue 12: a worker SIGKILLed while a canary holds at 50% leaves traffic at 50%, and the next
+/// worker carries on from there: nginx's upstream never goes back to the 10% weights, and the
+/// deploy's shifts are 10, 50, 100 once each.
+#[tokio::test]
+async fn a_worker_killed_at_50_percent_of_a_canary_resumes_at_50() -> anyhow::Result<()> {
+    let mut h = Harness::start("canarykill").await?;
+    let site = Site::new(&h)?;
+    let _guard = HostGuard::new(std::path::Path::new(&site.root), "ck");
+    succeed(
+        &h,
+        &site.plan("ck", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    let id = h
+        .start_rollout(&site.plan(
+            "ck",
+            "2.0.0",
+            "canary",
+            "    rollback_window: 0s\n    heartbeat_timeout: 2s\n    canary: [{ weight: 10, bake: 1s }, { weight: 50, bake: 5s }, { weight: 100 }]\n",
+        ).replace("maximum_attempts: 1", "maximum_attempts: 3"))
+        .await?;
+    let upstream = std::path::Path::new(&site.root).join("ck/nginx/upstream.conf");
+    let read = || std::fs::read_to_string(&upstream).unwrap_or_default();
+    let at_10 = wait_for(Duration::from_secs(30), "the 10% weights", || {
+        let text = read();
+        async move { (text.lines().count() == 4).then_some(text) }
+    })
+    .await?;
+    let at_50 = wait_for(Duration::from_secs(30), "the 50% weights", || {
+        let text = read();
+        let moved = text.lines().count() == 4 && text != at_10;
+        async move { moved.then_some(text) }
+    })
+    .await?;
+    h.worker.kill9();
+    let _next = h.another_worker()?;
+    let client = h.client().clone();
+    let done = tokio::spawn({
+        let id = id.clone();
+        async move { outcome(&client, &id).await }
+    });
+    let mut seen = Vec::new();
+    while !done.is_finished() {
+        let text = read();
+        if seen.last() != Some(&text) {
+            seen.push(text);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let summary = done.await??;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    assert!(
+        seen.first() == Some(&at_50) && !seen.contains(&at_10),
+        "traffic went back from 50%: {seen:#?}"
+    );
+    let st = cutover_tests::status(h.client(), &id)
+        .await
+        .context("status")?;
+    let Some(cutover_workflows::contracts::StepOutput::Deploy(d)) = &st.steps[0].output else {
+        panic!("deploy output expected")
+    };
+    let weights: Vec<u8> = d.shifts.iter().map(|s| s.weight).collect();
+    assert_eq!(weights, [10, 50, 100]);
+    assert_eq!(site.serving().await?, "2.0.0");
+    cutover_tests::replays(h.client(), &id, "canary-killed-at-50").await
+}

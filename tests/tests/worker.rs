@@ -245,3 +245,69 @@ async fn a_malformed_input_from_another_client_fails_at_once_naming_the_field() 
     assert!(err.contains("InvalidInput"), "{err}");
     h.shutdown().await
 }
+
+/// After a SIGKILL the step's attempt is lost to a missed heartbeat, which is already at least
+/// `heartbeat_timeout` old: a backoff no longer than that is not waited again. The history
+/// shows no timer between the timeout and the next attempt (the server fires short timers
+/// about a second late, which was most of what a crash cost beyond the heartbeat timeout).
+#[tokio::test]
+async fn a_step_lost_to_a_killed_worker_is_retried_without_another_backoff() -> anyhow::Result<()> {
+    let mut h = Harness::start("crash-retry").await?;
+    let id = h
+        .start_rollout(&format!(
+            "service: crashretry\nenvironment: test\nversion: \"1\"\nsteps:\n  - {{ name: slow, kind: command, command: sh, args: [\"-c\", \"echo x >> runs; sleep 2\"], workdir: \"{}\", heartbeat_timeout: 2s, retry: {{ initial_interval: 1s, maximum_attempts: 3 }} }}\n",
+            h.dir_str()
+        ))
+        .await?;
+    let runs = h.dir.path().join("runs");
+    wait_for(
+        Duration::from_secs(30),
+        "the first attempt to start",
+        || {
+            let there = runs.exists();
+            async move { there.then_some(()) }
+        },
+    )
+    .await?;
+    h.worker.kill9();
+    let _next = h.another_worker()?;
+    let summary = outcome(h.client(), &id).await?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    assert_eq!(summary.steps[0].attempts, 2);
+
+    let json = h
+        .client()
+        .get_workflow_handle::<cutover_workflows::RolloutWorkflow>(id.clone())
+        .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await?;
+    let history: serde_json::Value = serde_json::from_slice(&json)?;
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .context("events")?
+        .iter()
+        .filter_map(|e| {
+            e["attributes"]
+                .as_object()?
+                .keys()
+                .next()
+                .map(String::as_str)
+        })
+        .collect();
+    let timed_out = types
+        .iter()
+        .position(|t| t.contains("ActivityTaskTimedOut"))
+        .with_context(|| format!("no activity timed out: {types:?}"))?;
+    let next = types[timed_out..]
+        .iter()
+        .position(|t| t.contains("ActivityTaskScheduled"))
+        .with_context(|| format!("no next attempt: {types:?}"))?;
+    assert!(
+        !types[timed_out..timed_out + next]
+            .iter()
+            .any(|t| t.contains("TimerStarted")),
+        "a backoff timer ran after the missed heartbeat: {types:?}"
+    );
+    cutover_tests::replays(h.client(), &id, "crash-retry").await?;
+    h.shutdown().await
+}

@@ -570,14 +570,43 @@ async fn a_canary_attempt_that_fails_at_50_percent_resumes_at_50_not_10() -> any
         .await?;
     assert_eq!(end.state, RolloutState::Succeeded, "{end:?}");
     assert_eq!(end.steps[0].attempts, 2, "{end:?}");
-    // Attempt 1: 10, 50, 100 (fails). Attempt 2: back to the 50% reached, then 100.
+    // Attempt 1: 10, 50, 100 (fails). Attempt 2: on from the 50% reached, straight to 100.
     assert_eq!(
         shifted_weights(&t),
-        ["2@10", "2@50", "2@100", "2@50", "2@100"],
+        ["2@10", "2@50", "2@100", "2@100"],
         "{:?}",
         t.script.calls()
     );
     assert_eq!(t.script.count("deploy.withdraw"), 0);
+    lock_given_back(t.client(), &plan).await?;
+    t.shutdown().await
+}
+
+/// The attempt is lost during the shift to 50% (which may have been applied): the next attempt
+/// shifts to 50% again, never back to the 10% last completed.
+#[tokio::test]
+async fn an_attempt_lost_during_the_shift_to_50_never_goes_back_to_10() -> anyhow::Result<()> {
+    let t = InProcess::start("canary-lost-shift").await?;
+    let plan = canary("canary-lost-shift");
+    t.script.on_detail(
+        "traffic.shift",
+        "2@50",
+        cutover_tests::inproc::Behaviour::Fail {
+            kind: "NginxFailed",
+            retryable: true,
+        },
+        Some(1),
+    );
+    let end = t
+        .run(|| async { ended(t.client(), &t.start_rollout(&plan).await?).await })
+        .await?;
+    assert_eq!(end.state, RolloutState::Succeeded, "{end:?}");
+    assert_eq!(
+        shifted_weights(&t),
+        ["2@10", "2@50", "2@50", "2@100"],
+        "{:?}",
+        t.script.calls()
+    );
     lock_given_back(t.client(), &plan).await?;
     t.shutdown().await
 }

@@ -20,6 +20,21 @@ pub fn task_queue(name: &str) -> String {
     format!("{HOST_QUEUE_PREFIX}{name}")
 }
 
+/// `opts` sent to `host`'s agent: its task queue, and a limit on how long the task may wait
+/// there for the agent (after which the activity fails with a schedule-to-start timeout
+/// instead of waiting forever). Without a host, `opts` unchanged: old histories replay.
+pub fn route(
+    mut opts: temporalio_sdk::ActivityOptions,
+    host: Option<&str>,
+    wait: std::time::Duration,
+) -> temporalio_sdk::ActivityOptions {
+    if let Some(host) = host {
+        opts.task_queue = Some(task_queue(host));
+        opts.schedule_to_start_timeout = Some(wait);
+    }
+    opts
+}
+
 /// The identity of the agent for `host` running as `pid` on `machine`.
 pub fn agent_identity(host: &str, pid: u32, machine: &str) -> String {
     format!("{AGENT_IDENTITY_PREFIX}{host}/{pid}@{machine}")

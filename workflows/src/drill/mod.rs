@@ -98,6 +98,11 @@ pub struct DatabaseNode {
     /// rebuilds a server as a standby under this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_name: Option<String>,
+    /// The machine it runs on, by its agent's name (`cutover-worker --host NAME`): stopping,
+    /// promoting, fencing and rebuilding it go to that agent, since they act on its data
+    /// directory. Without it they run on whichever worker takes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// How traffic reaches the primary.
@@ -109,6 +114,9 @@ pub enum Traffic {
     EndpointFile {
         /// The file.
         path: String,
+        /// The machine the file is on, by its agent's name; the switch runs there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
 }
 

@@ -237,7 +237,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
                     .execute_activity(
                         DrillActivities::fault,
                         fault_input.clone(),
-                        options(Duration::from_secs(60), 3),
+                        on_node(options(Duration::from_secs(60), 3), &db.primary),
                     )
                     .await;
                 (p, r)
@@ -252,7 +252,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
                 .execute_activity(
                     DrillActivities::fault,
                     fault_input.clone(),
-                    options(Duration::from_secs(120), 3),
+                    on_node(options(Duration::from_secs(120), 3), &db.primary),
                 )
                 .await;
             (marks, (p, r))
@@ -296,7 +296,10 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
                 graceful: false,
                 within_ms: plan.promote_within.as_millis() as u64,
             },
-            options(plan.promote_within + Duration::from_secs(60), 3),
+            on_node(
+                options(plan.promote_within + Duration::from_secs(60), 3),
+                &db.standby,
+            ),
         )
         .await
     {
@@ -309,7 +312,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         }
     }
 
-    let super::Traffic::EndpointFile { path } = &plan.traffic;
+    let super::Traffic::EndpointFile { path, .. } = &plan.traffic;
     let p = phase(ctx, "switch");
     match ctx
         .execute_activity(
@@ -318,7 +321,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
                 endpoint_file: path.clone(),
                 primary: db.standby.url.clone(),
             },
-            options(Duration::from_secs(30), 3),
+            on_traffic(options(Duration::from_secs(30), 3), &plan),
         )
         .await
     {
@@ -439,6 +442,18 @@ fn options(timeout: Duration, attempts: u32) -> ActivityOptions {
                 .build(),
         )
         .build()
+}
+
+/// `opts` sent to the agent of `node`'s host, when the plan names one: stopping, promoting,
+/// fencing and rebuilding act on its data directory, so they must run on its machine.
+fn on_node(opts: ActivityOptions, node: &super::DatabaseNode) -> ActivityOptions {
+    crate::hosts::route(opts, node.host.as_deref(), crate::plan::DEFAULT_HOST_WAIT)
+}
+
+/// `opts` sent to the agent of the host whose endpoint file the app reads, when named.
+fn on_traffic(opts: ActivityOptions, plan: &DrillPlan) -> ActivityOptions {
+    let super::Traffic::EndpointFile { host, .. } = &plan.traffic;
+    crate::hosts::route(opts, host.as_deref(), crate::plan::DEFAULT_HOST_WAIT)
 }
 
 /// `opts` with a cancellation token of their own: the activity runs even while (or after)

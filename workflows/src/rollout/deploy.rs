@@ -27,6 +27,9 @@ use crate::plan::{DeploySpec, Strategy};
 
 /// The patch that keeps a deploy's progress across attempts and resumes from it.
 pub(super) const RESUME_PATCH: &str = "deploy-resume-v1";
+/// The patch that resumes a canary with the next entry's own shift, without first moving
+/// traffic back to the last weight completed.
+pub(super) const NEXT_SHIFT_PATCH: &str = "deploy-resume-at-next-shift-v1";
 /// The patch that withdraws a deploy that failed for good.
 pub(super) const WITHDRAW_PATCH: &str = "deploy-withdraw-v1";
 
@@ -110,9 +113,14 @@ pub(super) async fn deploy(
                 });
             }
         };
-        // Resuming mid-canary: first make sure traffic is at the weight reached (a failed
-        // `prepare` of this attempt would have withdrawn the candidate), then go on from there.
-        if let Some((reached, _)) = weights.get(done.wrapping_sub(1)).filter(|_| done < entries) {
+        // Resuming mid-canary. Rollouts before NEXT_SHIFT_PATCH first moved traffic back to the
+        // last weight completed; but when the attempt was lost during the next entry's shift
+        // (its worker killed), that shift may well have been applied, and moving back to the
+        // completed weight sent traffic from 50% down to 10% for a moment. Every entry starts
+        // with its own shift (idempotent), so the resumed entry converges from either state.
+        if let Some((reached, _)) = weights.get(done.wrapping_sub(1)).filter(|_| done < entries)
+            && !ctx.patched(NEXT_SHIFT_PATCH)
+        {
             ctx.execute_activity(TargetActivities::shift, shift(*reached), opts.clone())
                 .await?;
         }

@@ -62,6 +62,13 @@ pub(super) fn classify(
     })
 }
 
+/// Whether the attempt was lost to a missed heartbeat: its worker died or hung, and at least
+/// the step's `heartbeat_timeout` has passed since it was last heard from.
+pub(super) fn missed_heartbeat(err: &ActivityExecutionError) -> bool {
+    matches!(err, ActivityExecutionError::Failed(f)
+        if matches!(f.cause(), Some(IncomingError::Timeout(t)) if t.timeout_type() == TimeoutType::Heartbeat))
+}
+
 /// A failure without a type name of its own.
 fn error() -> ErrorKind {
     ErrorKind::Other("Error".to_owned())

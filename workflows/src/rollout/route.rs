@@ -10,12 +10,8 @@ use crate::hosts;
 use crate::plan::{Step, Target};
 
 /// `opts`, sent to the agent of the host `step` acts on, if any.
-pub(super) fn on_host(mut opts: ActivityOptions, step: &Step, target: &Target) -> ActivityOptions {
-    if let Some(host) = step.host(target) {
-        opts.task_queue = Some(hosts::task_queue(host));
-        opts.schedule_to_start_timeout = Some(step.schedule_to_start_timeout);
-    }
-    opts
+pub(super) fn on_host(opts: ActivityOptions, step: &Step, target: &Target) -> ActivityOptions {
+    hosts::route(opts, step.host(target), step.schedule_to_start_timeout)
 }
 
 /// Why an activity sent to `host` was never taken, for the step's error.

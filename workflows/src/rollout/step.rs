@@ -22,6 +22,10 @@ use temporalio_common::error::ActivityExecutionError;
 /// The patch that made a deploy's rollback window a pausable, abortable hold.
 pub(super) const WINDOW_HOLD_PATCH: &str = "rollback-window-hold-v1";
 
+/// The patch that retries at once after a missed heartbeat when the backoff is no longer
+/// than the heartbeat timeout already lost.
+pub(super) const RETRY_AFTER_HEARTBEAT_PATCH: &str = "retry-after-missed-heartbeat-v1";
+
 /// How a step ended.
 pub(super) enum StepEnd {
     Succeeded,
@@ -75,6 +79,8 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
         // used to leave the flag set, and a promote was accepted during the rollback).
         ctx.state_mut(|s| s.holding = None);
         let ended = now(ctx);
+        let lost_heartbeat =
+            matches!(&result, Err(Interrupted::Activity(e)) if super::failure::missed_heartbeat(e));
         let error = match result {
             Ok(output) => {
                 ctx.state_mut(|s| {
@@ -131,7 +137,18 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             });
             return StepEnd::Failed(reason);
         }
-        let delay = step.retry.delay_after(tries);
+        let mut delay = step.retry.delay_after(tries);
+        // The backoff counts from the attempt's last sign of life. After a missed heartbeat that
+        // was at least `heartbeat_timeout` ago, so a backoff no longer than that is over: the
+        // next attempt starts at once instead of after one more timer (which the server fires
+        // late, to the second). This is most of what a worker crash costs beyond the heartbeat
+        // timeout (BENCHMARKS.md, "Recovery after a worker crash").
+        if lost_heartbeat
+            && delay <= step.heartbeat_timeout
+            && ctx.patched(RETRY_AFTER_HEARTBEAT_PATCH)
+        {
+            delay = Duration::ZERO;
+        }
         ctx.state_mut(|s| {
             let st = &mut s.status.steps[index];
             st.state = StepState::Retrying;

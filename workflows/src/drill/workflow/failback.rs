@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
-use super::{DrillWorkflow, cause, done, fail, failed, options, phase};
+use super::{DrillWorkflow, cause, done, fail, failed, on_node, on_traffic, options, phase};
 use crate::drill::contracts::{
     AppVerifyInput, DrillActivities, NodeInput, RebuildInput, SwitchInput,
 };
@@ -54,7 +54,7 @@ fn node(plan: &DrillPlan, node: &DatabaseNode, within_ms: u64) -> NodeInput {
 }
 
 fn endpoint(plan: &DrillPlan) -> String {
-    let Traffic::EndpointFile { path } = &plan.traffic;
+    let Traffic::EndpointFile { path, .. } = &plan.traffic;
     path.clone()
 }
 
@@ -81,7 +81,7 @@ pub(super) async fn failback(
                 node: plan.database.primary.clone(),
                 source: plan.database.standby.clone(),
             },
-            options(Duration::from_secs(600), 3),
+            on_node(options(Duration::from_secs(600), 3), &plan.database.primary),
         )
         .await;
     match rebuilt {
@@ -119,7 +119,7 @@ async fn switch_back(
         .execute_activity(
             DrillActivities::fault,
             stop,
-            options(Duration::from_secs(120), 3),
+            on_node(options(Duration::from_secs(120), 3), &db.standby),
         )
         .await
         .map_err(|e| format!("stopping the new primary: {}", cause(&e)));
@@ -129,7 +129,10 @@ async fn switch_back(
             ctx.execute_activity(
                 DrillActivities::promote,
                 node(plan, &db.primary, within),
-                options(plan.promote_within + Duration::from_secs(60), 3),
+                on_node(
+                    options(plan.promote_within + Duration::from_secs(60), 3),
+                    &db.primary,
+                ),
             )
             .await
             .map_err(|e| format!("promoting the original primary: {}", cause(&e)))
@@ -151,7 +154,7 @@ async fn switch_back(
                 endpoint_file: endpoint(plan),
                 primary: db.primary.url.clone(),
             },
-            options(Duration::from_secs(30), 3),
+            on_traffic(options(Duration::from_secs(30), 3), plan),
         )
         .await;
     if let Err(e) = switched {
@@ -170,7 +173,7 @@ async fn switch_back(
                 node: db.standby.clone(),
                 source: db.primary.clone(),
             },
-            options(Duration::from_secs(600), 3),
+            on_node(options(Duration::from_secs(600), 3), &db.standby),
         )
         .await;
     let checked = match rebuilt {
@@ -229,7 +232,7 @@ pub(super) async fn restore(
             .execute_activity(
                 DrillActivities::fence,
                 node(plan, &roles.other, 0),
-                options(Duration::from_secs(120), 5),
+                on_node(options(Duration::from_secs(120), 5), &roles.other),
             )
             .await
         {
@@ -241,7 +244,7 @@ pub(super) async fn restore(
         .execute_activity(
             DrillActivities::restart,
             node(plan, &roles.keep, 0),
-            options(Duration::from_secs(120), 5),
+            on_node(options(Duration::from_secs(120), 5), &roles.keep),
         )
         .await
     {
@@ -256,7 +259,7 @@ pub(super) async fn restore(
                     endpoint_file: endpoint(plan),
                     primary: roles.keep.url.clone(),
                 },
-                options(Duration::from_secs(30), 5),
+                on_traffic(options(Duration::from_secs(30), 5), plan),
             )
             .await
         {

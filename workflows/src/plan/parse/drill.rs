@@ -223,7 +223,7 @@ impl Cx {
 
     fn database_node(&mut self, node: &Node, path: &str) -> Option<DatabaseNode> {
         let f = self.fields(node, path)?;
-        self.unknown_keys(&f, &["url", "data_dir", "application_name"]);
+        self.unknown_keys(&f, &["url", "data_dir", "application_name", "host"]);
         let url = self
             .required(
                 &f,
@@ -244,10 +244,12 @@ impl Cx {
                 .map(Some),
             None => Some(None),
         };
+        let host = self.host(&f, path);
         Some(DatabaseNode {
             url: url?,
             data_dir: data_dir?,
             application_name: application_name?,
+            host: host?,
         })
     }
 
@@ -271,10 +273,22 @@ impl Cx {
 
     fn traffic(&mut self, node: &Node, path: &str) -> Option<Traffic> {
         let f = self.fields(node, path)?;
-        self.unknown_keys(&f, &["endpoint_file"]);
-        self.required(&f, "endpoint_file", "the host driver switches traffic by rewriting the file the app reads its database URL from")
-            .and_then(|n| self.absolute_path(n, &join(path, "endpoint_file")))
-            .map(|path| Traffic::EndpointFile { path })
+        self.unknown_keys(&f, &["endpoint_file", "host"]);
+        let file = self.required(&f, "endpoint_file", "the host driver switches traffic by rewriting the file the app reads its database URL from")
+            .and_then(|n| self.absolute_path(n, &join(path, "endpoint_file")));
+        let host = self.host(&f, path);
+        Some(Traffic::EndpointFile {
+            path: file?,
+            host: host?,
+        })
+    }
+
+    /// An optional `host:`, the name of the agent that acts there.
+    fn host(&mut self, f: &Fields<'_>, path: &str) -> Option<Option<String>> {
+        match f.get("host") {
+            Some(n) => self.name(n, &join(path, "host"), "host name").map(Some),
+            None => Some(None),
+        }
     }
 
     fn app_checks(&mut self, node: &Node, path: &str) -> Option<Vec<AppCheck>> {

@@ -371,6 +371,23 @@ fn a_drill_plan_parses_with_defaults_and_round_trips() {
         Some("pg_b")
     );
     let json = serde_json::to_string(&plan).expect("json");
+    assert!(!json.contains("\"host\""), "no host, no key: {json}");
+    let back: crate::drill::DrillPlan = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, plan);
+}
+
+#[test]
+fn a_drill_places_each_node_and_the_endpoint_on_its_host() {
+    let text = DRILL
+        .replace("15/a }", "15/a, host: db-1 }")
+        .replace("15/b }", "15/b, host: db-2 }")
+        .replace("database_url }", "database_url, host: app-1 }");
+    let plan = parse_drill(&text).expect("valid drill");
+    assert_eq!(plan.database.primary.host.as_deref(), Some("db-1"));
+    assert_eq!(plan.database.standby.host.as_deref(), Some("db-2"));
+    let crate::drill::Traffic::EndpointFile { host, .. } = &plan.traffic;
+    assert_eq!(host.as_deref(), Some("app-1"));
+    let json = serde_json::to_string(&plan).expect("json");
     let back: crate::drill::DrillPlan = serde_json::from_str(&json).expect("back");
     assert_eq!(back, plan);
 }
@@ -430,6 +447,16 @@ fn bad_drill_plans_are_refused_with_positions() {
             "max_lag: 8MiB",
             "max_lag: 8MiB\npromote_within: soon",
             "is not a duration",
+        ),
+        (
+            "data_dir: /var/lib/postgresql/15/b }",
+            "data_dir: /var/lib/postgresql/15/b, host: \"../db\" }",
+            "is not a valid host name",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { endpoint_file: /srv/hello/shared/database_url, host: [a] }",
+            "expected",
         ),
     ] {
         assert!(DRILL.contains(from), "{from}");
