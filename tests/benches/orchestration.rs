@@ -8,6 +8,7 @@
 //! Prints, for no-op steps (`command: "true"`):
 //! - per-step time in a Cutover rollout (wall time / steps, and the gap between consecutive
 //!   step starts from `status`), median and p99;
+//! - the same with every step placed on a host agent (`on: host`, `cutover-worker --host`);
 //! - the same for a bare workflow running K no-op activities on the same server;
 //! - rollouts/s with `--concurrent` rollouts started at once;
 //! - the worker's peak RSS.
@@ -72,39 +73,42 @@ fn args() -> Args {
     }
 }
 
-fn plan_text(service: &str, steps: u32) -> String {
-    let mut text = format!("service: {service}\nenvironment: bench\nversion: \"1\"\nsteps:\n");
+/// A plan of `steps` no-op commands; with `host`, each placed on that host's agent.
+fn plan_text(service: &str, steps: u32, host: Option<&str>) -> String {
+    let mut text = format!("service: {service}\nenvironment: bench\nversion: \"1\"\n");
+    if let Some(h) = host {
+        text.push_str(&format!("target: {{ host: {h} }}\n"));
+    }
+    text.push_str("steps:\n");
+    let on = if host.is_some() { ", on: host" } else { "" };
     for i in 0..steps {
         text.push_str(&format!(
-            "  - {{ name: s{i}, kind: command, command: \"true\" }}\n"
+            "  - {{ name: s{i}, kind: command, command: \"true\"{on} }}\n"
         ));
     }
     text
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let queue = unique_queue("bench");
-    let worker = WorkerProcess::spawn_for_load(&server.address, &queue, dir.path())?;
+/// Runs `a.rollouts` rollouts one after another (after 3 warm-ups); returns the per-step wall
+/// times and the gaps between consecutive step starts, in ms.
+async fn sequential(
+    server: &DevServer,
+    queue: &str,
+    a: &Args,
+    prefix: &str,
+    host: Option<&str>,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let client = server.client();
-    let limits = PlanLimits::default();
-
-    // Cutover, sequential rollouts.
     let mut per_step = Vec::new();
     let mut gaps = Vec::new();
     for i in 0..a.rollouts + 3 {
-        let plan = parse_plan(&plan_text(&format!("seq{i}"), a.steps), limits)
-            .map_err(|d| anyhow::anyhow!("{d}"))?;
+        let plan = parse_plan(
+            &plan_text(&format!("{prefix}{i}"), a.steps, host),
+            PlanLimits::default(),
+        )
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
         let t = Instant::now();
-        let started = start_rollout(client, &plan, &queue, None).await?;
+        let started = start_rollout(client, &plan, queue, None).await?;
         client
             .get_workflow_handle::<RolloutWorkflow>(started.workflow_id.clone())
             .get_result(WorkflowGetResultOptions::default())
@@ -123,6 +127,35 @@ async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Re
             }
         }
     }
+    Ok((per_step, gaps))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let queue = unique_queue("bench");
+    let worker = WorkerProcess::spawn_for_load(&server.address, &queue, dir.path())?;
+    let client = server.client();
+    let limits = PlanLimits::default();
+
+    // Cutover, sequential rollouts: steps on the orchestrating worker, then on a host agent.
+    let (mut per_step, mut gaps) = sequential(server, &queue, a, "seq", None).await?;
+    let agent = WorkerProcess::spawn_agent(
+        &server.address,
+        "bench-host",
+        dir.path(),
+        &["--max-concurrent-activities", "100"],
+    )?;
+    let (mut agent_per_step, mut agent_gaps) =
+        sequential(server, &queue, a, "agent", Some("bench-host")).await?;
+    drop(agent);
 
     // Bare workflow, same server, same number of no-op activities.
     let mut bare = Vec::new();
@@ -146,7 +179,7 @@ async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Re
     // Throughput: many rollouts at once.
     let plans: Vec<_> = (0..a.concurrent)
         .map(|i| {
-            parse_plan(&plan_text(&format!("par{i}"), a.steps), limits)
+            parse_plan(&plan_text(&format!("par{i}"), a.steps, None), limits)
                 .map_err(|d| anyhow::anyhow!("{d}"))
         })
         .collect::<Result<_, _>>()?;
@@ -174,6 +207,14 @@ async fn run_bench(server: &DevServer, bare_queue: &str, a: &Args) -> anyhow::Re
     report(
         "Cutover: per step (gap between step starts, from status)",
         &mut gaps,
+    );
+    report(
+        "Cutover, steps on a host agent: per step (wall time / steps)",
+        &mut agent_per_step,
+    );
+    report(
+        "Cutover, steps on a host agent: gap between step starts",
+        &mut agent_gaps,
     );
     report("bare Temporal workflow: per no-op activity", &mut bare);
     println!(

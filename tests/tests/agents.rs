@@ -352,6 +352,18 @@ async fn a_bad_host_name_is_refused_before_the_agent_connects() {
         .expect("running cutover-worker");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    for args in [
+        ["--host", "web-1", "--also-host", "web-2"],
+        ["--also-host", "../x", "--task-queue", "q"],
+    ] {
+        let out = std::process::Command::new(cutover_tests::bin("cutover-worker"))
+            .args(["--address", "127.0.0.1:1"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("running cutover-worker");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
 }
 
 /// A drill whose database nodes and endpoint file live on three machines: each stop, promote,

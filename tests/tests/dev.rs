@@ -63,6 +63,33 @@ fn up_runs_rollouts_and_state_survives_down_and_up() {
     let run = dev.run(&["rollout", "start", "p.yaml", "--wait"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
 
+    // The one worker is also this machine's agent: a plan naming the machine runs its host
+    // steps there (in the worker's directory), and `cutover agents` lists it.
+    let host = text(&up)
+        .lines()
+        .find_map(|l| l.strip_prefix("the worker is also the agent of host "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no agent line in: {}", text(&up)));
+    write_file(
+        dir.path(),
+        "on-host.yaml",
+        &format!(
+            "service: devhost\nenvironment: local\nversion: \"1\"\ntarget: {{ host: {host} }}\nsteps:\n  - {{ name: here, kind: command, command: sh, args: [\"-c\", \"echo x > on-host\"], on: host }}\n"
+        ),
+    );
+    let run = dev.run(&["rollout", "start", "on-host.yaml", "--wait"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    assert!(dir.path().join("on-host").exists());
+    let agents = dev.run(&["agents", "--output", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&agents.stdout).expect("json agents");
+    assert!(
+        listed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["host"] == host.as_str())),
+        "{listed}"
+    );
+
     let again = dev.run(&["dev", "up", "--headless"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     assert!(

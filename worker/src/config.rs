@@ -23,6 +23,12 @@ pub(crate) struct Config {
     #[arg(long, env = "CUTOVER_HOST", value_parser = parse_host, conflicts_with = "task_queue")]
     pub(crate) host: Option<String>,
 
+    /// Besides running workflows and activities on --task-queue, also be the agent of host
+    /// NAME (this machine): one process for a single machine that plans may name as their
+    /// `target.host`. `cutover dev up` starts its worker so, named after the machine.
+    #[arg(long, env = "CUTOVER_ALSO_HOST", value_parser = parse_host, conflicts_with = "host")]
+    pub(crate) also_host: Option<String>,
+
     /// Temporal address (host:port), overriding the environment configuration.
     #[arg(long, env = "CUTOVER_TEMPORAL_ADDRESS")]
     pub(crate) address: Option<String>,

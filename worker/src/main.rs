@@ -30,24 +30,50 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let machine = gethostname();
-    let identity = match (&config.host, &config.identity) {
-        (_, Some(identity)) => Some(identity.clone()),
-        (Some(host), None) => Some(hosts::agent_identity(host, std::process::id(), &machine)),
-        (None, None) => None,
-    };
-    let connected = connect(&ConnectOptions {
+    let runtime =
+        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
+    match (&config.host, &config.also_host) {
+        (Some(host), _) => {
+            let connected = connect_as(&config, Some(agent_identity(&config, host))).await?;
+            run_agent(&config, host, &runtime, connected).await
+        }
+        (None, Some(host)) => {
+            // One process, two roles (`cutover dev up`): the orchestrator's connection keeps
+            // the usual identity, the agent's names its host so `cutover agents` lists it.
+            let orchestrator = connect_as(&config, config.identity.clone()).await?;
+            let agent = connect_as(&config, Some(agent_identity(&config, host))).await?;
+            let (a, b) = tokio::join!(
+                run_orchestrator(&config, &runtime, orchestrator),
+                run_agent(&config, host, &runtime, agent)
+            );
+            a.and(b)
+        }
+        (None, None) => {
+            let connected = connect_as(&config, config.identity.clone()).await?;
+            run_orchestrator(&config, &runtime, connected).await
+        }
+    }
+}
+
+async fn connect_as(
+    config: &Config,
+    identity: Option<String>,
+) -> anyhow::Result<cutover_client::Connected> {
+    Ok(connect(&ConnectOptions {
         address: config.address.clone(),
         namespace: config.namespace.clone(),
         profile: config.profile.clone(),
         identity,
     })
-    .await?;
-    let runtime =
-        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
-    match &config.host {
-        Some(host) => run_agent(&config, host, &runtime, connected).await,
-        None => run_orchestrator(&config, &runtime, connected).await,
+    .await?)
+}
+
+/// An agent's identity names its host (`cutover agents` reads it back), then `--identity` or
+/// pid@machine.
+fn agent_identity(config: &Config, host: &str) -> String {
+    match &config.identity {
+        Some(identity) => format!("{}{host}/{identity}", hosts::AGENT_IDENTITY_PREFIX),
+        None => hosts::agent_identity(host, std::process::id(), &gethostname()),
     }
 }
 

@@ -89,6 +89,12 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
             if let Some(ns) = &global.namespace {
                 cmd.args(["--namespace", ns]);
             }
+            // The one worker is also this machine's agent, so a plan naming this machine as
+            // its `target.host` runs here too.
+            let host = machine_host();
+            if let Some(h) = &host {
+                cmd.args(["--also-host", h]);
+            }
             let pid = spawn_detached(cmd, &home.join("worker.log"))?;
             fs::write(home.join(WORKER_PID), pid.to_string())
                 .context("writing the worker pidfile")?;
@@ -96,12 +102,24 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
                 "started a worker (pid {pid}, log {})",
                 home.join("worker.log").display()
             );
+            if let Some(h) = host {
+                println!("the worker is also the agent of host {h} (`target.host: {h}`)");
+            }
         }
     }
     if !headless {
         println!("Temporal UI: http://127.0.0.1:{UI_PORT}");
     }
     Ok(())
+}
+
+/// This machine's name, lowercased, when it is a valid host name (a plan's `target.host`).
+fn machine_host() -> Option<String> {
+    let name = nix::unistd::gethostname().ok()?;
+    let name = name.to_str()?.to_ascii_lowercase();
+    cutover_workflows::name::Name::parse(&name)
+        .ok()
+        .map(|n| n.as_str().to_owned())
 }
 
 /// Stops the worker (letting it drain), then the server.
