@@ -58,7 +58,7 @@ pub(crate) struct Config {
     /// may take it. After a crash, the dead worker's rollouts are stuck this long (on top of
     /// their heartbeat timeout), and so are `status` queries; on a busy worker, a shorter wait
     /// sends more tasks elsewhere, to be replayed from history. Temporal's default is 10s.
-    #[arg(long, env = "CUTOVER_STICKY_TIMEOUT", default_value = "2s", value_parser = parse_sticky)]
+    #[arg(long, env = "CUTOVER_STICKY_TIMEOUT", default_value = "1s", value_parser = parse_sticky)]
     pub(crate) sticky_timeout: Duration,
 
     /// Log format.
