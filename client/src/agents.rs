@@ -27,6 +27,10 @@ use temporalio_common::protos::temporal::api::workflowservice::v1::{
 /// reported as waiting for that host. Shorter than any agent needs to take a task it can take.
 pub const WAITING_AFTER: Duration = Duration::from_secs(5);
 
+/// A live agent re-polls at least every minute (Temporal's long poll ends after 60 s); one
+/// not seen for longer than this has stopped (Temporal forgets it after about 5 minutes).
+pub const POLLING_WITHIN: Duration = Duration::from_secs(70);
+
 /// One agent polling, as Temporal reports it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Agent {
@@ -39,6 +43,15 @@ pub struct Agent {
     /// When it last polled its host's queue; `None` if Temporal has seen it only on the agents'
     /// queue (it is starting, or something else is wrong).
     pub last_poll: Option<DateTime<Utc>>,
+    /// Whether it still polls: its last poll is less than [`POLLING_WITHIN`] old.
+    pub polling: bool,
+}
+
+/// Whether an agent whose last poll was at `last_poll` still polls at `now`.
+fn still_polling(last_poll: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_poll
+        .and_then(|at| (now - at).to_std().ok().or(Some(Duration::ZERO)))
+        .is_some_and(|age| age <= POLLING_WITHIN)
 }
 
 /// Temporal could not be asked.
@@ -63,14 +76,16 @@ pub async fn list(client: &Client) -> Result<Vec<Agent>, AgentsError> {
         let mut seen: BTreeSet<String> = BTreeSet::new();
         for p in &polling {
             seen.insert(p.identity.clone());
+            let last_poll = p
+                .last_access_time
+                .as_ref()
+                .and_then(|t| to_utc(t.seconds, t.nanos));
             agents.push(Agent {
                 host: host.to_owned(),
                 task_queue: queue.clone(),
                 identity: p.identity.clone(),
-                last_poll: p
-                    .last_access_time
-                    .as_ref()
-                    .and_then(|t| to_utc(t.seconds, t.nanos)),
+                last_poll,
+                polling: still_polling(last_poll, Utc::now()),
             });
         }
         for p in listed.iter().filter(|p| {
@@ -81,6 +96,7 @@ pub async fn list(client: &Client) -> Result<Vec<Agent>, AgentsError> {
                 task_queue: queue.clone(),
                 identity: p.identity.clone(),
                 last_poll: None,
+                polling: false,
             });
         }
     }
@@ -212,6 +228,14 @@ mod tests {
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid time")
+    }
+
+    #[test]
+    fn an_agent_not_seen_for_over_a_long_poll_has_stopped() {
+        assert!(still_polling(Some(at(0)), at(60)));
+        assert!(still_polling(Some(at(5)), at(0)), "a clock slightly behind");
+        assert!(!still_polling(Some(at(0)), at(71)));
+        assert!(!still_polling(None, at(0)));
     }
 
     #[test]

@@ -123,7 +123,7 @@ async fn host_steps_run_on_the_named_hosts_agent_and_nowhere_else() -> anyhow::R
                 .ok()?
                 .as_array()?
                 .iter()
-                .filter(|a| a["last_poll"].is_string())
+                .filter(|a| a["last_poll"].is_string() && a["polling"] == true)
                 .filter_map(|a| a["host"].as_str().map(str::to_owned))
                 .collect();
             (hosts.len() >= 2).then_some(hosts)

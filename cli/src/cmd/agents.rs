@@ -1,4 +1,5 @@
-//! `cutover agents`: the host agents Temporal has seen polling in the last few minutes.
+//! `cutover agents`: the host agents Temporal has seen polling in the last few minutes, and
+//! whether each still polls.
 
 use anyhow::anyhow;
 use chrono::Utc;
@@ -24,8 +25,8 @@ pub(crate) async fn list(global: &Global, output: Output) -> Outcome {
         return Ok(());
     }
     println!(
-        "{:<20} {:<28} {:<12} AGENT",
-        "HOST", "TASK QUEUE", "LAST POLL"
+        "{:<20} {:<28} {:<12} {:<12} AGENT",
+        "HOST", "TASK QUEUE", "LAST POLL", "STATE"
     );
     let now = Utc::now();
     for a in &agents {
@@ -36,9 +37,11 @@ pub(crate) async fn list(global: &Global, output: Output) -> Outcome {
             }
             None => "never".to_owned(),
         };
+        // A live agent re-polls every minute at most; older than that, it has stopped.
+        let state = if a.polling { "polling" } else { "stopped" };
         println!(
-            "{:<20} {:<28} {:<12} {}",
-            a.host, a.task_queue, last, a.identity
+            "{:<20} {:<28} {:<12} {:<12} {}",
+            a.host, a.task_queue, last, state, a.identity
         );
     }
     Ok(())
