@@ -418,6 +418,25 @@ impl Harness {
     }
 }
 
+/// The events of the latest run of `workflow_id` (any workflow type), as JSON objects, for
+/// tests that read who ran what and in which order.
+pub async fn history_events(
+    client: &Client,
+    workflow_id: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    use temporalio_client::{UntypedWorkflow, WorkflowFetchHistoryOptions};
+    let json = client
+        .get_workflow_handle::<UntypedWorkflow>(workflow_id.to_owned())
+        .fetch_history(WorkflowFetchHistoryOptions::default())
+        .to_json()
+        .await?;
+    let mut history: serde_json::Value = serde_json::from_slice(&json)?;
+    match history["events"].take() {
+        serde_json::Value::Array(events) => Ok(events),
+        _ => bail!("the history of {workflow_id} has no events"),
+    }
+}
+
 /// Fetches the history of the latest run of `workflow_id` and replays it against today's
 /// RolloutWorkflow: the rollout a test just drove must be deterministic on every path it took.
 /// With `CUTOVER_RECORD_HISTORIES=<dir>` set, the history is also saved there as

@@ -15,8 +15,8 @@ use cutover_tests::{
 };
 use cutover_workflows::drill::DrillWorkflow;
 use cutover_workflows::status::{RolloutState, StepState};
+use temporalio_client::Client;
 use temporalio_client::errors::WorkflowGetResultError;
-use temporalio_client::{Client, UntypedWorkflow, WorkflowFetchHistoryOptions};
 
 /// A dev server, an orchestrating worker in `orchestrator/`, and one directory per host.
 struct Site {
@@ -70,13 +70,7 @@ async fn started_by(
     client: &Client,
     workflow_id: &str,
 ) -> anyhow::Result<Vec<(String, String, String)>> {
-    let json = client
-        .get_workflow_handle::<UntypedWorkflow>(workflow_id.to_owned())
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .to_json()
-        .await?;
-    let history: serde_json::Value = serde_json::from_slice(&json)?;
-    let events = history["events"].as_array().context("events")?;
+    let events = cutover_tests::history_events(client, workflow_id).await?;
     let scheduled = |id: &serde_json::Value, field: &str| {
         events
             .iter()

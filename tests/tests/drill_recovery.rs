@@ -9,7 +9,7 @@ use cutover_tests::drill::{Scene, scene, status, streaming_standby};
 use cutover_tests::{Harness, wait_for};
 use cutover_workflows::drill::{DrillStatus, DrillWorkflow, parse_drill};
 use temporalio_client::errors::WorkflowGetResultError;
-use temporalio_client::{WorkflowFetchHistoryOptions, WorkflowGetResultOptions};
+use temporalio_client::WorkflowGetResultOptions;
 
 const ID: &str = "drill/hello/test/db";
 
@@ -34,14 +34,7 @@ async fn result(h: &Harness, name: &str) -> anyhow::Result<Result<DrillStatus, S
 
 /// Attempts of each start of `activity` in the drill's history.
 async fn attempts(h: &Harness, activity: &str) -> anyhow::Result<Vec<u64>> {
-    let json = h
-        .client()
-        .get_workflow_handle::<DrillWorkflow>(ID.to_owned())
-        .fetch_history(WorkflowFetchHistoryOptions::default())
-        .to_json()
-        .await?;
-    let history: serde_json::Value = serde_json::from_slice(&json)?;
-    let events = history["events"].as_array().context("events")?;
+    let events = cutover_tests::history_events(h.client(), ID).await?;
     let scheduled: Vec<u64> = events
         .iter()
         .filter(|e| {

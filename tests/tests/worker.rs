@@ -275,16 +275,8 @@ async fn a_step_lost_to_a_killed_worker_is_retried_without_another_backoff() -> 
     assert_eq!(summary.outcome, RolloutState::Succeeded);
     assert_eq!(summary.steps[0].attempts, 2);
 
-    let json = h
-        .client()
-        .get_workflow_handle::<cutover_workflows::RolloutWorkflow>(id.clone())
-        .fetch_history(temporalio_client::WorkflowFetchHistoryOptions::default())
-        .to_json()
-        .await?;
-    let history: serde_json::Value = serde_json::from_slice(&json)?;
-    let types: Vec<&str> = history["events"]
-        .as_array()
-        .context("events")?
+    let events = cutover_tests::history_events(h.client(), &id).await?;
+    let types: Vec<&str> = events
         .iter()
         .filter_map(|e| {
             e["attributes"]

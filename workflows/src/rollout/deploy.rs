@@ -23,7 +23,7 @@ use crate::contracts::{
     DeployInput, DeployOutput, RetireInput, ShiftInput, ShiftOutput, StepRef, TargetActivities,
     WithdrawInput,
 };
-use crate::plan::{DeploySpec, Strategy};
+use crate::plan::{DeploySpec, Step, Strategy};
 
 /// The patch that keeps a deploy's progress across attempts and resumes from it.
 pub(super) const RESUME_PATCH: &str = "deploy-resume-v1";
@@ -57,14 +57,14 @@ pub(super) async fn deploy(
 ) -> Result<DeployOutput, Interrupted> {
     let input = DeployInput {
         step: step_ref.clone(),
-        driver: release.driver,
+        driver: release.target.driver,
         service: release.service.clone(),
         version: release.version.clone(),
         spec: spec.clone(),
     };
     let shift = |weight: u8| ShiftInput {
         step: step_ref.clone(),
-        driver: release.driver,
+        driver: release.target.driver,
         service: release.service.clone(),
         root: spec.root.clone(),
         version: release.version.clone(),
@@ -189,7 +189,7 @@ pub(super) async fn deploy(
             TargetActivities::retire,
             RetireInput {
                 step: step_ref,
-                driver: release.driver,
+                driver: release.target.driver,
                 service: release.service.clone(),
                 root: spec.root.clone(),
                 keep: release.version.clone(),
@@ -216,6 +216,7 @@ fn progress(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> Progress {
 pub(super) async fn withdraw(
     ctx: &WorkflowContext<RolloutWorkflow>,
     index: usize,
+    placed: &Step,
     spec: &DeploySpec,
     release: &Release,
     step: StepRef,
@@ -223,13 +224,13 @@ pub(super) async fn withdraw(
 ) -> Option<String> {
     let input = WithdrawInput {
         step,
-        driver: release.driver,
+        driver: release.target.driver,
         service: release.service.clone(),
         root: spec.root.clone(),
         version: release.version.clone(),
     };
-    let on_host = ctx.state(|s| s.plan.steps[index].clone());
-    let opts = super::route::on_host(super::saga::options(), &on_host, &release.target);
+    // Undone where it was done: on the host's agent.
+    let opts = super::route::on_host(super::saga::options(), placed, &release.target);
     match ctx
         .execute_activity(TargetActivities::withdraw, input, opts)
         .await

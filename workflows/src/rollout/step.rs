@@ -45,7 +45,6 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             Release {
                 service: s.plan.service.clone(),
                 version: s.plan.version.clone(),
-                driver: s.plan.target.driver,
                 target: s.plan.target.clone(),
             },
         )
@@ -124,7 +123,8 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                     attempt,
                 };
                 if let Some(said) =
-                    super::deploy::withdraw(ctx, index, spec, &release, step_ref, &reason).await
+                    super::deploy::withdraw(ctx, index, &step, spec, &release, step_ref, &reason)
+                        .await
                 {
                     reason = format!("{reason}; {said}");
                 }
@@ -176,7 +176,6 @@ fn cancelled(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
 pub(super) struct Release {
     pub(super) service: String,
     pub(super) version: String,
-    pub(super) driver: crate::plan::Driver,
     /// Where it lives: host activities go to `target.host`'s agent, when it names one.
     pub(super) target: crate::plan::Target,
 }
@@ -259,7 +258,7 @@ async fn execute(
                 RolloutActivities::provision,
                 ProvisionInput {
                     step: step_ref,
-                    driver: release.driver,
+                    driver: release.target.driver,
                     service: release.service.clone(),
                     version: release.version.clone(),
                     spec: spec.clone(),
@@ -273,7 +272,7 @@ async fn execute(
                 TargetActivities::rollback,
                 RollbackInput {
                     step: step_ref,
-                    driver: release.driver,
+                    driver: release.target.driver,
                     service: release.service.clone(),
                     spec: spec.clone(),
                 },
