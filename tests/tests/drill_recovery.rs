@@ -8,8 +8,8 @@ use anyhow::Context;
 use cutover_tests::drill::{Scene, scene, status, streaming_standby};
 use cutover_tests::{Harness, wait_for};
 use cutover_workflows::drill::{DrillStatus, DrillWorkflow, parse_drill};
-use temporalio_client::errors::WorkflowGetResultError;
 use temporalio_client::WorkflowGetResultOptions;
+use temporalio_client::errors::WorkflowGetResultError;
 
 const ID: &str = "drill/hello/test/db";
 

@@ -552,4 +552,6 @@ pub(crate) use analysis::ANALYSIS_KEYS;
 pub use drill::parse_drill;
 
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod tests;
