@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use cutover_workflows::analysis::Verdict;
-use cutover_workflows::status::{AnalysisStatus, RolloutStatus, StepState, StepStatus};
+use cutover_workflows::status::{
+    AnalysisStatus, FleetStatus, RolloutStatus, StepState, StepStatus,
+};
 use serde::Serialize;
 use temporalio_client::WorkflowExecution;
 use temporalio_common::search_attributes::SearchAttributeKey;
@@ -38,6 +40,9 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
     let width = status.steps.iter().map(|s| s.name.len()).max().unwrap_or(4);
     for step in &status.steps {
         lines.push(step_line(step, width, now));
+        if let Some(f) = &step.fleet {
+            lines.extend(fleet_lines(f));
+        }
         if let Some(a) = &step.analysis {
             lines.extend(analysis_lines(a, step.state == StepState::Running));
         }
@@ -75,6 +80,30 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
         ));
     }
     lines
+}
+
+/// A fleet deploy: one line per wave, each host with its state, the wave under way marked.
+fn fleet_lines(f: &FleetStatus) -> Vec<String> {
+    f.waves
+        .iter()
+        .enumerate()
+        .map(|(i, wave)| {
+            let hosts: Vec<String> = wave
+                .iter()
+                .map(|h| {
+                    let state = f.hosts.get(h).copied().unwrap_or_default();
+                    format!("{h} {}", state.as_str())
+                })
+                .collect();
+            let mark = if i == f.wave { "▶" } else { " " };
+            format!(
+                "    {mark} wave {}/{}: {}",
+                i + 1,
+                f.waves.len(),
+                hosts.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// What a running approval or bake is waiting for, in words.
@@ -378,6 +407,28 @@ pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
 mod tests {
     use super::*;
     use cutover_workflows::analysis::{Measurement, MetricResult};
+
+    #[test]
+    fn a_fleet_shows_its_waves_and_each_hosts_state() {
+        use cutover_workflows::status::HostState;
+        let f = FleetStatus {
+            waves: vec![vec!["web-1".into()], vec!["web-2".into(), "web-3".into()]],
+            wave: 1,
+            hosts: [
+                ("web-1".to_owned(), HostState::Deployed),
+                ("web-2".to_owned(), HostState::Deploying),
+                ("web-3".to_owned(), HostState::Failed),
+            ]
+            .into(),
+        };
+        assert_eq!(
+            fleet_lines(&f),
+            [
+                "      wave 1/2: web-1 deployed",
+                "    ▶ wave 2/2: web-2 deploying, web-3 failed",
+            ]
+        );
+    }
 
     #[test]
     fn bars_fill_with_progress() {

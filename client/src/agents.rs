@@ -136,11 +136,15 @@ pub async fn waiting_for_host(
     workflow_id: &str,
     status: &RolloutStatus,
 ) -> Option<String> {
-    let host = status
+    let running = status
         .steps
         .iter()
-        .find(|s| s.state == StepState::Running)
-        .and_then(|s| s.host.clone())?;
+        .find(|s| matches!(s.state, StepState::Running | StepState::Retrying))?;
+    // One host for the step, or (on a fleet) whichever host's queue holds the oldest task.
+    let single = running.host.clone();
+    if single.is_none() && running.fleet.is_none() {
+        return None;
+    }
     let request = DescribeWorkflowExecutionRequest {
         namespace: client.namespace(),
         execution: Some(WorkflowExecution {
@@ -155,23 +159,33 @@ pub async fn waiting_for_host(
         .await
         .ok()?
         .into_inner();
-    let queue = hosts::task_queue(&host);
-    let scheduled = described
+    let (scheduled, host) = described
         .pending_activities
         .iter()
         .filter(|a| a.state == PendingActivityState::Scheduled as i32)
-        .filter(|a| {
-            a.activity_options
+        .filter_map(|a| {
+            let queue = a
+                .activity_options
                 .as_ref()
                 .and_then(|o| o.task_queue.as_ref())
-                .is_none_or(|q| q.name == queue)
-        })
-        .filter_map(|a| {
-            a.scheduled_time
+                .map(|q| q.name.as_str());
+            let host = match (
+                queue.and_then(|q| q.strip_prefix(hosts::HOST_QUEUE_PREFIX)),
+                &single,
+            ) {
+                (Some(h), Some(s)) if h != s => return None,
+                (Some(h), _) => h.to_owned(),
+                (None, Some(s)) if queue.is_none() => s.clone(),
+                _ => return None,
+            };
+            let at = a
+                .scheduled_time
                 .as_ref()
-                .and_then(|t| to_utc(t.seconds, t.nanos))
+                .and_then(|t| to_utc(t.seconds, t.nanos))?;
+            Some((at, host))
         })
         .min()?;
+    let queue = hosts::task_queue(&host);
     let last_poll = pollers(client, &queue)
         .await
         .ok()?

@@ -57,6 +57,7 @@ async fn switches() -> anyhow::Result<()> {
         instances: 2,
         base_port: base,
         listen,
+        listen_address: None,
         health: HealthCheck {
             path: "/health".to_owned(),
             expect_status: 200,
@@ -66,6 +67,7 @@ async fn switches() -> anyhow::Result<()> {
         rollback_window: std::time::Duration::ZERO,
         canary: Vec::new(),
         analysis: None,
+        waves: None,
     };
     let deploy = |version: String| DeployInput {
         step: step(),

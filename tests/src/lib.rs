@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod drill;
+pub mod fleet;
 pub mod host;
 pub mod inproc;
 pub mod pg;
@@ -44,6 +45,26 @@ impl DevServer {
             extra_args.push(format!("{name}=Keyword"));
         }
         Self::start_with_args(extra_args).await
+    }
+
+    /// Like [`DevServer::start`], listening on every address, so that workers in other
+    /// network namespaces (the fleet tests' hosts) can reach it. `address` stays loopback.
+    pub async fn start_reachable() -> anyhow::Result<Self> {
+        let mut extra_args = vec!["--ip".to_owned(), "0.0.0.0".to_owned()];
+        for name in cutover_workflows::search_attributes::ALL {
+            extra_args.push("--search-attribute".to_owned());
+            extra_args.push(format!("{name}=Keyword"));
+        }
+        Self::start_with_args(extra_args).await
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("address ends with the port")
     }
 
     /// A server without Cutover's search attributes, like a fresh cluster.
@@ -188,11 +209,18 @@ impl WorkerProcess {
     }
 
     fn spawn_args(address: &str, cwd: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let mut command = Command::new(bin("cutover-worker"));
+        command.args(["--address", address, "--shutdown-grace", "5s"]);
+        command.args(args);
+        Self::spawn_command(command, cwd)
+    }
+
+    /// Runs `command` (the worker binary, or a wrapper that execs it, so that the child's pid
+    /// is the worker's) in `cwd`, its output in a log file there.
+    pub fn spawn_command(mut command: Command, cwd: &Path) -> anyhow::Result<Self> {
         let log = cwd.join(format!("worker-{}.log", uuid_like()));
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(bin("cutover-worker"))
-            .args(["--address", address, "--shutdown-grace", "5s"])
-            .args(args)
+        let child = command
             .current_dir(cwd)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -473,4 +501,36 @@ pub async fn count_runs(client: &Client, workflow_id: &str) -> anyhow::Result<us
         n += 1;
     }
     Ok(n)
+}
+
+/// For each activity started, the task queue it was scheduled on, the identity of the worker
+/// that started it, and the activity's name, in history order.
+pub async fn activities_started(
+    client: &Client,
+    workflow_id: &str,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let events = history_events(client, workflow_id).await?;
+    let scheduled = |id: &serde_json::Value, field: &str| {
+        events
+            .iter()
+            .find(|e| e["event_id"] == *id)
+            .and_then(|e| {
+                e["attributes"]["ActivityTaskScheduledEventAttributes"][field]["name"].as_str()
+            })
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(events
+        .iter()
+        .filter_map(|e| {
+            let started = &e["attributes"]["ActivityTaskStartedEventAttributes"];
+            let identity = started["identity"].as_str()?.to_owned();
+            let of = &started["scheduled_event_id"];
+            Some((
+                scheduled(of, "task_queue"),
+                identity,
+                scheduled(of, "activity_type"),
+            ))
+        })
+        .collect())
 }

@@ -64,38 +64,6 @@ impl Site {
     }
 }
 
-/// For each activity started, the task queue it was scheduled on, the identity of the worker
-/// that started it, and the activity's name, in history order.
-async fn started_by(
-    client: &Client,
-    workflow_id: &str,
-) -> anyhow::Result<Vec<(String, String, String)>> {
-    let events = cutover_tests::history_events(client, workflow_id).await?;
-    let scheduled = |id: &serde_json::Value, field: &str| {
-        events
-            .iter()
-            .find(|e| e["event_id"] == *id)
-            .and_then(|e| {
-                e["attributes"]["ActivityTaskScheduledEventAttributes"][field]["name"].as_str()
-            })
-            .unwrap_or_default()
-            .to_owned()
-    };
-    Ok(events
-        .iter()
-        .filter_map(|e| {
-            let started = &e["attributes"]["ActivityTaskStartedEventAttributes"];
-            let identity = started["identity"].as_str()?.to_owned();
-            let of = &started["scheduled_event_id"];
-            Some((
-                scheduled(of, "task_queue"),
-                identity,
-                scheduled(of, "activity_type"),
-            ))
-        })
-        .collect())
-}
-
 fn exists(dir: &Path, name: &str) -> bool {
     dir.join(name).exists()
 }
@@ -147,7 +115,7 @@ steps:
     assert!(exists(&site.machine("orchestrator"), "plain"));
     assert!(!exists(&site.machine("web-2"), "plain"));
 
-    let started = started_by(site.client(), &id).await?;
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
     let on_host: Vec<_> = started
         .iter()
         .filter(|(queue, _, _)| queue == "cutover-host-web-2")
@@ -407,7 +375,7 @@ async fn a_drill_acts_on_each_database_node_through_its_hosts_agent() -> anyhow:
         "failback rebuilt db-1"
     );
 
-    let ran = started_by(h.client(), &started.workflow_id).await?;
+    let ran = cutover_tests::activities_started(h.client(), &started.workflow_id).await?;
     let by = |activity: &str| -> Vec<String> {
         ran.iter()
             .filter(|(_, _, name)| name == activity)

@@ -132,6 +132,53 @@ pub struct StepStatus {
     /// The host whose agent runs this step's activities, when the plan names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// A deploy on a fleet: its waves and where each host is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
+}
+
+/// Where a fleet deploy is: its waves, the one under way, and each host's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    /// The hosts of each wave, in order.
+    pub waves: Vec<Vec<String>>,
+    /// The wave being deployed or checked (0-based); `waves.len()` once all are deployed.
+    pub wave: usize,
+    /// Each host's state, by name.
+    pub hosts: std::collections::BTreeMap<String, HostState>,
+}
+
+/// One host of a fleet deploy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostState {
+    /// Its wave has not started.
+    #[default]
+    Pending,
+    /// Its agent is deploying the new version.
+    Deploying,
+    /// It serves the new version.
+    Deployed,
+    /// Its deploy failed.
+    Failed,
+    /// Its unfinished deploy was undone; it serves what it served before.
+    Withdrawn,
+    /// The rollout rolled it back to the previous release.
+    RolledBack,
+}
+
+impl HostState {
+    /// The word shown in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostState::Pending => "pending",
+            HostState::Deploying => "deploying",
+            HostState::Deployed => "deployed",
+            HostState::Failed => "failed",
+            HostState::Withdrawn => "withdrawn",
+            HostState::RolledBack => "rolled back",
+        }
+    }
 }
 
 /// Where an analysis is: its counts, its latest measurements, its verdict once decided.

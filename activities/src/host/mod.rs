@@ -303,6 +303,7 @@ impl HostDriver {
             )));
         }
         st.listen = Some(spec.listen);
+        st.listen_address = spec.listen_address;
         let n = spec.instances as u16;
         let release = |ports: Vec<u16>| Release {
             version: version.to_owned(),
@@ -485,10 +486,16 @@ impl HostDriver {
     }
 }
 
-fn listen(st: &DeployState, service: &str) -> Result<u16, StepFailure> {
-    st.listen.ok_or_else(|| {
+/// Where the service's nginx listens: the plan's `listen_address` (loopback by default, so a
+/// single machine exposes nothing) and `listen` port.
+fn listen(st: &DeployState, service: &str) -> Result<std::net::SocketAddr, StepFailure> {
+    let port = st.listen.ok_or_else(|| {
         StepFailure::InvalidInput(format!("{service} has never been deployed on this host"))
-    })
+    })?;
+    let address = st
+        .listen_address
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    Ok(std::net::SocketAddr::new(address, port))
 }
 
 fn all(ports: &[u16]) -> Vec<Server> {

@@ -16,14 +16,14 @@ use crate::error::StepFailure;
 
 pub(crate) struct Nginx {
     prefix: PathBuf,
-    listen: u16,
+    listen: std::net::SocketAddr,
 }
 
 /// One upstream server and its weight.
 pub(crate) type Server = (u16, u32);
 
 impl Nginx {
-    pub(crate) fn new(service_dir: &Path, listen: u16) -> Self {
+    pub(crate) fn new(service_dir: &Path, listen: std::net::SocketAddr) -> Self {
         Self {
             prefix: service_dir.join("nginx"),
             listen,
@@ -89,7 +89,7 @@ http {{
         keepalive 32;
     }}
     server {{
-        listen 127.0.0.1:{listen};
+        listen {listen};
         location / {{
             proxy_pass http://app;
             proxy_http_version 1.1;

@@ -27,6 +27,9 @@ pub(crate) struct DeployState {
     pub(crate) environment: Option<String>,
     /// The port nginx listens on.
     pub(crate) listen: Option<u16>,
+    /// The address it listens on; `None`: 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) listen_address: Option<std::net::IpAddr>,
     /// Serving all traffic (or most of it during a canary).
     pub(crate) current: Option<Release>,
     /// Replaced by `current`; kept so rollback can return to it.

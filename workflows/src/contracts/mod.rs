@@ -68,6 +68,15 @@ pub struct BakeOutput {
     pub promoted: bool,
 }
 
+/// What a deploy on a fleet did on each of its hosts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetDeployOutput {
+    /// Each host's deploy, by host name.
+    pub hosts: std::collections::BTreeMap<String, DeployOutput>,
+    /// How many waves were rolled.
+    pub waves: usize,
+}
+
 /// The typed result of one step, kept in status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -84,6 +93,13 @@ pub enum StepOutput {
     Migrate(MigrateOutput),
     /// A `deploy` step.
     Deploy(DeployOutput),
+    /// A `deploy` step on a fleet: each host's deploy.
+    FleetDeploy(FleetDeployOutput),
+    /// A `provision` or `rollback` step on a fleet: what it did on each host.
+    OnHosts {
+        /// Each host's output, by host name.
+        hosts: std::collections::BTreeMap<String, StepOutput>,
+    },
     /// A `rollback` step.
     Rollback(RollbackOutput),
     /// An `approval` step.

@@ -10,12 +10,14 @@
 //! [`SecretRef`]s that activities resolve on the worker.
 
 mod diagnostic;
+mod fleet;
 pub(crate) mod kind;
 mod parse;
 mod types;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use fleet::{Between, WaveSize, Waves};
 pub use kind::StepKind;
 pub use parse::{PlanLimits, parse_drill, parse_plan};
 

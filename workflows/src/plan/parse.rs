@@ -19,6 +19,17 @@ use super::yaml::{Node, Value};
 use crate::contracts::error_kind::ErrorKind;
 use cx::{Cx, Document, Fields, closest, join, parse_document, to_json, truncate, valid_env_name};
 
+/// Where a plan's target puts host steps, for judging each step's placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placing {
+    /// "This machine": whichever worker runs the rollout.
+    Hostless,
+    /// One host's agent.
+    Host,
+    /// Every host of a fleet, each by its agent.
+    Fleet,
+}
+
 /// Bounds that keep a hostile or mistaken plan from becoming a huge workflow input.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanLimits {
@@ -103,9 +114,15 @@ impl Cx {
         let steps = self
             .required(&fields, "steps", "list the steps to run under `steps:`")
             .and_then(|n| {
-                // Only a target that parsed and names no host makes `on: host` a mistake.
-                let hostless = target.as_ref().is_some_and(|t| t.host.is_none());
-                self.steps(n, defaults.as_ref(), limits, hostless)
+                // Placement mistakes are judged only against a target that parsed.
+                let placing = target
+                    .as_ref()
+                    .map(|t| match (&t.host, t.hosts.is_empty()) {
+                        (_, false) => Placing::Fleet,
+                        (Some(_), true) => Placing::Host,
+                        (None, true) => Placing::Hostless,
+                    });
+                self.steps(n, defaults.as_ref(), limits, placing)
             });
         let on_failure = match fields.get("on_failure") {
             Some(n) => match self.string(n, "on_failure").as_deref() {
@@ -155,11 +172,24 @@ impl Cx {
 
     fn target(&mut self, node: &Node) -> Option<Target> {
         let fields = self.fields(node, "target")?;
-        self.unknown_keys(&fields, &["driver", "host"]);
+        self.unknown_keys(&fields, &["driver", "host", "hosts"]);
         let host = match fields.get("host") {
             Some(n) => Some(self.name(n, "target.host", "host name")?),
             None => None,
         };
+        let hosts = match fields.get("hosts") {
+            Some(n) => self.fleet_hosts(n)?,
+            None => Vec::new(),
+        };
+        if let (Some(_), Some(n)) = (&host, fields.get("hosts")) {
+            self.report(
+                n,
+                "target.hosts",
+                "the target gives both `host` and `hosts`",
+                "use `host: NAME` for one machine, or `hosts: [NAME, ...]` for a fleet",
+            );
+            return None;
+        }
         let driver = match fields.get("driver") {
             Some(n) => self.string(n, "target.driver")?,
             None => "host".to_owned(),
@@ -168,6 +198,7 @@ impl Cx {
             "host" => Some(Target {
                 driver: Driver::Host,
                 host,
+                hosts,
             }),
             "kubernetes" => {
                 self.report(
@@ -218,7 +249,7 @@ impl Cx {
         node: &Node,
         defaults: Option<&StepDefaults>,
         limits: PlanLimits,
-        hostless: bool,
+        placing: Option<Placing>,
     ) -> Option<Vec<Step>> {
         let Value::Sequence(items) = &node.value else {
             self.report(
@@ -259,7 +290,8 @@ impl Cx {
         for (i, item) in items.iter().enumerate() {
             match self.step(item, &format!("steps[{i}]"), defaults) {
                 Some(step) => {
-                    if hostless && step.on == Placement::Host {
+                    ok &= placing.is_none_or(|p| self.placed(item, i, &step, p));
+                    if placing == Some(Placing::Hostless) && step.on == Placement::Host {
                         self.report(
                             item,
                             &format!("steps[{i}].on"),
@@ -283,6 +315,42 @@ impl Cx {
             }
         }
         ok.then_some(steps)
+    }
+
+    /// Whether `step` fits the target's placement (reports why not). A fleet runs provision,
+    /// deploy and rollback on every host and everything else on a worker; waves need a fleet.
+    fn placed(&mut self, item: &Node, i: usize, step: &Step, placing: Placing) -> bool {
+        let fleet = placing == Placing::Fleet;
+        if fleet && step.on == Placement::Host {
+            self.report(
+                item,
+                &format!("steps[{i}].on"),
+                super::types::FLEET_ON_HOST,
+                "remove `on: host`, or give the step a plan of its own whose target is that one host",
+            );
+            return false;
+        }
+        if let StepAction::Deploy(spec) = &step.action {
+            let hosts = if fleet {
+                vec![String::new()]
+            } else {
+                Vec::new()
+            };
+            if let Some(why) = spec.fleet_problem(&hosts) {
+                self.report(
+                    item,
+                    &format!("steps[{i}]"),
+                    why,
+                    if fleet {
+                        "use `strategy: blue-green` or `rolling` on each host, rolled in `waves`"
+                    } else {
+                        "list the hosts under `target.hosts`, or remove `waves`, `max_unavailable` and `between_waves`"
+                    },
+                );
+                return false;
+            }
+        }
+        true
     }
 
     fn step(&mut self, node: &Node, path: &str, defaults: &StepDefaults) -> Option<Step> {
@@ -543,6 +611,7 @@ mod approval;
 pub(crate) mod cx;
 mod deploy;
 mod drill;
+mod fleet;
 mod migrate;
 mod process;
 mod provision;
@@ -553,5 +622,8 @@ pub use drill::parse_drill;
 
 #[cfg(test)]
 mod placement_tests;
+
+#[cfg(test)]
+mod fleet_tests;
 #[cfg(test)]
 mod tests;

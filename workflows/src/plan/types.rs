@@ -137,6 +137,20 @@ impl Plan {
                 ));
             }
         }
+        out.extend(self.target.problems());
+        for (i, step) in self.steps.iter().enumerate() {
+            if let StepAction::Deploy(spec) = &step.action
+                && let Some(why) = spec.fleet_problem(self.target.fleet())
+            {
+                out.push(format!("steps[{i}]: {why}"));
+            }
+            if !self.target.hosts.is_empty()
+                && step.on == Placement::Host
+                && step.fleet(&self.target).is_empty()
+            {
+                out.push(format!("steps[{i}].on: {FLEET_ON_HOST}"));
+            }
+        }
         out
     }
 
@@ -156,6 +170,43 @@ pub struct Target {
     /// without it the plan means "the machine of whichever worker runs the rollout".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// A fleet: every host runs the release; deploys roll them in waves. Exclusive with `host`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+/// Why `on: host` is refused on a fleet's command, build, verify or migrate step.
+pub(crate) const FLEET_ON_HOST: &str = "`on: host` names one host, and this target is a fleet of several; such a step runs once, on an orchestrating worker";
+
+/// Most hosts a fleet may list: each is a parallel activity per wave in one workflow.
+pub(crate) const MAX_FLEET: usize = 100;
+
+impl Target {
+    /// The fleet's hosts; empty for a single machine.
+    pub fn fleet(&self) -> &[String] {
+        &self.hosts
+    }
+
+    /// What is wrong with the target's hosts, for plans that did not come from YAML.
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, host) in self.host.iter().chain(&self.hosts).enumerate() {
+            if let Err(e) = crate::name::Name::parse(host) {
+                out.push(format!("target host #{}: {e}", i + 1));
+            }
+        }
+        if self.host.is_some() && !self.hosts.is_empty() {
+            out.push("target: give `host` or `hosts`, not both".to_owned());
+        }
+        if self.hosts.len() > MAX_FLEET {
+            out.push(format!("target.hosts: more than {MAX_FLEET} hosts"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = self.hosts.iter().find(|h| !seen.insert(h.as_str())) {
+            out.push(format!("target.hosts: `{twice}` is listed twice"));
+        }
+        out
+    }
 }
 
 /// One step of a plan.
@@ -225,11 +276,26 @@ impl Step {
     /// one and the step acts on a host (always for provision, deploy and rollback; for
     /// command, build, verify and migrate when it says `on: host`).
     pub fn host<'a>(&self, target: &'a Target) -> Option<&'a str> {
-        let acts_on_host = match &self.action {
+        target.host.as_deref().filter(|_| self.acts_on_host())
+    }
+
+    /// The fleet hosts this step acts on, each by its own agent: every host of the target's
+    /// `hosts` for provision, deploy and rollback; none otherwise (a fleet's other steps run
+    /// on an orchestrating worker).
+    pub fn fleet<'a>(&self, target: &'a Target) -> &'a [String] {
+        match &self.action {
+            StepAction::Provision(_) | StepAction::Deploy(_) | StepAction::Rollback(_) => {
+                target.fleet()
+            }
+            _ => &[],
+        }
+    }
+
+    fn acts_on_host(&self) -> bool {
+        match &self.action {
             StepAction::Provision(_) | StepAction::Deploy(_) | StepAction::Rollback(_) => true,
             _ => self.on == Placement::Host,
-        };
-        target.host.as_deref().filter(|_| acts_on_host)
+        }
     }
 }
 
@@ -414,6 +480,9 @@ pub struct DeploySpec {
     pub base_port: u16,
     /// The port nginx listens on for the service's traffic.
     pub listen: u16,
+    /// The address nginx listens on (`0.0.0.0` behind a load balancer); default 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<std::net::IpAddr>,
     /// When an instance is ready for traffic.
     pub health: HealthCheck,
     /// How long the previous version keeps running after the switch.
@@ -425,6 +494,26 @@ pub struct DeploySpec {
     /// Canary deploys: the analysis run at each weight below 100, before its bake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSpec>,
+    /// On a fleet: which hosts change together, and what is checked between waves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waves: Option<Box<super::fleet::Waves>>,
+}
+
+impl DeploySpec {
+    /// Why this deploy cannot run on a target whose fleet is `fleet` (empty: one machine).
+    pub fn fleet_problem(&self, fleet: &[String]) -> Option<String> {
+        match (&self.waves, fleet.is_empty()) {
+            (Some(_), true) => Some(
+                "`waves` apply to a fleet, and the target lists no `hosts`".to_owned(),
+            ),
+            (_, false) if self.strategy == Strategy::Canary => Some(
+                "a canary across a fleet needs a traffic router in front of the hosts, which this version does not drive".to_owned(),
+            ),
+            (Some(w), false) => w.problem(),
+            (None, false) => None,
+            (None, true) => None,
+        }
+    }
 }
 
 /// One step of a canary.

@@ -42,6 +42,10 @@ pub(super) struct Progress {
     pub(super) shifts: Vec<ShiftOutput>,
     /// The rollback window has been held to its end (or promoted).
     pub(super) window_held: bool,
+    /// On a fleet: the hosts deployed, with what their deploy did.
+    pub(super) hosts: std::collections::BTreeMap<String, DeployOutput>,
+    /// On a fleet: waves deployed and checked.
+    pub(super) waves_checked: usize,
 }
 
 /// A deploy: start the new version beside the old, move traffic (at once, or in canary
@@ -79,7 +83,9 @@ pub(super) async fn deploy(
                 .await?;
             if !out.already_current {
                 let previous = out.previous.clone();
-                ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous));
+                ctx.state_mut(|s| {
+                    super::saga::remember_deploy(s, index, &spec.root, previous, None)
+                });
             }
             out
         }
@@ -89,7 +95,7 @@ pub(super) async fn deploy(
             .await?;
         if !prepared.already_current {
             let previous = prepared.previous.clone();
-            ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous));
+            ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous, None));
         }
         let weights: Vec<(u8, Duration)> = match spec.strategy {
             Strategy::Canary => spec.canary.iter().map(|c| (c.weight, c.bake)).collect(),
@@ -204,7 +210,7 @@ pub(super) async fn deploy(
     })
 }
 
-fn progress(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> Progress {
+pub(super) fn progress(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> Progress {
     ctx.state(|s| s.deploys.get(&index).cloned().unwrap_or_default())
 }
 

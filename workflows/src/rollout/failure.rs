@@ -69,6 +69,13 @@ pub(super) fn missed_heartbeat(err: &ActivityExecutionError) -> bool {
         if matches!(f.cause(), Some(IncomingError::Timeout(t)) if t.timeout_type() == TimeoutType::Heartbeat))
 }
 
+/// Whether the activity never started: no worker of its queue took it in time (a host
+/// activity's schedule-to-start timeout), so it did nothing.
+pub(super) fn never_started(err: &ActivityExecutionError) -> bool {
+    matches!(err, ActivityExecutionError::Failed(f)
+        if matches!(f.cause(), Some(IncomingError::Timeout(t)) if t.timeout_type() == TimeoutType::ScheduleToStart))
+}
+
 /// A failure without a type name of its own.
 fn error() -> ErrorKind {
     ErrorKind::Other("Error".to_owned())

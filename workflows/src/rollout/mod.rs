@@ -10,6 +10,7 @@ mod analysis;
 mod approval;
 mod deploy;
 mod failure;
+mod fleet;
 mod hold;
 mod ledger;
 mod route;
@@ -106,6 +107,7 @@ impl RolloutWorkflow {
                 remaining_ms: None,
                 analysis: None,
                 host: s.host(&plan.target).map(str::to_owned),
+                fleet: None,
             })
             .collect();
         let status = RolloutStatus {

@@ -22,3 +22,19 @@ pub(super) fn nobody_took_it(host: &str, step: &Step) -> String {
         hosts::task_queue(host)
     )
 }
+
+/// `opts` for one host of a fleet: its agent's queue, and an activity ID of its own (a wave's
+/// hosts run at once, and Temporal wants pending activities' IDs unique). `what` tells the
+/// activities of one step apart: `deploy`, `verify`, `retire`, `undo`.
+pub(super) fn on_fleet_host(
+    mut opts: ActivityOptions,
+    step: &Step,
+    host: &str,
+    what: &str,
+) -> ActivityOptions {
+    opts.activity_id = Some(match opts.activity_id.take() {
+        Some(id) => format!("{id}@{host}/{what}"),
+        None => format!("{}@{host}/{what}", step.name),
+    });
+    hosts::route(opts, Some(host), step.schedule_to_start_timeout)
+}

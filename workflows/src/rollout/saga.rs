@@ -20,7 +20,7 @@ use crate::contracts::{
     UndoMigrationsInput,
 };
 use crate::plan::{RollbackSpec, StepAction};
-use crate::status::StepState;
+use crate::status::{HostState, StepState};
 
 /// One thing to undo.
 #[derive(Clone, Debug)]
@@ -30,6 +30,8 @@ pub(super) enum Compensation {
         index: usize,
         root: String,
         previous: Option<String>,
+        /// On a fleet, the host it was deployed on (undone by that host's agent).
+        host: Option<String>,
     },
     /// Migrations reverted to `to_version`.
     Migrate {
@@ -75,12 +77,14 @@ pub(super) fn remember_deploy(
     index: usize,
     root: &str,
     previous: Option<String>,
+    host: Option<&str>,
 ) {
-    forget_deploy(s, index);
+    forget_host(s, index, host);
     s.compensations.push(Compensation::Deploy {
         index,
         root: root.to_owned(),
         previous,
+        host: host.map(str::to_owned),
     });
 }
 
@@ -105,14 +109,19 @@ pub(super) async fn compensate(
         let index = match c {
             Compensation::Deploy { index, .. } | Compensation::Migrate { index, .. } => *index,
         };
+        let fleet_host = match c {
+            Compensation::Deploy { host, .. } => host.clone(),
+            Compensation::Migrate { .. } => None,
+        };
         let (name, options) = ctx.state(|s| {
             let step = &s.plan.steps[index];
-            // An undo runs where the step ran: on the host's agent for a deploy, and for a
-            // migration that said `on: host`.
-            (
-                s.status.steps[index].name.clone(),
-                super::route::on_host(options(), step, &target),
-            )
+            // An undo runs where the step ran: on the host's agent for a deploy (on a fleet,
+            // the agent of the host it deployed), and for a migration that said `on: host`.
+            let options = match &fleet_host {
+                Some(host) => super::route::on_fleet_host(options(), step, host, "undo"),
+                None => super::route::on_host(options(), step, &target),
+            };
+            (s.status.steps[index].name.clone(), options)
         });
         let step = StepRef {
             rollout: rollout.clone(),
@@ -204,8 +213,17 @@ pub(super) async fn compensate(
         };
         match result {
             Ok(text) => {
-                ctx.state_mut(|s| s.status.steps[index].state = StepState::RolledBack);
-                done.push(text);
+                ctx.state_mut(|s| {
+                    let st = &mut s.status.steps[index];
+                    st.state = StepState::RolledBack;
+                    if let (Some(host), Some(fleet)) = (&fleet_host, st.fleet.as_mut()) {
+                        fleet.hosts.insert(host.clone(), HostState::RolledBack);
+                    }
+                });
+                done.push(match &fleet_host {
+                    Some(host) => format!("{host}: {text}"),
+                    None => text,
+                });
             }
             Err(text) => problems.push(text),
         }
@@ -217,6 +235,20 @@ pub(super) async fn compensate(
 pub(super) fn forget_deploy(s: &mut RolloutWorkflow, index: usize) {
     s.compensations
         .retain(|c| !matches!(c, Compensation::Deploy { index: i, .. } if *i == index));
+}
+
+/// Whether deploy step `index` has something to undo on fleet host `host`.
+pub(super) fn touched(s: &RolloutWorkflow, index: usize, host: &str) -> bool {
+    s.compensations.iter().any(|c| {
+        matches!(c, Compensation::Deploy { index: i, host: Some(h), .. } if *i == index && h == host)
+    })
+}
+
+/// Forgets what deploy step `index` left to undo on `host` (`None`: the single target).
+pub(super) fn forget_host(s: &mut RolloutWorkflow, index: usize, host: Option<&str>) {
+    s.compensations.retain(|c| {
+        !matches!(c, Compensation::Deploy { index: i, host: h, .. } if *i == index && h.as_deref() == host)
+    });
 }
 
 /// Compensations are retried by Temporal: they must happen.

@@ -78,8 +78,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
         // used to leave the flag set, and a promote was accepted during the rollback).
         ctx.state_mut(|s| s.holding = None);
         let ended = now(ctx);
-        let lost_heartbeat =
-            matches!(&result, Err(Interrupted::Activity(e)) if super::failure::missed_heartbeat(e));
+        let lost_heartbeat = matches!(&result, Err(Interrupted::Activity(e) | Interrupted::Host { error: e, .. }) if super::failure::missed_heartbeat(e));
         let error = match result {
             Ok(output) => {
                 ctx.state_mut(|s| {
@@ -102,6 +101,17 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 AttemptFailure::Cancelled => return cancelled(ctx, index),
                 AttemptFailure::Error(error) => error,
             },
+            Err(Interrupted::Host { host, error }) => match classify(&error, &step.retry, || {
+                super::route::nobody_took_it(&host, &step)
+            }) {
+                AttemptFailure::Cancelled => return cancelled(ctx, index),
+                AttemptFailure::Error(mut error) => {
+                    if !error.message.contains(&host) {
+                        error.message = format!("on host {host}: {}", error.message);
+                    }
+                    error
+                }
+            },
         };
         let again = error.retryable && step.retry.allows_attempt_after(tries);
         if !again {
@@ -122,10 +132,13 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                     step: format!("withdraw {}", step.name),
                     attempt,
                 };
-                if let Some(said) =
+                let said = if step.fleet(&release.target).is_empty() {
                     super::deploy::withdraw(ctx, index, &step, spec, &release, step_ref, &reason)
                         .await
-                {
+                } else {
+                    super::fleet::withdraw(ctx, index, &step, spec, &release, step_ref).await
+                };
+                if let Some(said) = said {
                     reason = format!("{reason}; {said}");
                 }
             }
@@ -184,6 +197,11 @@ pub(super) struct Release {
 pub(super) enum Interrupted {
     /// An activity failed or was cancelled.
     Activity(Box<ActivityExecutionError>),
+    /// An activity on one host of a fleet failed or was cancelled.
+    Host {
+        host: String,
+        error: Box<ActivityExecutionError>,
+    },
     /// A bake or rollback-window timer was cancelled with the workflow.
     TimerCancelled,
     /// The step decided it failed (e.g. an approval that timed out), without an activity.
@@ -208,6 +226,30 @@ async fn execute(
     step_ref: StepRef,
 ) -> Result<StepOutput, Interrupted> {
     let opts = super::route::on_host(options(step, &step_ref), step, &release.target);
+    let fleet = step.fleet(&release.target);
+    let output = match &step.action {
+        // On a fleet, provision and rollback run on every host at once, each by its agent.
+        StepAction::Provision(_) | StepAction::Rollback(_) if !fleet.is_empty() => {
+            let each = super::fleet::each_host(ctx, step, fleet, &opts, |host_opts| {
+                one(ctx, index, step, release, step_ref.clone(), host_opts)
+            });
+            StepOutput::OnHosts { hosts: each.await? }
+        }
+        _ => one(ctx, index, step, release, step_ref, opts).await?,
+    };
+    Ok(output)
+}
+
+/// One attempt on one machine (the target's host, or for provision and rollback one host
+/// of a fleet), or on an orchestrating worker.
+async fn one(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    step: &Step,
+    release: &Release,
+    step_ref: StepRef,
+    opts: ActivityOptions,
+) -> Result<StepOutput, Interrupted> {
     let output = match &step.action {
         StepAction::Command(spec) => StepOutput::Command(
             ctx.execute_activity(
@@ -280,6 +322,11 @@ async fn execute(
             )
             .await?,
         ),
+        StepAction::Deploy(spec) if !step.fleet(&release.target).is_empty() => {
+            StepOutput::FleetDeploy(
+                super::fleet::deploy(ctx, index, step, spec, release, step_ref, opts).await?,
+            )
+        }
         StepAction::Deploy(spec) => StepOutput::Deploy(
             super::deploy::deploy(ctx, index, spec, release, step_ref, opts).await?,
         ),

@@ -75,6 +75,23 @@ impl Cx {
                 self.integer(n, &join(path, "listen"), 1024, 65_535)
                     .map(|v| v as u16)
             });
+        let listen_address = match fields.get("listen_address") {
+            Some(n) => self
+                .string(n, &join(path, "listen_address"))
+                .and_then(|text| match text.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Some(Some(ip)),
+                    Err(_) => {
+                        self.report(
+                            n,
+                            &join(path, "listen_address"),
+                            format!("`{}` is not an IP address", truncate(&text)),
+                            "use e.g. `0.0.0.0` (every address) or `127.0.0.1` (this machine only)",
+                        );
+                        None
+                    }
+                }),
+            None => Some(None),
+        };
         let health = match fields.get("health") {
             Some(n) => self.health(n, &join(path, "health")),
             None => Some(HealthCheck {
@@ -96,6 +113,7 @@ impl Cx {
             Some(n) => self.analysis_block(n, &join(path, "analysis")).map(Some),
             None => Some(None),
         };
+        let waves = self.waves(fields, path);
         if let (Some(strategy), Some(Some(_))) = (strategy, &analysis)
             && strategy != Strategy::Canary
         {
@@ -154,10 +172,12 @@ impl Cx {
             instances: instances?,
             base_port: base_port?,
             listen: listen?,
+            listen_address: listen_address?,
             health: health?,
             rollback_window: rollback_window?,
             canary: canary?,
             analysis: analysis?,
+            waves: waves?,
         })
     }
 

@@ -1,0 +1,310 @@
+//! Fleets: one plan deployed on three hosts in waves, each host by its own agent.
+//!
+//! Every host is a network namespace with its own address and its own release root (see
+//! `cutover_tests::fleet`), so "web-2's nginx on :18080" really is another server than
+//! web-1's, and a step that ran on the wrong agent would act on the wrong files. The dev
+//! server, the orchestrating worker and the load run in the test's own namespace. Nothing is
+//! mocked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use cutover_tests::fleet::Fleet;
+use cutover_tests::host::load;
+use cutover_tests::{
+    DevServer, WorkerProcess, bin, outcome, plan, replays, status, unique_queue, wait_for,
+};
+use cutover_workflows::status::{HostState, RolloutState, RolloutStatus};
+use temporalio_client::Client;
+
+const HOSTS: [&str; 3] = ["web-1", "web-2", "web-3"];
+const LISTEN: u16 = 18080;
+
+/// A reachable dev server, an orchestrating worker, three hosts with their agents.
+struct Site {
+    server: DevServer,
+    queue: String,
+    fleet: Fleet,
+    agents: BTreeMap<String, WorkerProcess>,
+    _orchestrator: WorkerProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    async fn start(name: &str) -> anyhow::Result<Self> {
+        let server = DevServer::start_reachable().await?;
+        let dir = tempfile::tempdir()?;
+        let queue = unique_queue(name);
+        let orchestrator = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
+        let fleet = Fleet::create(&HOSTS)?;
+        let mut agents = BTreeMap::new();
+        for host in HOSTS {
+            agents.insert(host.to_owned(), fleet.agent(host, server.port())?);
+        }
+        Ok(Self {
+            server,
+            queue,
+            fleet,
+            agents,
+            _orchestrator: orchestrator,
+            _dir: dir,
+        })
+    }
+
+    fn client(&self) -> &Client {
+        self.server.client()
+    }
+
+    /// A plan deploying `version` on the fleet in waves 1, 50%, 100%; `extra` goes at the end
+    /// of the deploy step.
+    fn plan(&self, version: &str, extra: &str) -> String {
+        format!(
+            r#"service: hello
+environment: fleet
+version: "{version}"
+target: {{ driver: host, hosts: [web-1, web-2, web-3] }}
+steps:
+  - name: deploy
+    kind: deploy
+    root: "{root}"
+    strategy: blue-green
+    start: {{ command: "{bin}" }}
+    instances: 2
+    base_port: 18100
+    listen: {LISTEN}
+    listen_address: 0.0.0.0
+    rollback_window: 0s
+    health: {{ timeout: 15s, interval: 100ms }}
+    heartbeat_timeout: 3s
+    retry: {{ initial_interval: 200ms, maximum_attempts: 3 }}
+    waves: [1, 50%, 100%]
+    between_waves:
+      verify: {{ url: "http://127.0.0.1:{LISTEN}/health", within: 10s }}
+      bake: 1s
+{extra}"#,
+            root = self.fleet.root.display(),
+            bin = bin("hello-service").display(),
+        )
+    }
+
+    async fn start_rollout(&self, text: &str) -> anyhow::Result<String> {
+        let started =
+            cutover_client::start_rollout(self.client(), &plan(text), &self.queue, None).await?;
+        Ok(started.workflow_id)
+    }
+
+    /// Runs `text` and fails unless it succeeds.
+    async fn succeed(&self, text: &str) -> anyhow::Result<String> {
+        let id = self.start_rollout(text).await?;
+        let summary = outcome(self.client(), &id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{id}: {e:?}\nagents:\n{}", self.logs()))?;
+        anyhow::ensure!(summary.outcome == RolloutState::Succeeded, "{summary:?}");
+        Ok(id)
+    }
+
+    fn logs(&self) -> String {
+        self.agents
+            .iter()
+            .map(|(h, a)| format!("--- {h}\n{}", a.log_text()))
+            .collect()
+    }
+
+    /// The version each host serves, by host.
+    async fn serving(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for host in HOSTS {
+            out.push(self.fleet.serving(host, LISTEN).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Every activity sent to a host's queue was run by that host's agent, and nothing else.
+fn ran_only_on_their_hosts(started: &[(String, String, String)]) {
+    for (queue, identity, kind) in started {
+        if let Some(host) = queue.strip_prefix("cutover-host-") {
+            assert!(
+                identity.starts_with(&format!("cutover-agent/{host}/")),
+                "{kind} for {host} ran on {identity}"
+            );
+        }
+    }
+}
+
+fn fleet_state(st: &RolloutStatus) -> BTreeMap<String, HostState> {
+    st.steps[0]
+        .fleet
+        .as_ref()
+        .map(|f| f.hosts.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_fleet_rolls_in_waves_under_load_without_a_failed_request() -> anyhow::Result<()> {
+    let site = Site::start("fleet-waves").await?;
+    site.succeed(&site.plan("1.0.0", "")).await?;
+    assert_eq!(site.serving().await?, ["1.0.0", "1.0.0", "1.0.0"]);
+
+    // Load on every host's own address while 2.0.0 rolls through the waves.
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = site
+        .fleet
+        .hosts
+        .iter()
+        .map(|h| {
+            tokio::spawn(load(
+                format!("http://{}:{LISTEN}/version", h.address),
+                3,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let id = site.succeed(&site.plan("2.0.0", "")).await?;
+    stop.store(true, Ordering::Relaxed);
+    for (host, l) in HOSTS.iter().zip(loads) {
+        let l = l.await?;
+        assert!(l.requests > 50, "{host}: too little load to judge: {l:?}");
+        assert_eq!(l.failures, 0, "{host}: {:?}", l.errors);
+        assert!(l.versions.contains_key("2.0.0"), "{host}: {l:?}");
+    }
+    assert_eq!(site.serving().await?, ["2.0.0", "2.0.0", "2.0.0"]);
+
+    let st = status(site.client(), &id).await.expect("status");
+    let fleet = st.steps[0].fleet.clone().expect("fleet status");
+    assert_eq!(fleet.waves, [["web-1"], ["web-2"], ["web-3"]]);
+    assert_eq!(fleet.wave, 3);
+    assert!(fleet.hosts.values().all(|s| *s == HostState::Deployed));
+
+    // Waves in order: a host's new version is prepared only once the previous wave has been
+    // switched and verified; and each host's work ran on its own agent only.
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    ran_only_on_their_hosts(&started);
+    let sequence: Vec<(String, String)> = started
+        .iter()
+        .filter_map(|(q, _, kind)| {
+            let host = q.strip_prefix("cutover-host-")?;
+            let kind = kind.rsplit('.').next().unwrap_or(kind);
+            ["prepare", "shift", "verify"]
+                .contains(&kind)
+                .then(|| (host.to_owned(), kind.to_owned()))
+        })
+        .collect();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(h, k)| ((*h).to_owned(), (*k).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        sequence,
+        pairs(&[
+            ("web-1", "prepare"),
+            ("web-1", "shift"),
+            ("web-1", "verify"),
+            ("web-2", "prepare"),
+            ("web-2", "shift"),
+            ("web-2", "verify"),
+            ("web-3", "prepare"),
+            ("web-3", "shift"),
+        ]),
+        "{started:#?}"
+    );
+    replays(site.client(), &id, "fleet-waves").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_agent_killed_mid_wave_is_waited_for_and_its_host_finishes_on_its_new_agent()
+-> anyhow::Result<()> {
+    let mut site = Site::start("fleet-kill").await?;
+    site.succeed(&site.plan("1.0.0", "")).await?;
+    // Slow instances keep web-2's `prepare` running long enough to lose it.
+    let slow = site.plan("2.0.0", "").replace(
+        "start: { command: ",
+        "start: { env: { STARTUP_DELAY_MS: \"2500\" }, command: ",
+    );
+    let id = site.start_rollout(&slow).await?;
+    wait_for(Duration::from_secs(60), "web-2 deploying", || async {
+        let st = status(site.client(), &id).await?;
+        (fleet_state(&st).get("web-2") == Some(&HostState::Deploying)).then_some(())
+    })
+    .await?;
+    site.agents.get_mut("web-2").expect("agent").kill9();
+
+    // The lost attempt times out (3 s heartbeat); the retry waits on web-2's queue, and says so.
+    let waiting = wait_for(Duration::from_secs(60), "waiting for web-2", || async {
+        let st = status(site.client(), &id).await?;
+        cutover_client::agents::waiting_for_host(site.client(), &id, &st).await
+    })
+    .await?;
+    assert!(
+        waiting.starts_with("waiting for host web-2 (no agent polling cutover-host-web-2"),
+        "{waiting}"
+    );
+    let st = status(site.client(), &id).await.expect("status");
+    assert_eq!(st.state, RolloutState::Running, "{st:?}");
+    assert_eq!(fleet_state(&st)["web-3"], HostState::Pending);
+
+    // A new agent for web-2 takes the work and the rollout completes.
+    let agent = site.fleet.agent("web-2", site.server.port())?;
+    site.agents.insert("web-2".to_owned(), agent);
+    let summary = outcome(site.client(), &id).await;
+    assert!(
+        matches!(&summary, Ok(s) if s.outcome == RolloutState::Succeeded),
+        "{summary:?}\n{}",
+        site.logs()
+    );
+    assert_eq!(site.serving().await?, ["2.0.0", "2.0.0", "2.0.0"]);
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    ran_only_on_their_hosts(&started);
+    // web-1 was done before the loss: the retried attempt did not deploy it again.
+    let prepares = |host: &str| {
+        started
+            .iter()
+            .filter(|(q, _, k)| q == &format!("cutover-host-{host}") && k.ends_with("prepare"))
+            .count()
+    };
+    assert_eq!(prepares("web-1"), 1, "{started:#?}");
+    assert_eq!(prepares("web-3"), 1, "{started:#?}");
+    replays(site.client(), &id, "fleet-agent-killed").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_agent_that_never_comes_back_fails_its_wave_and_the_hosts_changed_are_rolled_back()
+-> anyhow::Result<()> {
+    let mut site = Site::start("fleet-gone").await?;
+    site.succeed(&site.plan("1.0.0", "")).await?;
+    site.agents.get_mut("web-2").expect("agent").kill9();
+
+    let text = site.plan("2.0.0", "    schedule_to_start_timeout: 4s\n");
+    let id = site.start_rollout(&text).await?;
+    let result = outcome(site.client(), &id).await;
+    assert!(result.is_err(), "{result:?}");
+    let st = status(site.client(), &id).await.expect("status");
+    assert_eq!(st.state, RolloutState::RolledBack, "{st:?}");
+    let reason = st.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("no agent for host `web-2` took the step within 4s"),
+        "{reason}"
+    );
+    assert!(reason.contains("web-1: traffic back to 1.0.0"), "{reason}");
+    let hosts = fleet_state(&st);
+    assert_eq!(hosts["web-1"], HostState::RolledBack, "{hosts:?}");
+    assert_eq!(hosts["web-2"], HostState::Pending, "{hosts:?}");
+    assert_eq!(hosts["web-3"], HostState::Pending, "{hosts:?}");
+
+    // web-1 is back on 1.0.0; web-3's wave never began: nothing was sent to it at all.
+    assert_eq!(site.fleet.serving("web-1", LISTEN).await?, "1.0.0");
+    assert_eq!(site.fleet.serving("web-3", LISTEN).await?, "1.0.0");
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    ran_only_on_their_hosts(&started);
+    assert!(
+        !started.iter().any(|(q, _, _)| q == "cutover-host-web-3"),
+        "{started:#?}"
+    );
+    replays(site.client(), &id, "fleet-agent-gone").await?;
+    Ok(())
+}

@@ -1,0 +1,386 @@
+//! `deploy` steps on a fleet: the hosts rolled in waves, each host by its own agent.
+//!
+//! Each host is deployed as a single machine would be (blue-green: prepare beside the old
+//! version, then all of that host's traffic at once; rolling: instance by instance), the hosts
+//! of a wave at the same time. Between two waves, every host of the wave just deployed is
+//! verified by its own agent, the analysis judges the release, and the bake holds; the next
+//! wave starts only when all of that passed, so a bad release stops at the first wave it
+//! fails in. After the last wave the rollback window is held once for the whole fleet, then
+//! every host retires its old version.
+//!
+//! Progress (hosts done, waves checked) is kept in workflow state: an attempt lost with an
+//! agent resumes with the hosts not yet done, and never deploys a host twice. Each host that
+//! `prepare`d is remembered for the saga on its own, so a rollback restores every host the
+//! release touched, by that host's agent.
+
+use std::collections::BTreeMap;
+
+use temporalio_sdk::workflows::join_all;
+use temporalio_sdk::{ActivityOptions, WorkflowContext};
+
+use super::RolloutWorkflow;
+use super::analysis::{Analysed, analyse};
+use super::hold::{Held, hold};
+use super::route::on_fleet_host;
+use super::step::{Interrupted, Release};
+use crate::contracts::{
+    DeployInput, DeployOutput, FleetDeployOutput, RetireInput, RolloutActivities, ShiftInput,
+    StepOutput, StepRef, TargetActivities, VerifyInput, WithdrawInput,
+};
+use crate::plan::{DeploySpec, Step, Strategy};
+use crate::status::{FleetStatus, HostState};
+
+/// Deploys `spec` on every host of the fleet, wave by wave.
+pub(super) async fn deploy(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    step: &Step,
+    spec: &DeploySpec,
+    release: &Release,
+    step_ref: StepRef,
+    opts: ActivityOptions,
+) -> Result<FleetDeployOutput, Interrupted> {
+    let waves = spec.waves.as_deref().cloned().unwrap_or_default();
+    let plan: Vec<Vec<String>> = waves
+        .plan(step.fleet(&release.target))
+        .into_iter()
+        .map(<[String]>::to_vec)
+        .collect();
+    ctx.state_mut(|s| {
+        s.status.steps[index]
+            .fleet
+            .get_or_insert_with(|| FleetStatus {
+                waves: plan.clone(),
+                wave: 0,
+                hosts: plan
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.clone(), HostState::Pending))
+                    .collect(),
+            });
+    });
+    let last = plan.len();
+    for (w, wave) in plan.iter().enumerate() {
+        let progress = super::deploy::progress(ctx, index);
+        if progress.waves_checked > w {
+            continue;
+        }
+        set_wave(ctx, index, w);
+        let todo: Vec<&String> = wave
+            .iter()
+            .filter(|h| !progress.hosts.contains_key(*h))
+            .collect();
+        for host in &todo {
+            set_host(ctx, index, host, HostState::Deploying);
+        }
+        let results = join_all(
+            todo.iter()
+                .map(|host| one_host(ctx, index, step, spec, release, &step_ref, &opts, host)),
+        )
+        .await;
+        let mut failed = None;
+        for (host, result) in todo.into_iter().zip(results) {
+            match result {
+                Ok(out) => {
+                    ctx.state_mut(|s| {
+                        s.deploys
+                            .entry(index)
+                            .or_default()
+                            .hosts
+                            .insert(host.clone(), out);
+                    });
+                    set_host(ctx, index, host, HostState::Deployed);
+                }
+                Err(e) => {
+                    // A host whose agent never took the work was not touched.
+                    let touched = ctx.state(|s| super::saga::touched(s, index, host));
+                    let untouched = matches!(&e, Interrupted::Host { error, .. } if super::failure::never_started(error));
+                    let state = if untouched && !touched {
+                        HostState::Pending
+                    } else {
+                        HostState::Failed
+                    };
+                    set_host(ctx, index, host, state);
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if w + 1 < last {
+            between(ctx, index, step, &waves.between, wave, &step_ref, &opts).await?;
+        }
+        ctx.state_mut(|s| s.deploys.entry(index).or_default().waves_checked = w + 1);
+    }
+    set_wave(ctx, index, last);
+    let progress = super::deploy::progress(ctx, index);
+    if !spec.rollback_window.is_zero() && !progress.window_held {
+        // Held once for the whole fleet, like a single host's window: pausable, abortable
+        // (every host still runs its old version), promotable.
+        match hold(ctx, index, spec.rollback_window).await {
+            Held::Elapsed | Held::Promoted => {}
+            Held::Cancelled => return Err(Interrupted::TimerCancelled),
+            Held::Aborted => return Err(Interrupted::Aborted),
+        }
+        ctx.state_mut(|s| s.deploys.entry(index).or_default().window_held = true);
+    }
+    let mut hosts: BTreeMap<String, DeployOutput> = progress.hosts;
+    let retiring: Vec<String> = hosts.keys().cloned().collect();
+    let retired = fan_out(&retiring, step, &opts, "retire", |_, o| {
+        let input = RetireInput {
+            step: step_ref.clone(),
+            driver: release.target.driver,
+            service: release.service.clone(),
+            root: spec.root.clone(),
+            keep: release.version.clone(),
+        };
+        ctx.execute_activity(TargetActivities::retire, input, o)
+    })
+    .await;
+    for (host, result) in retiring.iter().zip(retired) {
+        if let Some(out) = hosts.get_mut(host) {
+            out.retired = result.map_err(|e| on_host(host, e))?.stopped;
+        }
+    }
+    Ok(FleetDeployOutput { hosts, waves: last })
+}
+
+/// One host: its new version started beside the old and given the host's traffic (or, for
+/// rolling, its instances replaced one by one).
+#[allow(clippy::too_many_arguments)]
+async fn one_host(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    step: &Step,
+    spec: &DeploySpec,
+    release: &Release,
+    step_ref: &StepRef,
+    opts: &ActivityOptions,
+    host: &str,
+) -> Result<DeployOutput, Interrupted> {
+    let input = DeployInput {
+        step: step_ref.clone(),
+        driver: release.target.driver,
+        service: release.service.clone(),
+        version: release.version.clone(),
+        spec: spec.clone(),
+    };
+    let routed = |what: &str| on_fleet_host(opts.clone(), step, host, what);
+    let remember = |previous: Option<String>| {
+        ctx.state_mut(|s| {
+            super::saga::remember_deploy(s, index, &spec.root, previous, Some(host));
+        });
+    };
+    if spec.strategy == Strategy::Rolling {
+        let out = ctx
+            .execute_activity(TargetActivities::rolling, input, routed("rolling"))
+            .await
+            .map_err(|e| on_host(host, e))?;
+        if !out.already_current {
+            remember(out.previous.clone());
+        }
+        return Ok(DeployOutput {
+            prepared: out,
+            shifts: Vec::new(),
+            retired: Vec::new(),
+        });
+    }
+    let prepared = ctx
+        .execute_activity(TargetActivities::prepare, input, routed("prepare"))
+        .await
+        .map_err(|e| on_host(host, e))?;
+    if !prepared.already_current {
+        remember(prepared.previous.clone());
+    }
+    let shift = ShiftInput {
+        step: step_ref.clone(),
+        driver: release.target.driver,
+        service: release.service.clone(),
+        root: spec.root.clone(),
+        version: release.version.clone(),
+        weight: 100,
+    };
+    let shifted = ctx
+        .execute_activity(TargetActivities::shift, shift, routed("shift"))
+        .await
+        .map_err(|e| on_host(host, e))?;
+    Ok(DeployOutput {
+        prepared,
+        shifts: vec![shifted],
+        retired: Vec::new(),
+    })
+}
+
+/// The checks after a wave: each of its hosts verified by its agent, the analysis, the bake.
+/// `promote` during the bake starts the next wave at once.
+async fn between(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    step: &Step,
+    between: &crate::plan::Between,
+    wave: &[String],
+    step_ref: &StepRef,
+    opts: &ActivityOptions,
+) -> Result<(), Interrupted> {
+    if let Some(verify) = &between.verify {
+        let results = fan_out(wave, step, opts, "verify", |_, o| {
+            let input = VerifyInput {
+                step: step_ref.clone(),
+                spec: verify.clone(),
+            };
+            ctx.execute_activity(RolloutActivities::verify, input, o)
+        })
+        .await;
+        for (host, result) in wave.iter().zip(results) {
+            result.map_err(|e| on_host(host, e))?;
+        }
+    }
+    if let Some(analysis) = &between.analysis {
+        match analyse(ctx, index, analysis, step_ref, opts, None).await {
+            Analysed::Passed(_) => {}
+            Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
+            Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
+            Analysed::Aborted => return Err(Interrupted::Aborted),
+        }
+    }
+    if !between.bake.is_zero() {
+        match hold(ctx, index, between.bake).await {
+            Held::Elapsed | Held::Promoted => {}
+            Held::Cancelled => return Err(Interrupted::TimerCancelled),
+            Held::Aborted => return Err(Interrupted::Aborted),
+        }
+    }
+    Ok(())
+}
+
+/// Withdraws a fleet deploy that failed for good: every host of the failed wave that was
+/// touched and not finished has its unfinished deploy undone by its agent. Hosts finished
+/// (in this wave or earlier ones) are left to the saga, which rolls them back. Returns what
+/// to add to the step's failure reason.
+pub(super) async fn withdraw(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    step: &Step,
+    spec: &DeploySpec,
+    release: &Release,
+    step_ref: StepRef,
+) -> Option<String> {
+    let failed: Vec<String> = ctx.state(|s| {
+        s.status.steps[index]
+            .fleet
+            .iter()
+            .flat_map(|f| &f.hosts)
+            .filter(|(_, state)| matches!(state, HostState::Failed | HostState::Deploying))
+            .map(|(h, _)| h.clone())
+            .collect()
+    });
+    if failed.is_empty() {
+        return None;
+    }
+    let opts = super::saga::options();
+    let results = fan_out(&failed, step, &opts, "withdraw", |_, o| {
+        let input = WithdrawInput {
+            step: step_ref.clone(),
+            driver: release.target.driver,
+            service: release.service.clone(),
+            root: spec.root.clone(),
+            version: release.version.clone(),
+        };
+        ctx.execute_activity(TargetActivities::withdraw, input, o)
+    })
+    .await;
+    let mut said = Vec::new();
+    for (host, result) in failed.iter().zip(results) {
+        match result {
+            Ok(out) => {
+                if !out.still_serving {
+                    ctx.state_mut(|s| super::saga::forget_host(s, index, Some(host)));
+                    set_host(ctx, index, host, HostState::Withdrawn);
+                }
+                said.push(format!("{host}: {}", out.describe(&release.service)));
+            }
+            Err(e) => said.push(format!(
+                "{host}: undoing it failed ({e}); the state of {} there is not verified",
+                release.service
+            )),
+        }
+    }
+    Some(said.join("; "))
+}
+
+/// Runs `run` on every host of `fleet` at once, each with `opts` routed to its agent; the
+/// outputs by host, or the first host's failure (after all have ended).
+pub(super) async fn each_host<F, Fut>(
+    _ctx: &WorkflowContext<RolloutWorkflow>,
+    step: &Step,
+    fleet: &[String],
+    opts: &ActivityOptions,
+    run: F,
+) -> Result<BTreeMap<String, StepOutput>, Interrupted>
+where
+    F: Fn(ActivityOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<StepOutput, Interrupted>>,
+{
+    let what = step.action.kind().as_str();
+    let results = fan_out(fleet, step, opts, what, |_, o| run(o)).await;
+    let mut out = BTreeMap::new();
+    for (host, result) in fleet.iter().zip(results) {
+        let output = result.map_err(|e| match e {
+            Interrupted::Activity(error) => Interrupted::Host {
+                host: host.clone(),
+                error,
+            },
+            other => other,
+        })?;
+        out.insert(host.clone(), output);
+    }
+    Ok(out)
+}
+
+/// Runs `run(host, opts)` for every host at once, `opts` routed to that host's agent with an
+/// activity ID of its own (`what` names the activity); each host's result, in `hosts` order,
+/// once all have ended (one host failing does not cut the others short: their work is
+/// recorded, so the saga knows what to undo).
+async fn fan_out<'a, T, F, Fut>(
+    hosts: &'a [String],
+    step: &Step,
+    opts: &ActivityOptions,
+    what: &str,
+    run: F,
+) -> Vec<T>
+where
+    F: Fn(&'a str, ActivityOptions) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    join_all(
+        hosts
+            .iter()
+            .map(|host| run(host, on_fleet_host(opts.clone(), step, host, what))),
+    )
+    .await
+}
+
+/// An activity failure on `host`, kept with the host's name for the step's error.
+fn on_host(host: &str, error: temporalio_common::error::ActivityExecutionError) -> Interrupted {
+    Interrupted::Host {
+        host: host.to_owned(),
+        error: Box::new(error),
+    }
+}
+
+fn set_wave(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, wave: usize) {
+    ctx.state_mut(|s| {
+        if let Some(f) = s.status.steps[index].fleet.as_mut() {
+            f.wave = wave;
+        }
+    });
+}
+
+fn set_host(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, host: &str, state: HostState) {
+    ctx.state_mut(|s| {
+        if let Some(f) = s.status.steps[index].fleet.as_mut() {
+            f.hosts.insert(host.to_owned(), state);
+        }
+    });
+}
