@@ -62,6 +62,10 @@ pub(crate) enum Command {
     /// DR drills: PostgreSQL failover and switchover plans.
     #[command(subcommand)]
     Drill(DrillCommand),
+    /// Releases of several services: a shared migration, then each service's plan in
+    /// dependency order; a failure rolls back the services already released.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Read the webhook deliveries recorded in the ledger.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
@@ -196,6 +200,34 @@ pub(crate) enum TriggersCommand {
     Validate {
         /// The rules file.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReleaseCommand {
+    /// Report every problem in a release file and the plans it names, each with
+    /// file:line:column and a hint. Exit 2 if any.
+    Validate {
+        /// The release file.
+        file: PathBuf,
+    },
+    /// Start a release: `release/<name>/<environment>`, each service as its own rollout.
+    Start {
+        /// The release file; the plan files it names are read relative to it.
+        file: PathBuf,
+        /// Wait for the end and print the release; exit 0 if every service was released.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The release as a tree: the migration, each service, and each service's steps.
+    Status {
+        /// The release's name.
+        name: String,
+        /// Its environment.
+        #[arg(long, short = 'e')]
+        environment: String,
+        #[command(flatten)]
+        output: OutputArg,
     },
 }
 

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 pub use cli::Cli;
 use cli::{
-    Command, DevCommand, DrillCommand, PlanCommand, RolloutCommand, TriggersCommand,
-    WebhooksCommand,
+    Command, DevCommand, DrillCommand, PlanCommand, ReleaseCommand, RolloutCommand,
+    TriggersCommand, WebhooksCommand,
 };
 
 /// Runs one parsed command line and maps its outcome to an exit code.
@@ -83,6 +83,15 @@ pub async fn run(cli: Cli) -> ExitCode {
             )
             .await
         }
+        Command::Release(ReleaseCommand::Validate { file }) => cmd::release::validate(&file),
+        Command::Release(ReleaseCommand::Start { file, wait }) => {
+            cmd::release::start(&cli.global, &file, wait).await
+        }
+        Command::Release(ReleaseCommand::Status {
+            name,
+            environment,
+            output,
+        }) => cmd::release::status(&cli.global, &name, &environment, output.output).await,
         Command::Drill(DrillCommand::Run { plan, wait }) => {
             cmd::drill::run(&cli.global, &plan, wait).await
         }

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod connect;
 pub mod lock;
 pub mod poll;
+pub mod release;
 pub mod rollout;
 pub mod schedule;
 pub mod search_attributes;
@@ -17,6 +18,7 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use connect::{ConnectError, ConnectOptions, Connected, connect};
+pub use release::{release_status, start_release};
 pub use rollout::{StartError, Started, start_drill, start_rollout};
 pub use schedule::{DrillSchedule, ScheduleError, create_drill_schedule};
 pub use search_attributes::ensure_search_attributes;

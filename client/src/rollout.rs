@@ -206,16 +206,35 @@ pub async fn start_drill(
     task_queue: &str,
 ) -> Result<Started, StartError> {
     use cutover_workflows::drill::DrillWorkflow;
-    let workflow_id = plan.workflow_id();
+    start_one(
+        client,
+        DrillWorkflow::run,
+        plan.clone().into(),
+        task_queue,
+        plan.workflow_id(),
+    )
+    .await
+}
+
+/// Starts `workflow` under `workflow_id` unless a run of that ID is open (then
+/// [`StartError::AlreadyRunning`] names it): one drill, or one release, at a time.
+pub(crate) async fn start_one<W>(
+    client: &Client,
+    workflow: W,
+    input: W::Input,
+    task_queue: &str,
+    workflow_id: String,
+) -> Result<Started, StartError>
+where
+    W: temporalio_common::HasWorkflowDefinition,
+    W::Input: Send,
+{
     let options =
         temporalio_client::WorkflowStartOptions::new(task_queue.to_owned(), workflow_id.clone())
             .id_reuse_policy(temporalio_client::WorkflowIdReusePolicy::AllowDuplicate)
             .id_conflict_policy(temporalio_client::WorkflowIdConflictPolicy::Fail)
             .build();
-    match client
-        .start_workflow(DrillWorkflow::run, plan.clone().into(), options)
-        .await
-    {
+    match client.start_workflow(workflow, input, options).await {
         Ok(handle) => Ok(Started {
             workflow_id,
             run_id: handle.run_id().unwrap_or_default().to_owned(),

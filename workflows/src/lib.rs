@@ -17,6 +17,7 @@ pub mod lock;
 pub mod name;
 pub mod plan;
 mod register;
+pub mod release;
 pub mod rollout;
 pub mod status;
 

@@ -13,6 +13,7 @@ use temporalio_workflow::workflows::WorkflowImplementation;
 use crate::RolloutWorkflow;
 use crate::drill::DrillWorkflow;
 use crate::lock::LockWorkflow;
+use crate::release::ReleaseWorkflow;
 
 /// Something workflows can be registered on: a worker's options or the replayer's.
 pub trait WorkflowRegistry: Sized {
@@ -48,7 +49,8 @@ impl<S: workflow_replayer_options_builder::State> WorkflowRegistry
     }
 }
 
-/// Registers every Cutover workflow: `RolloutWorkflow`, `DrillWorkflow`, `LockWorkflow`.
+/// Registers every Cutover workflow: `RolloutWorkflow`, `DrillWorkflow`, `ReleaseWorkflow`,
+/// `LockWorkflow`.
 ///
 /// # Errors
 /// One of them was already registered.
@@ -58,5 +60,6 @@ pub fn register_workflows<R: WorkflowRegistry>(
     registry
         .workflow::<RolloutWorkflow>()?
         .workflow::<DrillWorkflow>()?
+        .workflow::<ReleaseWorkflow>()?
         .workflow::<LockWorkflow>()
 }

@@ -9,6 +9,7 @@ pub(crate) mod drill_schedule;
 pub(crate) mod ledger;
 pub(crate) mod locks;
 pub(crate) mod plan;
+pub(crate) mod release;
 pub(crate) mod rollout;
 pub(crate) mod watch;
 

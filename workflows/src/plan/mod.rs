@@ -19,7 +19,7 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use fleet::{Between, WaveSize, Waves};
 pub use kind::StepKind;
-pub use parse::{PlanLimits, parse_drill, parse_plan};
+pub use parse::{PlanLimits, parse_drill, parse_plan, parse_release};
 
 /// The toolkit plans, drill plans and other YAML documents Cutover reads are parsed with:
 /// YAML with positions, a size limit, typed readers that report every problem with its line,

@@ -18,6 +18,7 @@ use super::types::{
 use super::yaml::{Node, Value};
 use crate::contracts::error_kind::ErrorKind;
 use cx::{Cx, Document, Fields, closest, join, parse_document, to_json, truncate, valid_env_name};
+pub use release::parse_release;
 
 /// Where a plan's target puts host steps, for judging each step's placement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -615,6 +616,7 @@ mod fleet;
 mod migrate;
 mod process;
 mod provision;
+mod release;
 mod verify;
 
 pub(crate) use analysis::ANALYSIS_KEYS;
