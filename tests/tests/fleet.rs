@@ -28,8 +28,8 @@ struct Site {
     queue: String,
     fleet: Fleet,
     agents: BTreeMap<String, WorkerProcess>,
-    _orchestrator: WorkerProcess,
-    _dir: tempfile::TempDir,
+    orchestrator: WorkerProcess,
+    dir: tempfile::TempDir,
 }
 
 impl Site {
@@ -48,8 +48,8 @@ impl Site {
             queue,
             fleet,
             agents,
-            _orchestrator: orchestrator,
-            _dir: dir,
+            orchestrator,
+            dir,
         })
     }
 
@@ -306,5 +306,43 @@ async fn an_agent_that_never_comes_back_fails_its_wave_and_the_hosts_changed_are
         "{started:#?}"
     );
     replays(site.client(), &id, "fleet-agent-gone").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_orchestrating_worker_killed_mid_fleet_leaves_the_rollout_to_the_other()
+-> anyhow::Result<()> {
+    let mut site = Site::start("fleet-orchestrators").await?;
+    site.succeed(&site.plan("1.0.0", "")).await?;
+    // A second orchestrating worker on the same queue; the first is SIGKILLed while the
+    // rollout holds its bake between waves (a durable timer: whoever is left picks it up).
+    let second = site.dir.path().join("second");
+    std::fs::create_dir(&second)?;
+    let _second = WorkerProcess::spawn(&site.server.address, &site.queue, &second)?;
+    let id = site
+        .start_rollout(&site.plan("2.0.0", "").replace("bake: 1s", "bake: 3s"))
+        .await?;
+    wait_for(Duration::from_secs(60), "the bake after web-1", || async {
+        let st = status(site.client(), &id).await?;
+        (fleet_state(&st).get("web-1") == Some(&HostState::Deployed)).then_some(())
+    })
+    .await?;
+    site.orchestrator.kill9();
+    let summary = outcome(site.client(), &id).await;
+    assert!(
+        matches!(&summary, Ok(s) if s.outcome == RolloutState::Succeeded),
+        "{summary:?}"
+    );
+    assert_eq!(site.serving().await?, ["2.0.0", "2.0.0", "2.0.0"]);
+    // Each host was deployed exactly once, by its own agent.
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    ran_only_on_their_hosts(&started);
+    for host in HOSTS {
+        let prepares = started
+            .iter()
+            .filter(|(q, _, k)| q == &format!("cutover-host-{host}") && k.ends_with("prepare"))
+            .count();
+        assert_eq!(prepares, 1, "{host}: {started:#?}");
+    }
     Ok(())
 }
