@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cutover_workflows::contracts::{
     self, DeployInput, PrepareOutput, RetireInput, RetireOutput, RollbackInput, RollbackOutput,
-    ShiftInput, ShiftOutput, WithdrawInput, WithdrawOutput,
+    RouteInput, RouteOutput, ShiftInput, ShiftOutput, WithdrawInput, WithdrawOutput,
 };
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -126,6 +126,19 @@ impl TargetActivityImpls {
                 .bound(&input.spec.root, &input.service, &input.step, op),
         )
         .await
+    }
+
+    /// `traffic.route`: the fleet's router sends traffic to every host but the drained ones.
+    #[activity(definition = contracts::Route)]
+    pub async fn route(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RouteInput,
+    ) -> Result<RouteOutput, ActivityError> {
+        let op = self
+            .host
+            .route(&input.service, &input.router, &input.drained);
+        on_target(&ctx, input.driver, op).await
     }
 
     /// `deploy.withdraw`: undoes an unfinished deploy and reports what serves, checked.

@@ -2,7 +2,8 @@
 //! (`ip netns`, its own address and ports, so web-2's nginx on :18080 is not web-1's), and
 //! its own release root (a directory bind-mounted over the plan's `root` inside that
 //! namespace, so one plan's paths mean each host's own files). Each host's agent runs inside
-//! its namespace and reaches the dev server through a veth pair.
+//! its namespace and reaches the dev server and the other hosts through a veth pair on a
+//! bridge of the fleet's own.
 //!
 //! Needs root (namespaces and mounts), as the tests on this machine run.
 
@@ -15,7 +16,7 @@ use anyhow::{Context, ensure};
 
 use crate::{WorkerProcess, bin};
 
-/// Subnets handed out in this process: 10.<231>.<n>.0/24, one per host.
+/// Subnets handed out in this process: 10.231.<n>.0/24, one per fleet.
 static NEXT_SUBNET: AtomicU8 = AtomicU8::new(1);
 
 /// One host: its namespace, address, and the directory that is its release root.
@@ -26,7 +27,7 @@ pub struct NetHost {
     pub netns: String,
     /// Its address, reachable from the test's namespace.
     pub address: Ipv4Addr,
-    /// The test namespace's address on the link, which the host reaches the server by.
+    /// The test namespace's address on the bridge, which the host reaches the server by.
     pub gateway: Ipv4Addr,
     /// What the plan's `root` is on this host.
     pub dir: PathBuf,
@@ -38,6 +39,7 @@ pub struct Fleet {
     pub hosts: Vec<NetHost>,
     /// The plan's release root: a mount point, each host's own directory inside its namespace.
     pub root: PathBuf,
+    bridge: String,
     _dir: tempfile::TempDir,
 }
 
@@ -56,23 +58,30 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl Fleet {
-    /// Creates one namespace per name, each linked to this one.
+    /// Creates one namespace per name, all on one bridge of their own with this namespace
+    /// (10.231.<n>.1), so hosts reach each other and the server directly.
     pub fn create(names: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("root");
         std::fs::create_dir(&root)?;
         let pid = std::process::id() % 100_000;
+        let n = NEXT_SUBNET.fetch_add(1, Ordering::Relaxed);
+        // Interface names have at most 15 bytes.
+        let bridge = format!("cvb{pid}x{n}");
+        let gateway = Ipv4Addr::new(10, 231, n, 1);
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
         let mut fleet = Self {
             hosts: Vec::new(),
             root,
+            bridge: bridge.clone(),
             _dir: dir,
         };
-        for name in names {
-            let n = NEXT_SUBNET.fetch_add(1, Ordering::Relaxed);
-            let netns = format!("cvt-{pid}-{n}");
-            // Interface names have at most 15 bytes.
-            let link = format!("cv{pid}x{n}");
-            let (gateway, address) = (Ipv4Addr::new(10, 231, n, 1), Ipv4Addr::new(10, 231, n, 2));
+        ip(&["addr", "add", &format!("{gateway}/24"), "dev", &bridge])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        for (i, name) in names.iter().enumerate() {
+            let netns = format!("cvt-{pid}-{n}-{i}");
+            let link = format!("cv{pid}x{n}h{i}");
+            let address = Ipv4Addr::new(10, 231, n, 2 + i as u8);
             let host_dir = fleet._dir.path().join(name);
             std::fs::create_dir(&host_dir)?;
             ip(&["netns", "add", &netns])?;
@@ -86,7 +95,7 @@ impl Fleet {
             ip(&[
                 "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &netns,
             ])?;
-            ip(&["addr", "add", &format!("{gateway}/24"), "dev", &link])?;
+            ip(&["link", "set", &link, "master", &bridge])?;
             ip(&["link", "set", &link, "up"])?;
             let inside = |args: &[&str]| {
                 let mut all = vec!["netns", "exec", &netns, "ip"];
@@ -174,5 +183,6 @@ impl Drop for Fleet {
             // Deleting the namespace deletes its end of the veth pair, and so the pair.
             let _ = ip(&["netns", "del", &host.netns]);
         }
+        let _ = ip(&["link", "del", &self.bridge]);
     }
 }

@@ -34,13 +34,19 @@ struct Site {
 
 impl Site {
     async fn start(name: &str) -> anyhow::Result<Self> {
+        Self::start_with(name, &[]).await
+    }
+
+    /// With `extra` hosts besides the fleet (a load balancer), each with its agent.
+    async fn start_with(name: &str, extra: &[&str]) -> anyhow::Result<Self> {
         let server = DevServer::start_reachable().await?;
         let dir = tempfile::tempdir()?;
         let queue = unique_queue(name);
         let orchestrator = WorkerProcess::spawn(&server.address, &queue, dir.path())?;
-        let fleet = Fleet::create(&HOSTS)?;
+        let all: Vec<&str> = HOSTS.iter().chain(extra).copied().collect();
+        let fleet = Fleet::create(&all)?;
         let mut agents = BTreeMap::new();
-        for host in HOSTS {
+        for host in all {
             agents.insert(host.to_owned(), fleet.agent(host, server.port())?);
         }
         Ok(Self {
@@ -150,10 +156,9 @@ async fn a_fleet_rolls_in_waves_under_load_without_a_failed_request() -> anyhow:
 
     // Load on every host's own address while 2.0.0 rolls through the waves.
     let stop = Arc::new(AtomicBool::new(false));
-    let loads: Vec<_> = site
-        .fleet
-        .hosts
+    let loads: Vec<_> = HOSTS
         .iter()
+        .map(|h| site.fleet.host(h))
         .map(|h| {
             tokio::spawn(load(
                 format!("http://{}:{LISTEN}/version", h.address),
@@ -179,7 +184,8 @@ async fn a_fleet_rolls_in_waves_under_load_without_a_failed_request() -> anyhow:
     assert!(fleet.hosts.values().all(|s| *s == HostState::Deployed));
 
     // Waves in order: a host's new version is prepared only once the previous wave has been
-    // switched and verified; and each host's work ran on its own agent only.
+    // switched and verified (the last wave is verified too); and each host's work ran on its
+    // own agent only.
     let started = cutover_tests::activities_started(site.client(), &id).await?;
     ran_only_on_their_hosts(&started);
     let sequence: Vec<(String, String)> = started
@@ -208,6 +214,7 @@ async fn a_fleet_rolls_in_waves_under_load_without_a_failed_request() -> anyhow:
             ("web-2", "verify"),
             ("web-3", "prepare"),
             ("web-3", "shift"),
+            ("web-3", "verify"),
         ]),
         "{started:#?}"
     );
@@ -344,5 +351,105 @@ async fn an_orchestrating_worker_killed_mid_fleet_leaves_the_rollout_to_the_othe
             .count();
         assert_eq!(prepares, 1, "{host}: {started:#?}");
     }
+    Ok(())
+}
+
+/// The hosts marked `down` in a router's upstream, by host name; `hosts` maps addresses to
+/// names.
+fn drained(upstream: &str, hosts: &[(String, String)]) -> Vec<String> {
+    upstream
+        .lines()
+        .filter(|l| l.ends_with(" down;"))
+        .filter_map(|l| {
+            let address = l.strip_prefix("server ")?.split(':').next()?;
+            hosts
+                .iter()
+                .find(|(a, _)| a == address)
+                .map(|(_, h)| h.clone())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_router_takes_each_wave_out_of_traffic_until_it_is_verified() -> anyhow::Result<()> {
+    let site = Site::start_with("fleet-router", &["lb"]).await?;
+    let backends: Vec<String> = HOSTS
+        .iter()
+        .map(|h| format!("{h}: \"{}:{LISTEN}\"", site.fleet.host(h).address))
+        .collect();
+    let router = format!(
+        "target: {{ driver: host, hosts: [web-1, web-2, web-3], router: {{ host: lb, root: \"{}\", listen: 8080, listen_address: 0.0.0.0, backends: {{ {} }} }} }}",
+        site.fleet.root.display(),
+        backends.join(", ")
+    );
+    let plan = |version: &str| {
+        site.plan(version, "").replace(
+            "target: { driver: host, hosts: [web-1, web-2, web-3] }",
+            &router,
+        )
+    };
+    site.succeed(&plan("1.0.0")).await?;
+    let upstream = site
+        .fleet
+        .host("lb")
+        .dir
+        .join("hello/router/nginx/upstream.conf");
+    let hosts: Vec<(String, String)> = HOSTS
+        .iter()
+        .map(|h| (site.fleet.host(h).address.to_string(), (*h).to_owned()))
+        .collect();
+    assert!(drained(&std::fs::read_to_string(&upstream)?, &hosts).is_empty());
+
+    // Users go through the router while 2.0.0 rolls; its upstream is watched all along.
+    let stop = Arc::new(AtomicBool::new(false));
+    let through = format!("http://{}:8080/version", site.fleet.host("lb").address);
+    let users = tokio::spawn(load(through, 4, stop.clone()));
+    let watcher = {
+        let (stop, upstream, hosts) = (stop.clone(), upstream.clone(), hosts.clone());
+        tokio::spawn(async move {
+            let mut seen: Vec<Vec<String>> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let text = std::fs::read_to_string(&upstream).unwrap_or_default();
+                let down = drained(&text, &hosts);
+                if !text.is_empty() && seen.last() != Some(&down) {
+                    seen.push(down);
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        })
+    };
+    let id = site.succeed(&plan("2.0.0")).await?;
+    stop.store(true, Ordering::Relaxed);
+    let users = users.await?;
+    let seen = watcher.await?;
+    assert!(users.requests > 50, "too little load to judge: {users:?}");
+    assert_eq!(users.failures, 0, "{:?}", users.errors);
+    assert!(users.versions.contains_key("2.0.0"), "{users:?}");
+    let one = |h: &str| vec![h.to_owned()];
+    assert_eq!(
+        seen,
+        [
+            vec![],
+            one("web-1"),
+            vec![],
+            one("web-2"),
+            vec![],
+            one("web-3"),
+            vec![]
+        ],
+        "each wave out of the router while it changes, back once verified"
+    );
+    assert_eq!(site.serving().await?, ["2.0.0", "2.0.0", "2.0.0"]);
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    ran_only_on_their_hosts(&started);
+    assert!(
+        started
+            .iter()
+            .filter(|(_, _, k)| k.ends_with("route"))
+            .all(|(q, _, _)| q == "cutover-host-lb"),
+        "{started:#?}"
+    );
+    replays(site.client(), &id, "fleet-router").await?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 mod instance;
 mod layout;
 mod nginx;
+mod router;
 mod state;
 mod withdraw;
 

@@ -45,11 +45,34 @@ impl Nginx {
     /// Points the upstream at `servers` and makes nginx serve it, starting nginx if needed.
     /// Returns once no nginx worker with an older configuration is left.
     pub(crate) async fn apply(&self, servers: &[Server]) -> Result<(), StepFailure> {
-        self.write_config()?;
         let body: String = servers
             .iter()
             .map(|(port, weight)| format!("server 127.0.0.1:{port} weight={weight} max_fails=0;\n"))
             .collect();
+        self.apply_upstream(&body).await
+    }
+
+    /// A router's upstream: every backend (`address:port`), the drained ones marked `down`
+    /// (nginx keeps them in the list and sends them nothing).
+    pub(crate) async fn apply_backends(
+        &self,
+        backends: &[(String, bool)],
+    ) -> Result<(), StepFailure> {
+        let body: String = backends
+            .iter()
+            .map(|(address, up)| {
+                if *up {
+                    format!("server {address} max_fails=0;\n")
+                } else {
+                    format!("server {address} down;\n")
+                }
+            })
+            .collect();
+        self.apply_upstream(&body).await
+    }
+
+    async fn apply_upstream(&self, body: &str) -> Result<(), StepFailure> {
+        self.write_config()?;
         write_atomic(&self.upstream(), body.as_bytes(), None)?;
         match self.master() {
             None => self.start().await,

@@ -115,6 +115,30 @@ pub struct DeployOutput {
     pub retired: Vec<String>,
 }
 
+/// Input of `traffic.route`: the fleet's router, and which hosts it sends traffic to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteInput {
+    /// Who runs it.
+    pub step: StepRef,
+    /// The target driver.
+    pub driver: Driver,
+    /// The service.
+    pub service: String,
+    /// The router.
+    pub router: crate::plan::Router,
+    /// Hosts taken out of the router (the others get traffic).
+    pub drained: Vec<String>,
+}
+
+/// What `traffic.route` left: the hosts in service, by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteOutput {
+    /// Hosts getting traffic.
+    pub serving: Vec<String>,
+    /// Hosts taken out.
+    pub drained: Vec<String>,
+}
+
 /// Input of `deploy.withdraw`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WithdrawInput {

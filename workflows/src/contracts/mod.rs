@@ -17,7 +17,8 @@ mod process;
 pub use crate::control::AbortRequest;
 pub use deploy::{
     DeployInput, DeployOutput, PrepareOutput, RetireInput, RetireOutput, RollbackInput,
-    RollbackOutput, ShiftInput, ShiftOutput, WithdrawInput, WithdrawOutput,
+    RollbackOutput, RouteInput, RouteOutput, ShiftInput, ShiftOutput, WithdrawInput,
+    WithdrawOutput,
 };
 pub use postgres::{
     AppliedMigration, MigrateInput, MigrateOutput, PendingMigration, ProvisionInput,
@@ -213,7 +214,7 @@ pub struct RolloutActivities;
 pub use rollout_activities::{
     Build, Measure, Migrate, Provision, RecordRelease, RunCommand, UndoMigrations, Verify,
 };
-pub use target_activities::{Prepare, Retire, Rollback, Rolling, Shift, Withdraw};
+pub use target_activities::{Prepare, Retire, Rollback, Rolling, Route, Shift, Withdraw};
 
 #[activity_definitions]
 impl RolloutActivities {
@@ -301,6 +302,12 @@ impl TargetActivities {
     /// Points traffic back at the previous release and stops the current one.
     #[activity(name = "deploy.rollback")]
     pub fn rollback(input: RollbackInput) -> Result<RollbackOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Points a fleet's traffic router at the hosts in service, the drained ones out.
+    #[activity(name = "traffic.route")]
+    pub fn route(input: RouteInput) -> Result<RouteOutput, ActivityError> {
         unimplemented!()
     }
 

@@ -5,12 +5,32 @@
 //! Sizes are cumulative, as people say them: `[1, 50%, 100%]` on four hosts is one host, then
 //! one more (half the fleet done), then the last two.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{AnalysisSpec, VerifySpec};
 use crate::duration_serde;
+
+/// The traffic router in front of a fleet: an nginx on a load-balancer host, run by that
+/// host's agent, whose upstream lists every host of the fleet. A wave's hosts are taken out
+/// of it while they are deployed and put back once verified, so users never reach a host
+/// mid-deploy or a version its checks have not passed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Router {
+    /// The agent whose machine runs the router (`cutover-worker --host NAME`).
+    pub host: String,
+    /// Where the router's nginx lives there: `<root>/<service>/router/`.
+    pub root: String,
+    /// The port it listens on.
+    pub listen: u16,
+    /// The address it listens on; default 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<std::net::IpAddr>,
+    /// How the router reaches each host of the fleet (`address:port`), by host name.
+    pub backends: BTreeMap<String, String>,
+}
 
 /// How many hosts are done once a wave ends: a count, or a percentage of the fleet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +91,52 @@ impl Between {
     fn is_empty(&self) -> bool {
         self.verify.is_none() && self.analysis.is_none() && self.bake.is_zero()
     }
+}
+
+impl Router {
+    /// What is wrong with this router for the fleet `hosts`.
+    pub fn problems(&self, hosts: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        if hosts.is_empty() {
+            out.push("target.router: a router needs a fleet (`hosts`)".to_owned());
+        }
+        if let Err(e) = crate::name::Name::parse(&self.host) {
+            out.push(format!("target.router.host: {e}"));
+        }
+        for host in hosts {
+            if !self.backends.contains_key(host) {
+                out.push(format!(
+                    "target.router.backends: no address for host `{host}`"
+                ));
+            }
+        }
+        for (host, address) in &self.backends {
+            if !hosts.contains(host) {
+                out.push(format!(
+                    "target.router.backends: `{host}` is not a host of the fleet"
+                ));
+            }
+            if !valid_backend(address) {
+                out.push(format!(
+                    "target.router.backends.{host}: `{address}` is not host:port"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// `address:port` as nginx takes it in an upstream: an IP or DNS name, and a port.
+pub(crate) fn valid_backend(text: &str) -> bool {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 impl Waves {

@@ -173,7 +173,7 @@ impl Cx {
 
     fn target(&mut self, node: &Node) -> Option<Target> {
         let fields = self.fields(node, "target")?;
-        self.unknown_keys(&fields, &["driver", "host", "hosts"]);
+        self.unknown_keys(&fields, &["driver", "host", "hosts", "router"]);
         let host = match fields.get("host") {
             Some(n) => Some(self.name(n, "target.host", "host name")?),
             None => None,
@@ -196,11 +196,18 @@ impl Cx {
             None => "host".to_owned(),
         };
         match driver.as_str() {
-            "host" => Some(Target {
-                driver: Driver::Host,
-                host,
-                hosts,
-            }),
+            "host" => {
+                let router = match fields.get("router") {
+                    Some(n) => Some(self.router(n, &hosts)?),
+                    None => None,
+                };
+                Some(Target {
+                    driver: Driver::Host,
+                    host,
+                    hosts,
+                    router,
+                })
+            }
             "kubernetes" => {
                 self.report(
                     fields.get("driver").unwrap_or(node),
@@ -343,7 +350,7 @@ impl Cx {
                     &format!("steps[{i}]"),
                     why,
                     if fleet {
-                        "use `strategy: blue-green` or `rolling` on each host, rolled in `waves`"
+                        "use `strategy: blue-green` or `rolling` on each host, rolled in `waves` (with a `router`, each wave is out of traffic until verified)"
                     } else {
                         "list the hosts under `target.hosts`, or remove `waves`, `max_unavailable` and `between_waves`"
                     },

@@ -173,6 +173,9 @@ pub struct Target {
     /// A fleet: every host runs the release; deploys roll them in waves. Exclusive with `host`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// A fleet's traffic router, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<super::fleet::Router>,
 }
 
 /// Why `on: host` is refused on a fleet's command, build, verify or migrate step.
@@ -204,6 +207,9 @@ impl Target {
         let mut seen = std::collections::BTreeSet::new();
         if let Some(twice) = self.hosts.iter().find(|h| !seen.insert(h.as_str())) {
             out.push(format!("target.hosts: `{twice}` is listed twice"));
+        }
+        if let Some(router) = &self.router {
+            out.extend(router.problems(&self.hosts));
         }
         out
     }
@@ -503,11 +509,12 @@ impl DeploySpec {
     /// Why this deploy cannot run on a target whose fleet is `fleet` (empty: one machine).
     pub fn fleet_problem(&self, fleet: &[String]) -> Option<String> {
         match (&self.waves, fleet.is_empty()) {
-            (Some(_), true) => Some(
-                "`waves` apply to a fleet, and the target lists no `hosts`".to_owned(),
-            ),
+            (Some(_), true) => {
+                Some("`waves` apply to a fleet, and the target lists no `hosts`".to_owned())
+            }
             (_, false) if self.strategy == Strategy::Canary => Some(
-                "a canary across a fleet needs a traffic router in front of the hosts, which this version does not drive".to_owned(),
+                "a canary across a fleet (traffic weights between hosts) is not supported yet"
+                    .to_owned(),
             ),
             (Some(w), false) => w.problem(),
             (None, false) => None,

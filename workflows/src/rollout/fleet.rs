@@ -24,8 +24,8 @@ use super::hold::{Held, hold};
 use super::route::on_fleet_host;
 use super::step::{Interrupted, Release};
 use crate::contracts::{
-    DeployInput, DeployOutput, FleetDeployOutput, RetireInput, RolloutActivities, ShiftInput,
-    StepOutput, StepRef, TargetActivities, VerifyInput, WithdrawInput,
+    DeployInput, DeployOutput, FleetDeployOutput, RetireInput, RolloutActivities, RouteInput,
+    ShiftInput, StepOutput, StepRef, TargetActivities, VerifyInput, WithdrawInput,
 };
 use crate::plan::{DeploySpec, Step, Strategy};
 use crate::status::{FleetStatus, HostState};
@@ -73,6 +73,11 @@ pub(super) async fn deploy(
         for host in &todo {
             set_host(ctx, index, host, HostState::Deploying);
         }
+        // Out of the router while they change, unless the wave is the whole fleet (then
+        // nobody would be left to serve; each host's own switch fails no request anyway).
+        if !todo.is_empty() && wave.len() < plan.iter().map(Vec::len).sum() {
+            route(ctx, step, release, &step_ref, &opts, wave.to_vec()).await?;
+        }
         let results = join_all(
             todo.iter()
                 .map(|host| one_host(ctx, index, step, spec, release, &step_ref, &opts, host)),
@@ -108,8 +113,10 @@ pub(super) async fn deploy(
         if let Some(e) = failed {
             return Err(e);
         }
+        verify(ctx, step, &waves.between, wave, &step_ref, &opts).await?;
+        route(ctx, step, release, &step_ref, &opts, Vec::new()).await?;
         if w + 1 < last {
-            between(ctx, index, step, &waves.between, wave, &step_ref, &opts).await?;
+            judge(ctx, index, &waves.between, &step_ref, &opts).await?;
         }
         ctx.state_mut(|s| s.deploys.entry(index).or_default().waves_checked = w + 1);
     }
@@ -212,11 +219,10 @@ async fn one_host(
     })
 }
 
-/// The checks after a wave: each of its hosts verified by its agent, the analysis, the bake.
-/// `promote` during the bake starts the next wave at once.
-async fn between(
+/// Each host of the wave just deployed, checked by its own agent (so a URL on 127.0.0.1
+/// means that host), before it gets traffic from the router again.
+async fn verify(
     ctx: &WorkflowContext<RolloutWorkflow>,
-    index: usize,
     step: &Step,
     between: &crate::plan::Between,
     wave: &[String],
@@ -236,6 +242,45 @@ async fn between(
             result.map_err(|e| on_host(host, e))?;
         }
     }
+    Ok(())
+}
+
+/// Points the fleet's router (if the target has one) at every host but `drained`, by the
+/// router host's agent.
+async fn route(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    step: &Step,
+    release: &Release,
+    step_ref: &StepRef,
+    opts: &ActivityOptions,
+    drained: Vec<String>,
+) -> Result<(), Interrupted> {
+    let Some(router) = &release.target.router else {
+        return Ok(());
+    };
+    let input = RouteInput {
+        step: step_ref.clone(),
+        driver: release.target.driver,
+        service: release.service.clone(),
+        router: router.clone(),
+        drained,
+    };
+    let o = on_fleet_host(opts.clone(), step, &router.host, "route");
+    ctx.execute_activity(TargetActivities::route, input, o)
+        .await
+        .map(|_| ())
+        .map_err(|e| on_host(&router.host, e))
+}
+
+/// Between two waves, once the wave serves again: the analysis, then the bake. `promote`
+/// during the bake starts the next wave at once.
+async fn judge(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    between: &crate::plan::Between,
+    step_ref: &StepRef,
+    opts: &ActivityOptions,
+) -> Result<(), Interrupted> {
     if let Some(analysis) = &between.analysis {
         match analyse(ctx, index, analysis, step_ref, opts, None).await {
             Analysed::Passed(_) => {}
@@ -291,6 +336,7 @@ pub(super) async fn withdraw(
     })
     .await;
     let mut said = Vec::new();
+    let mut unknown = Vec::new();
     for (host, result) in failed.iter().zip(results) {
         match result {
             Ok(out) => {
@@ -300,13 +346,54 @@ pub(super) async fn withdraw(
                 }
                 said.push(format!("{host}: {}", out.describe(&release.service)));
             }
-            Err(e) => said.push(format!(
-                "{host}: undoing it failed ({e}); the state of {} there is not verified",
-                release.service
-            )),
+            Err(e) => {
+                unknown.push(host.clone());
+                said.push(format!(
+                    "{host}: undoing it failed ({e}); the state of {} there is not verified",
+                    release.service
+                ));
+            }
         }
     }
-    Some(said.join("; "))
+    // Withdrawn hosts serve their old version, checked: back into the router. A host whose
+    // state is not known stays out of it, and so does one of the failed wave that runs the
+    // new version unverified (the saga rolls it back, then returns it).
+    if release.target.router.is_some() {
+        let mut out = unknown;
+        out.extend(ctx.state(|s| {
+            s.status.steps[index]
+                .fleet
+                .as_ref()
+                .and_then(|f| {
+                    let wave = f.waves.get(f.wave)?;
+                    Some(
+                        wave.iter()
+                            .filter(|h| f.hosts.get(*h) == Some(&HostState::Deployed))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .unwrap_or_default()
+        }));
+        said.push(reroute(ctx, step, release, &step_ref, out).await);
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// Points the router at every host but `out`, and says so.
+pub(super) async fn reroute(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    step: &Step,
+    release: &Release,
+    step_ref: &StepRef,
+    out: Vec<String>,
+) -> String {
+    let opts = super::saga::options();
+    match route(ctx, step, release, step_ref, &opts, out.clone()).await {
+        Ok(()) if out.is_empty() => "the router sends traffic to every host".to_owned(),
+        Ok(()) => format!("the router keeps {} out", out.join(", ")),
+        Err(_) => "the router could not be updated; check it".to_owned(),
+    }
 }
 
 /// Runs `run` on every host of `fleet` at once, each with `opts` routed to its agent; the

@@ -105,6 +105,8 @@ pub(super) async fn compensate(
     });
     let mut done = Vec::new();
     let mut problems = Vec::new();
+    // Fleet deploys undone, by step: the hosts whose undo failed (kept out of the router).
+    let mut fleets: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
     for c in compensations.iter().rev() {
         let index = match c {
             Compensation::Deploy { index, .. } | Compensation::Migrate { index, .. } => *index,
@@ -211,6 +213,12 @@ pub(super) async fn compensate(
                     )
                 }),
         };
+        if let Some(host) = &fleet_host {
+            let out = fleets.entry(index).or_default();
+            if result.is_err() {
+                out.push(host.clone());
+            }
+        }
         match result {
             Ok(text) => {
                 ctx.state_mut(|s| {
@@ -226,6 +234,27 @@ pub(super) async fn compensate(
                 });
             }
             Err(text) => problems.push(text),
+        }
+    }
+    // Hosts rolled back serve their old version: back into their fleet's router.
+    if target.router.is_some() {
+        for (index, out) in fleets {
+            let (step, release, step_ref) = ctx.state(|s| {
+                (
+                    s.plan.steps[index].clone(),
+                    super::step::Release {
+                        service: s.plan.service.clone(),
+                        version: s.plan.version.clone(),
+                        target: s.plan.target.clone(),
+                    },
+                    StepRef {
+                        rollout: rollout.clone(),
+                        step: format!("undo {}", s.plan.steps[index].name),
+                        attempt: 1,
+                    },
+                )
+            });
+            done.push(super::fleet::reroute(ctx, &step, &release, &step_ref, out).await);
         }
     }
     (done, problems)

@@ -76,20 +76,7 @@ impl Cx {
                     .map(|v| v as u16)
             });
         let listen_address = match fields.get("listen_address") {
-            Some(n) => self
-                .string(n, &join(path, "listen_address"))
-                .and_then(|text| match text.parse::<std::net::IpAddr>() {
-                    Ok(ip) => Some(Some(ip)),
-                    Err(_) => {
-                        self.report(
-                            n,
-                            &join(path, "listen_address"),
-                            format!("`{}` is not an IP address", truncate(&text)),
-                            "use e.g. `0.0.0.0` (every address) or `127.0.0.1` (this machine only)",
-                        );
-                        None
-                    }
-                }),
+            Some(n) => self.ip_address(n, &join(path, "listen_address")).map(Some),
             None => Some(None),
         };
         let health = match fields.get("health") {
@@ -179,6 +166,23 @@ impl Cx {
             analysis: analysis?,
             waves: waves?,
         })
+    }
+
+    /// An IP address to listen on.
+    pub(super) fn ip_address(&mut self, n: &Node, path: &str) -> Option<std::net::IpAddr> {
+        let text = self.string(n, path)?;
+        match text.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.report(
+                    n,
+                    path,
+                    format!("`{}` is not an IP address", truncate(&text)),
+                    "use e.g. `0.0.0.0` (every address) or `127.0.0.1` (this machine only)",
+                );
+                None
+            }
+        }
     }
 
     pub(super) fn health(&mut self, node: &Node, path: &str) -> Option<HealthCheck> {

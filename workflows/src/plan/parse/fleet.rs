@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{Cx, Fields, join, truncate};
-use crate::plan::fleet::{Between, WaveSize, Waves};
+use crate::plan::fleet::{Between, Router, WaveSize, Waves, valid_backend};
 use crate::plan::kind::StepKind;
 use crate::plan::types::MAX_FLEET;
 use crate::plan::yaml::{Node, Value};
@@ -53,6 +53,96 @@ impl Cx {
             }
         }
         ok.then_some(hosts)
+    }
+
+    /// `router: { host, root, listen, listen_address, backends: { HOST: ADDRESS:PORT } }`.
+    pub(super) fn router(&mut self, node: &Node, hosts: &[String]) -> Option<Router> {
+        let path = "target.router";
+        let fields = self.fields(node, path)?;
+        self.unknown_keys(
+            &fields,
+            &["host", "root", "listen", "listen_address", "backends"],
+        );
+        let host = self
+            .required(
+                &fields,
+                "host",
+                "name the router's agent, e.g. `host: lb-1`",
+            )
+            .and_then(|n| self.name(n, &join(path, "host"), "host name"));
+        let root = self.path_value(
+            &fields,
+            "root",
+            path,
+            "give where the router's nginx lives on its host, e.g. `root: /srv/router`",
+        );
+        let listen = self
+            .required(
+                &fields,
+                "listen",
+                "give the port it listens on, e.g. `listen: 80`",
+            )
+            .and_then(|n| {
+                self.integer(n, &join(path, "listen"), 1, 65_535)
+                    .map(|v| v as u16)
+            });
+        let listen_address = match fields.get("listen_address") {
+            Some(n) => self.ip_address(n, &join(path, "listen_address")).map(Some),
+            None => Some(None),
+        };
+        let backends = self
+            .required(
+                &fields,
+                "backends",
+                "give each host's address, e.g. `backends: { web-1: \"10.0.0.11:18080\" }`",
+            )
+            .and_then(|n| self.backends(n, &join(path, "backends")));
+        let router = Router {
+            host: host?,
+            root: root?,
+            listen: listen?,
+            listen_address: listen_address?,
+            backends: backends?,
+        };
+        let problems = router.problems(hosts);
+        for problem in &problems {
+            self.report(
+                fields.get("backends").unwrap_or(node),
+                path,
+                problem.clone(),
+                "list every host of `hosts` under `backends`, each with its address:port",
+            );
+        }
+        problems.is_empty().then_some(router)
+    }
+
+    fn backends(
+        &mut self,
+        node: &Node,
+        path: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let fields = self.fields(node, path)?;
+        let mut out = std::collections::BTreeMap::new();
+        let mut ok = true;
+        for (key, (_, value)) in &fields.entries {
+            let p = join(path, key);
+            match self.string(value, &p) {
+                Some(address) if valid_backend(&address) => {
+                    out.insert(key.clone(), address);
+                }
+                Some(address) => {
+                    self.report(
+                        value,
+                        &p,
+                        format!("`{}` is not address:port", truncate(&address)),
+                        "write e.g. `10.0.0.11:18080` or `web-1.internal:18080`",
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
     }
 
     /// A deploy's `waves`/`max_unavailable`/`between_waves`; `Some(None)` when it has none.

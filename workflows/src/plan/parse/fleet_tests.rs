@@ -148,7 +148,7 @@ fn bad_fleets_and_waves_are_refused_with_where_and_why() {
         (
             "strategy: blue-green",
             "strategy: canary\n    canary: [{ weight: 10 }, { weight: 100 }]",
-            "needs a traffic router",
+            "not supported yet",
         ),
         (
             "listen: 18080",
@@ -166,6 +166,44 @@ fn bad_fleets_and_waves_are_refused_with_where_and_why() {
         assert!(
             found.iter().any(|m| m.contains(expect)),
             "{to}: expected `{expect}` in {found:#?}"
+        );
+    }
+}
+
+const ROUTER: &str = "hosts: [web-1, web-2, web-3], router: { host: lb, root: /srv/router, listen: 80, listen_address: 0.0.0.0, backends: { web-1: \"10.0.0.1:18080\", web-2: \"10.0.0.2:18080\", web-3: \"web-3.internal:18080\" } }";
+
+#[test]
+fn a_router_names_its_host_and_every_hosts_address() {
+    let text = fleet_with("hosts: [web-1, web-2, web-3]", ROUTER);
+    let plan = parse_plan(&text, PlanLimits::default()).expect("valid plan");
+    let router = plan.target.router.clone().expect("router");
+    assert_eq!(router.host, "lb");
+    assert_eq!(router.backends["web-3"], "web-3.internal:18080");
+    assert!(plan.problems().is_empty(), "{:?}", plan.problems());
+    let cases: &[(&str, &str)] = &[
+        ("web-2: \"10.0.0.2:18080\", ", "no address for host `web-2`"),
+        ("\"10.0.0.2:18080\"", "`10.0.0.2` is not address:port"),
+        ("\"10.0.0.2:18080\"", "`10.0.0.2:99999` is not address:port"),
+        ("host: lb,", "name the router's agent"),
+        ("listen: 80,", "give the port it listens on"),
+        (
+            "web-1: \"10.0.0.1:18080\"",
+            "`db-1` is not a host of the fleet",
+        ),
+        ("0.0.0.0", "`everywhere` is not an IP address"),
+    ];
+    for (from, expect) in cases {
+        let to = match *expect {
+            e if e.contains("99999") => "\"10.0.0.2:99999\"",
+            e if e.contains("is not address:port") => "\"10.0.0.2\"",
+            e if e.contains("db-1") => "web-1: \"10.0.0.1:18080\", db-1: \"10.0.0.9:1\"",
+            e if e.contains("everywhere") => "everywhere",
+            _ => "",
+        };
+        let found = messages(&text.replace(from, to));
+        assert!(
+            found.iter().any(|m| m.contains(expect)),
+            "{from} → {to}: expected `{expect}` in {found:#?}"
         );
     }
 }
