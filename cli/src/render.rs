@@ -96,8 +96,13 @@ fn fleet_lines(f: &FleetStatus) -> Vec<String> {
                 })
                 .collect();
             let mark = if i == f.wave { "▶" } else { " " };
+            let region = f
+                .regions
+                .get(i)
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
             format!(
-                "    {mark} wave {}/{}: {}",
+                "    {mark} wave {}/{}{region}: {}",
                 i + 1,
                 f.waves.len(),
                 hosts.join(", ")
@@ -413,6 +418,7 @@ mod tests {
         use cutover_workflows::status::HostState;
         let f = FleetStatus {
             waves: vec![vec!["web-1".into()], vec!["web-2".into(), "web-3".into()]],
+            regions: Vec::new(),
             wave: 1,
             hosts: [
                 ("web-1".to_owned(), HostState::Deployed),

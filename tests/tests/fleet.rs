@@ -453,3 +453,63 @@ async fn a_router_takes_each_wave_out_of_traffic_until_it_is_verified() -> anyho
     replays(site.client(), &id, "fleet-router").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn regions_roll_one_after_another_each_behind_its_own_router() -> anyhow::Result<()> {
+    let site = Site::start_with("fleet-regions", &["lb"]).await?;
+    let root = site.fleet.root.display().to_string();
+    let backend = |h: &str| format!("{h}: \"{}:{LISTEN}\"", site.fleet.host(h).address);
+    let target = format!(
+        "target:\n  driver: host\n  regions:\n    - name: a\n      hosts: [web-1, web-2]\n      router: {{ host: lb, root: \"{root}/a\", listen: 8080, listen_address: 0.0.0.0, backends: {{ {}, {} }} }}\n    - name: b\n      hosts: [web-3]\n      router: {{ host: lb, root: \"{root}/b\", listen: 8081, listen_address: 0.0.0.0, backends: {{ {} }} }}\n",
+        backend("web-1"),
+        backend("web-2"),
+        backend("web-3"),
+    );
+    let plan = |version: &str| {
+        site.plan(version, "").replace(
+            "target: { driver: host, hosts: [web-1, web-2, web-3] }\n",
+            &target,
+        )
+    };
+    site.succeed(&plan("1.0.0")).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let lb = site.fleet.host("lb").address;
+    let region_a = tokio::spawn(load(format!("http://{lb}:8080/version"), 3, stop.clone()));
+    let region_b = tokio::spawn(load(format!("http://{lb}:8081/version"), 3, stop.clone()));
+    let id = site.succeed(&plan("2.0.0")).await?;
+    stop.store(true, Ordering::Relaxed);
+    for (name, users) in [("a", region_a.await?), ("b", region_b.await?)] {
+        assert!(users.requests > 20, "region {name}: {users:?}");
+        assert_eq!(users.failures, 0, "region {name}: {:?}", users.errors);
+    }
+    assert_eq!(site.serving().await?, ["2.0.0", "2.0.0", "2.0.0"]);
+
+    let st = status(site.client(), &id).await.expect("status");
+    let fleet = st.steps[0].fleet.clone().expect("fleet status");
+    assert_eq!(fleet.regions, ["a", "a", "b"]);
+    assert_eq!(fleet.waves, [["web-1"], ["web-2"], ["web-3"]]);
+    // Region a before region b; each router lists only its region's hosts, all serving.
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    ran_only_on_their_hosts(&started);
+    let prepared: Vec<&str> = started
+        .iter()
+        .filter(|(_, _, k)| k.ends_with("prepare"))
+        .filter_map(|(q, _, _)| q.strip_prefix("cutover-host-"))
+        .collect();
+    assert_eq!(prepared, ["web-1", "web-2", "web-3"]);
+    let lb_dir = &site.fleet.host("lb").dir;
+    let upstream = |r: &str| {
+        std::fs::read_to_string(lb_dir.join(format!("{r}/hello/router/nginx/upstream.conf")))
+            .unwrap_or_default()
+    };
+    let web = |h: &str| site.fleet.host(h).address.to_string();
+    let (a, b) = (upstream("a"), upstream("b"));
+    assert!(
+        a.contains(&web("web-1")) && a.contains(&web("web-2")),
+        "{a}"
+    );
+    assert!(!a.contains(&web("web-3")) && !a.contains("down"), "{a}");
+    assert!(b.contains(&web("web-3")) && b.lines().count() == 1, "{b}");
+    replays(site.client(), &id, "fleet-regions").await?;
+    Ok(())
+}

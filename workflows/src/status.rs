@@ -142,6 +142,9 @@ pub struct StepStatus {
 pub struct FleetStatus {
     /// The hosts of each wave, in order.
     pub waves: Vec<Vec<String>>,
+    /// With regions: the region of each wave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
     /// The wave being deployed or checked (0-based); `waves.len()` once all are deployed.
     pub wave: usize,
     /// Each host's state, by name.

@@ -32,6 +32,19 @@ pub struct Router {
     pub backends: BTreeMap<String, String>,
 }
 
+/// A region: a group of the fleet's hosts with its own router, rolled after the regions
+/// before it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// Its name (`eu-west`).
+    pub name: String,
+    /// Its hosts (also listed, in region order, in the target's `hosts`).
+    pub hosts: Vec<String>,
+    /// Its router, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<Router>,
+}
+
 /// How many hosts are done once a wave ends: a count, or a percentage of the fleet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -17,7 +17,7 @@ mod types;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use fleet::{Between, Router, WaveSize, Waves};
+pub use fleet::{Between, Region, Router, WaveSize, Waves};
 pub use kind::StepKind;
 pub use parse::{PlanLimits, parse_drill, parse_plan, parse_release};
 

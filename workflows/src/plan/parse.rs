@@ -173,14 +173,27 @@ impl Cx {
 
     fn target(&mut self, node: &Node) -> Option<Target> {
         let fields = self.fields(node, "target")?;
-        self.unknown_keys(&fields, &["driver", "host", "hosts", "router"]);
+        self.unknown_keys(&fields, &["driver", "host", "hosts", "router", "regions"]);
         let host = match fields.get("host") {
             Some(n) => Some(self.name(n, "target.host", "host name")?),
             None => None,
         };
-        let hosts = match fields.get("hosts") {
-            Some(n) => self.fleet_hosts(n)?,
+        let regions = match fields.get("regions") {
+            Some(n) => self.regions(n)?,
             None => Vec::new(),
+        };
+        let hosts = match (fields.get("hosts"), regions.is_empty()) {
+            (Some(n), true) => self.fleet_hosts(n, "target.hosts")?,
+            (Some(n), false) => {
+                self.report(
+                    n,
+                    "target.hosts",
+                    "the target gives both `hosts` and `regions`",
+                    "list each region's hosts under its `hosts`, and drop the target's",
+                );
+                return None;
+            }
+            (None, _) => regions.iter().flat_map(|g| g.hosts.clone()).collect(),
         };
         if let (Some(_), Some(n)) = (&host, fields.get("hosts")) {
             self.report(
@@ -206,6 +219,7 @@ impl Cx {
                     host,
                     hosts,
                     router,
+                    regions,
                 })
             }
             "kubernetes" => {

@@ -176,6 +176,10 @@ pub struct Target {
     /// A fleet's traffic router, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub router: Option<super::fleet::Router>,
+    /// A fleet in regions: each a group of `hosts` with its own router, rolled one after
+    /// another (`hosts` lists them all, in region order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<super::fleet::Region>,
 }
 
 /// Why `on: host` is refused on a fleet's command, build, verify or migrate step.
@@ -188,6 +192,30 @@ impl Target {
     /// The fleet's hosts; empty for a single machine.
     pub fn fleet(&self) -> &[String] {
         &self.hosts
+    }
+
+    /// The fleet's routers, each with the hosts behind it: the target's, or each region's.
+    pub fn routers(&self) -> Vec<(&super::fleet::Router, &[String])> {
+        match &self.router {
+            Some(r) => vec![(r, self.hosts.as_slice())],
+            None => self
+                .regions
+                .iter()
+                .filter_map(|g| Some((g.router.as_ref()?, g.hosts.as_slice())))
+                .collect(),
+        }
+    }
+
+    /// The fleet cut into groups rolled one after another: its regions, or one group.
+    pub fn groups(&self) -> Vec<(Option<&str>, &[String])> {
+        if self.regions.is_empty() {
+            vec![(None, self.hosts.as_slice())]
+        } else {
+            self.regions
+                .iter()
+                .map(|g| (Some(g.name.as_str()), g.hosts.as_slice()))
+                .collect()
+        }
     }
 
     /// What is wrong with the target's hosts, for plans that did not come from YAML.
@@ -210,6 +238,25 @@ impl Target {
         }
         if let Some(router) = &self.router {
             out.extend(router.problems(&self.hosts));
+        }
+        if !self.regions.is_empty() {
+            let listed: Vec<&String> = self.regions.iter().flat_map(|g| &g.hosts).collect();
+            if listed != self.hosts.iter().collect::<Vec<_>>() {
+                out.push(
+                    "target.regions: `hosts` must list the regions' hosts, in order".to_owned(),
+                );
+            }
+            if self.router.is_some() {
+                out.push("target: with regions, each region has its own router".to_owned());
+            }
+            for g in &self.regions {
+                if let Err(e) = crate::name::Name::parse(&g.name) {
+                    out.push(format!("target.regions: {e}"));
+                }
+                if let Some(r) = &g.router {
+                    out.extend(r.problems(&g.hosts));
+                }
+            }
         }
         out
     }

@@ -41,16 +41,26 @@ pub(super) async fn deploy(
     opts: ActivityOptions,
 ) -> Result<FleetDeployOutput, Interrupted> {
     let waves = spec.waves.as_deref().cloned().unwrap_or_default();
-    let plan: Vec<Vec<String>> = waves
-        .plan(step.fleet(&release.target))
-        .into_iter()
-        .map(<[String]>::to_vec)
-        .collect();
+    // Each region (or the one fleet) cut into waves; regions rolled one after another. Each
+    // wave remembers its group's size: draining a whole group would leave its router empty.
+    let mut plan: Vec<Vec<String>> = Vec::new();
+    let mut regions: Vec<String> = Vec::new();
+    let mut group_size: Vec<usize> = Vec::new();
+    for (region, hosts) in release.target.groups() {
+        for wave in waves.plan(hosts) {
+            plan.push(wave.to_vec());
+            group_size.push(hosts.len());
+            if let Some(r) = region {
+                regions.push(r.to_owned());
+            }
+        }
+    }
     ctx.state_mut(|s| {
         s.status.steps[index]
             .fleet
             .get_or_insert_with(|| FleetStatus {
                 waves: plan.clone(),
+                regions: regions.clone(),
                 wave: 0,
                 hosts: plan
                     .iter()
@@ -75,8 +85,8 @@ pub(super) async fn deploy(
         }
         // Out of the router while they change, unless the wave is the whole fleet (then
         // nobody would be left to serve; each host's own switch fails no request anyway).
-        if !todo.is_empty() && wave.len() < plan.iter().map(Vec::len).sum() {
-            route(ctx, step, release, &step_ref, &opts, wave.to_vec()).await?;
+        if !todo.is_empty() && wave.len() < group_size[w] {
+            route(ctx, step, release, &step_ref, &opts, wave, wave.to_vec()).await?;
         }
         let results = join_all(
             todo.iter()
@@ -114,7 +124,7 @@ pub(super) async fn deploy(
             return Err(e);
         }
         verify(ctx, step, &waves.between, wave, &step_ref, &opts).await?;
-        route(ctx, step, release, &step_ref, &opts, Vec::new()).await?;
+        route(ctx, step, release, &step_ref, &opts, wave, Vec::new()).await?;
         if w + 1 < last {
             judge(ctx, index, &waves.between, &step_ref, &opts).await?;
         }
@@ -245,31 +255,38 @@ async fn verify(
     Ok(())
 }
 
-/// Points the fleet's router (if the target has one) at every host but `drained`, by the
-/// router host's agent.
+/// Points the routers in front of `scope` (the target's, or those of the regions `scope` is
+/// in) at every host but `drained`, each by its host's agent.
 async fn route(
     ctx: &WorkflowContext<RolloutWorkflow>,
     step: &Step,
     release: &Release,
     step_ref: &StepRef,
     opts: &ActivityOptions,
+    scope: &[String],
     drained: Vec<String>,
 ) -> Result<(), Interrupted> {
-    let Some(router) = &release.target.router else {
-        return Ok(());
-    };
-    let input = RouteInput {
-        step: step_ref.clone(),
-        driver: release.target.driver,
-        service: release.service.clone(),
-        router: router.clone(),
-        drained,
-    };
-    let o = on_fleet_host(opts.clone(), step, &router.host, "route");
-    ctx.execute_activity(TargetActivities::route, input, o)
-        .await
-        .map(|_| ())
-        .map_err(|e| on_host(&router.host, e))
+    for (router, hosts) in release.target.routers() {
+        if !hosts.iter().any(|h| scope.contains(h)) {
+            continue;
+        }
+        let input = RouteInput {
+            step: step_ref.clone(),
+            driver: release.target.driver,
+            service: release.service.clone(),
+            router: router.clone(),
+            drained: drained
+                .iter()
+                .filter(|h| hosts.contains(h))
+                .cloned()
+                .collect(),
+        };
+        let o = on_fleet_host(opts.clone(), step, &router.host, "route");
+        ctx.execute_activity(TargetActivities::route, input, o)
+            .await
+            .map_err(|e| on_host(&router.host, e))?;
+    }
+    Ok(())
 }
 
 /// Between two waves, once the wave serves again: the analysis, then the bake. `promote`
@@ -358,7 +375,7 @@ pub(super) async fn withdraw(
     // Withdrawn hosts serve their old version, checked: back into the router. A host whose
     // state is not known stays out of it, and so does one of the failed wave that runs the
     // new version unverified (the saga rolls it back, then returns it).
-    if release.target.router.is_some() {
+    if !release.target.routers().is_empty() {
         let mut out = unknown;
         out.extend(ctx.state(|s| {
             s.status.steps[index]
@@ -389,7 +406,8 @@ pub(super) async fn reroute(
     out: Vec<String>,
 ) -> String {
     let opts = super::saga::options();
-    match route(ctx, step, release, step_ref, &opts, out.clone()).await {
+    let fleet = release.target.fleet();
+    match route(ctx, step, release, step_ref, &opts, fleet, out.clone()).await {
         Ok(()) if out.is_empty() => "the router sends traffic to every host".to_owned(),
         Ok(()) => format!("the router keeps {} out", out.join(", ")),
         Err(_) => "the router could not be updated; check it".to_owned(),

@@ -237,7 +237,7 @@ pub(super) async fn compensate(
         }
     }
     // Hosts rolled back serve their old version: back into their fleet's router.
-    if target.router.is_some() {
+    if !target.routers().is_empty() {
         for (index, out) in fleets {
             let (step, release, step_ref) = ctx.state(|s| {
                 (

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{Cx, Fields, join, truncate};
-use crate::plan::fleet::{Between, Router, WaveSize, Waves, valid_backend};
+use crate::plan::fleet::{Between, Region, Router, WaveSize, Waves, valid_backend};
 use crate::plan::kind::StepKind;
 use crate::plan::types::MAX_FLEET;
 use crate::plan::yaml::{Node, Value};
@@ -13,12 +13,82 @@ use crate::plan::yaml::{Node, Value};
 const WAVES_HINT: &str = "write cumulative sizes ending with the whole fleet, e.g. `waves: [1, 50%, 100%]`, or `max_unavailable: 1`";
 
 impl Cx {
-    /// `hosts: [web-1, web-2]`: agent names, unique, at most [`MAX_FLEET`].
-    pub(super) fn fleet_hosts(&mut self, node: &Node) -> Option<Vec<String>> {
+    /// `regions: [{ name: a, hosts: [...], router: {...} }, ...]`: rolled in this order;
+    /// a host in one region only.
+    pub(super) fn regions(&mut self, node: &Node) -> Option<Vec<Region>> {
         let Value::Sequence(items) = &node.value else {
             self.report(
                 node,
-                "target.hosts",
+                "target.regions",
+                format!("expected a list of regions, found {}", node.shape()),
+                "write `- { name: eu, hosts: [web-1, web-2], router: {...} }` per region",
+            );
+            return None;
+        };
+        let mut out: Vec<Region> = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("target.regions[{i}]");
+            let Some(fields) = self.fields(item, &path) else {
+                ok = false;
+                continue;
+            };
+            self.unknown_keys(&fields, &["name", "hosts", "router"]);
+            let name = self
+                .required(&fields, "name", "name the region, e.g. `name: eu-west`")
+                .and_then(|n| self.name(n, &join(&path, "name"), "region name"));
+            let hosts = self
+                .required(&fields, "hosts", "list the region's hosts")
+                .and_then(|n| self.fleet_hosts(n, &join(&path, "hosts")));
+            let router = match (fields.get("router"), &hosts) {
+                (Some(n), Some(h)) => self.router(n, h).map(Some),
+                (Some(_), None) => None,
+                (None, _) => Some(None),
+            };
+            let (Some(name), Some(hosts), Some(router)) = (name, hosts, router) else {
+                ok = false;
+                continue;
+            };
+            let taken = out
+                .iter()
+                .find(|g| g.name == name || g.hosts.iter().any(|h| hosts.contains(h)));
+            if let Some(other) = taken {
+                self.report(
+                    item,
+                    &path,
+                    format!(
+                        "region `{name}` repeats region `{}`'s name or hosts",
+                        other.name
+                    ),
+                    "give each region its own name and hosts",
+                );
+                ok = false;
+                continue;
+            }
+            out.push(Region {
+                name,
+                hosts,
+                router,
+            });
+        }
+        if ok && out.iter().map(|g| g.hosts.len()).sum::<usize>() > MAX_FLEET {
+            self.report(
+                node,
+                "target.regions",
+                format!("more than {MAX_FLEET} hosts in all"),
+                &format!("list at most {MAX_FLEET} hosts"),
+            );
+            return None;
+        }
+        (ok && !out.is_empty()).then_some(out)
+    }
+
+    /// `hosts: [web-1, web-2]`: agent names, unique, at most [`MAX_FLEET`].
+    pub(super) fn fleet_hosts(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+        let Value::Sequence(items) = &node.value else {
+            self.report(
+                node,
+                path,
                 format!("expected a list of host names, found {}", node.shape()),
                 "write `hosts: [web-1, web-2, web-3]`",
             );
@@ -27,7 +97,7 @@ impl Cx {
         if items.is_empty() || items.len() > MAX_FLEET {
             self.report(
                 node,
-                "target.hosts",
+                path,
                 format!("a fleet of {} hosts", items.len()),
                 &format!("list 1 to {MAX_FLEET} hosts"),
             );
@@ -37,7 +107,7 @@ impl Cx {
         let mut hosts = Vec::new();
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
-            let path = format!("target.hosts[{i}]");
+            let path = format!("{path}[{i}]");
             match self.name(item, &path, "host name") {
                 Some(h) if !seen.insert(h.clone()) => {
                     self.report(

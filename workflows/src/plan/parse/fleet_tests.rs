@@ -236,3 +236,51 @@ fn a_fleet_plan_from_json_is_checked_too() {
     spec.waves.as_mut().expect("waves").sizes = vec![WaveSize::Hosts(2)];
     assert!(plan.problems().join("\n").contains("last wave"));
 }
+
+const REGIONS: &str =
+    "regions:\n    - { name: a, hosts: [web-1, web-2] }\n    - { name: b, hosts: [web-3] }";
+
+#[test]
+fn regions_list_the_fleet_in_region_order() {
+    let text = fleet_with(
+        "target: { driver: host, hosts: [web-1, web-2, web-3] }",
+        &format!("target:\n  driver: host\n  {REGIONS}"),
+    );
+    let plan = parse_plan(&text, PlanLimits::default()).expect("valid plan");
+    assert_eq!(plan.target.hosts, ["web-1", "web-2", "web-3"]);
+    let groups: Vec<(Option<&str>, usize)> = plan
+        .target
+        .groups()
+        .into_iter()
+        .map(|(r, h)| (r, h.len()))
+        .collect();
+    assert_eq!(groups, [(Some("a"), 2), (Some("b"), 1)]);
+    assert!(plan.problems().is_empty(), "{:?}", plan.problems());
+
+    let cases: &[(&str, &str, &str)] = &[
+        ("[web-3] }", "[web-2] }", "repeats region `a`"),
+        ("name: b,", "name: a,", "repeats region `a`"),
+        (
+            "{ name: a, hosts: [web-1, web-2] }",
+            "{ hosts: [web-1, web-2] }",
+            "name the region",
+        ),
+        (
+            "- { name: b, hosts: [web-3] }",
+            "- { name: b, hosts: [web-3], router: { host: lb, root: /r, listen: 80, backends: { web-9: \"10.0.0.9:1\" } } }",
+            "no address for host `web-3`",
+        ),
+        (
+            "driver: host\n  regions",
+            "driver: host\n  hosts: [web-1]\n  regions",
+            "both `hosts` and `regions`",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        let found = messages(&text.replace(from, to));
+        assert!(
+            found.iter().any(|m| m.contains(expect)),
+            "{from} → {to}: expected `{expect}` in {found:#?}"
+        );
+    }
+}
