@@ -325,3 +325,90 @@ async fn failback_rebuilds_from_a_base_backup_when_pg_rewind_cannot() -> anyhow:
     .await?;
     Ok(())
 }
+
+/// The example service as the stack of region `b`: the same endpoint file, its own port and
+/// version (so a response says which region served it).
+fn region_b(endpoint: &std::path::Path) -> anyhow::Result<(std::process::Child, u16)> {
+    let port = cutover_tests::free_port()?;
+    let child = std::process::Command::new(cutover_tests::bin("hello-service"))
+        .env("PORT", port.to_string())
+        .env("DATABASE_URL_FILE", endpoint)
+        .env("APP_VERSION", "region-b")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    Ok((child, port))
+}
+
+#[tokio::test]
+async fn a_region_drill_moves_the_apps_traffic_and_reports_both_rtos() -> anyhow::Result<()> {
+    // The worker is also the agent of `lb`, the host of the router in front of the regions.
+    let h = Harness::start_with("drill-region", &["--also-host", "lb"]).await?;
+    let s = scene(&h, "switchover", true).await?;
+    let (mut b, b_port) = region_b(&s.endpoint)?;
+    let router_port = cutover_tests::free_port()?;
+    let through = format!("http://127.0.0.1:{router_port}");
+    let plan = s
+        .plan
+        .replace(
+            &format!("http://127.0.0.1:{}/health", s.app_port),
+            &format!("{through}/health"),
+        )
+        .replace(
+            &format!("http://127.0.0.1:{}/items", s.app_port),
+            &format!("{through}/items"),
+        );
+    let region = |secondary: u16| {
+        format!(
+            "region:\n  from: a\n  to: b\n  secondary_checks: [{{ url: \"http://127.0.0.1:{secondary}/health\" }}]\n  router: {{ host: lb, root: \"{}\", listen: {router_port}, backends: {{ a: \"127.0.0.1:{}\", b: \"127.0.0.1:{b_port}\" }} }}\n",
+            h.dir.path().join("router").display(),
+            s.app_port
+        )
+    };
+
+    // A secondary that does not answer stops the drill before anything is touched.
+    let closed = cutover_tests::free_port()?;
+    let refused = run_drill(&h, &format!("{plan}{}", region(closed))).await?;
+    let why = refused.expect_err("the secondary is down");
+    assert!(why.contains("secondary: region b is not ready"), "{why}");
+    assert_eq!(
+        s.primary.psql("postgres", "SELECT pg_is_in_recovery()")?,
+        "f",
+        "the primary was not touched"
+    );
+
+    let status = run_drill(&h, &format!("{plan}{}", region(b_port)))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}\n{}", h.worker.log_text()))?;
+    let names: Vec<&str> = status.phases.iter().map(|p| p.name.as_str()).collect();
+    for (before, after) in [
+        ("preflight", "secondary"),
+        ("secondary", "fault"),
+        ("switch", "move"),
+        ("move", "verify"),
+    ] {
+        let (i, j) = (
+            names.iter().position(|n| *n == before),
+            names.iter().position(|n| *n == after),
+        );
+        assert!(i.is_some() && i < j, "{before} before {after}: {names:?}");
+    }
+    let (app, db) = (
+        status.rto_ms.expect("app RTO"),
+        status.database_rto_ms.expect("database RTO"),
+    );
+    assert!(
+        0 < db && db <= app,
+        "database {db} ms within the application's {app} ms"
+    );
+    // Users reach region b through the router now.
+    let body = reqwest::get(format!("{through}/version"))
+        .await?
+        .text()
+        .await?;
+    assert!(body.contains("region-b"), "{body}");
+    let _ = b.kill();
+    let _ = b.wait();
+    Ok(())
+}

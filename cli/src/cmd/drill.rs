@@ -86,10 +86,13 @@ fn print_status(s: &DrillStatus) {
         );
     }
     println!(
-        "drill {}: {} — RTO {} ms, RPO {} markers ({} bytes) of {} written{}",
+        "drill {}: {} — RTO {} ms{}, RPO {} markers ({} bytes) of {} written{}",
         s.workflow_id,
         s.state,
         s.rto_ms.unwrap_or_default(),
+        s.database_rto_ms
+            .map(|d| format!(" (database alone {d} ms)"))
+            .unwrap_or_default(),
         s.rpo_markers.unwrap_or_default(),
         s.rpo_bytes.unwrap_or_default(),
         s.markers,

@@ -48,6 +48,26 @@ pub struct DrillPlan {
     pub promote_within: Duration,
     /// After measuring: rebuild the old primary as a standby, and optionally switch back.
     pub failback: Failback,
+    /// Application traffic moved to another region along with the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionMove>,
+}
+
+/// A drill that moves the application's traffic, not only its database endpoint, to a
+/// secondary region: the secondary stack is checked before anything is touched, the global
+/// router is switched after the database, and the checks run through it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegionMove {
+    /// The router in front of the regions; its backends are the regions' entry points, by
+    /// region name. It runs on `router.host`'s agent.
+    pub router: crate::plan::Router,
+    /// The region serving before the drill.
+    pub from: String,
+    /// The region it moves to.
+    pub to: String,
+    /// Checks of the secondary region's own stack, made directly (not through the router)
+    /// before the fault.
+    pub secondary_checks: Vec<AppCheck>,
 }
 
 /// Failover or switchover.

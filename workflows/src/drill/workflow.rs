@@ -35,6 +35,7 @@ use super::contracts::{
 use temporalio_common::error::ActivityExecutionError;
 
 mod failback;
+mod region;
 mod state;
 
 pub use state::{DrillState, DrillStatus, Phase, PhaseState};
@@ -185,6 +186,17 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
     let patched = ctx.patched(FAILBACK_PATCH);
     ctx.state_mut(|s| s.failback = patched);
 
+    // The drill owns the router in front of the regions: it starts from `from` (a no-op
+    // when the router already serves it), so that preflight checks the app through it.
+    if let Some(region) = &plan.region
+        && let Err(why) = region::move_to(ctx, &plan, region, &region.from, "route").await
+    {
+        return fail(
+            ctx,
+            format!("route: {why}; the database was not touched"),
+            None,
+        );
+    }
     let pre = phase(ctx, "preflight");
     let checked = ctx
         .execute_activity(
@@ -204,6 +216,11 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
             failed(ctx, pre, &why);
             return fail(ctx, format!("preflight: {why}; nothing was touched"), None);
         }
+    }
+    if let Some(region) = &plan.region
+        && let Err(why) = region::check_secondary(ctx, region, &run).await
+    {
+        return fail(ctx, format!("secondary: {why}; nothing was touched"), None);
     }
 
     // Markers are written while the fault happens; a switchover stops them first.
@@ -287,7 +304,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
     };
 
     let p = phase(ctx, "promote");
-    match ctx
+    let promoted_at = match ctx
         .execute_activity(
             DrillActivities::promote,
             NodeInput {
@@ -303,14 +320,17 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         )
         .await
     {
-        Ok(at) => done(ctx, p, at.note),
+        Ok(at) => {
+            done(ctx, p, at.note);
+            at.at_ms
+        }
         Err(e) => {
             let why = cause(&e);
             failed(ctx, p, &why);
             let restored = failback::restore(ctx, &plan, Roles::original(&plan), false).await;
             return fail(ctx, format!("promote: {why}"), Some(restored));
         }
-    }
+    };
 
     let super::Traffic::EndpointFile { path, .. } = &plan.traffic;
     let p = phase(ctx, "switch");
@@ -332,6 +352,13 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
             let restored = failback::restore(ctx, &plan, Roles::original(&plan), true).await;
             return fail(ctx, format!("switch: {why}"), Some(restored));
         }
+    }
+    // The application's traffic follows its database to the secondary region.
+    if let Some(region) = &plan.region
+        && let Err(why) = region::move_to(ctx, &plan, region, &region.to, "move").await
+    {
+        let restored = failback::restore(ctx, &plan, Roles::original(&plan), true).await;
+        return fail(ctx, format!("move: {why}"), Some(restored));
     }
 
     let p = phase(ctx, "verify");
@@ -394,12 +421,18 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
     } = survey;
     let rto_ok = rto_ms <= plan.objectives.rto.as_millis() as i64;
     let rpo_ok = lost <= plan.objectives.rpo_markers;
+    // With a region move, the RTO is the application's (back, through the router, in the
+    // other region); the database's alone is reported beside it.
+    let database_rto_ms = plan.region.as_ref().map(|_| promoted_at - fault.at_ms);
     done(
         ctx,
         p,
         format!(
-            "RTO {rto_ms} ms (objective {} ms), RPO {lost} markers / {lost_bytes} bytes (objective {})",
+            "RTO {rto_ms} ms (objective {} ms){}, RPO {lost} markers / {lost_bytes} bytes (objective {})",
             plan.objectives.rto.as_millis(),
+            database_rto_ms
+                .map(|d| format!(", database alone {d} ms"))
+                .unwrap_or_default(),
             plan.objectives.rpo_markers
         ),
     );
@@ -417,6 +450,7 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
     ctx.state_mut(|s| {
         s.status.lost_markers = lost_markers;
         s.status.rto_ms = Some(rto_ms);
+        s.status.database_rto_ms = database_rto_ms;
         s.status.rpo_markers = Some(lost);
         s.status.rpo_bytes = Some(lost_bytes);
         s.status.state = if reason.is_none() {

@@ -98,6 +98,13 @@ pub(super) async fn failback(
     }
     if plan.failback.switch_back {
         switch_back(ctx, plan).await?;
+        // Back to the original roles: the application's traffic goes home too.
+        if let Some(region) = &plan.region
+            && let Err(why) =
+                super::region::move_to(ctx, plan, region, &region.from, "move_back").await
+        {
+            return fail(ctx, format!("move_back: {why}"), None);
+        }
     }
     Ok(())
 }
@@ -265,6 +272,15 @@ pub(super) async fn restore(
         {
             Ok(_) => did.push("the app points at the kept primary".to_owned()),
             Err(e) => did.push(format!("pointing the app back failed: {}", cause(&e))),
+        }
+        // With the original primary kept, the application's traffic goes back to its region.
+        if let Some(region) = &plan.region
+            && roles.keep.data_dir == plan.database.primary.data_dir
+        {
+            match super::region::move_to(ctx, plan, region, &region.from, "move_back").await {
+                Ok(()) => did.push(format!("traffic back in region {}", region.from)),
+                Err(why) => did.push(why),
+            }
         }
     }
     if patched {

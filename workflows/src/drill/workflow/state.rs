@@ -110,6 +110,10 @@ pub struct DrillStatus {
     pub phases: Vec<Phase>,
     /// Fault to first verified write (ms).
     pub rto_ms: Option<i64>,
+    /// With a region move: the database's own RTO (fault to promoted), beside `rto_ms`,
+    /// which is then the application's (fault to its checks passing through the router).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_rto_ms: Option<i64>,
     /// Acknowledged markers lost.
     pub rpo_markers: Option<u64>,
     /// WAL bytes between the last marker kept and the last acknowledged.

@@ -47,6 +47,7 @@ impl Cx {
                 "max_lag",
                 "promote_within",
                 "failback",
+                "region",
             ],
         );
         let name = |cx: &mut Self, key: &str, what: &str, hint: &str| {
@@ -161,7 +162,12 @@ impl Cx {
                 switch_back: false,
             }),
         };
+        let region = match f.get("region") {
+            Some(n) => self.region_move(n).map(Some),
+            None => Some(None),
+        };
         Some(DrillPlan {
+            region: region?,
             drill: drill?,
             service: service?,
             environment: environment?,
@@ -289,6 +295,45 @@ impl Cx {
             Some(n) => self.name(n, &join(path, "host"), "host name").map(Some),
             None => Some(None),
         }
+    }
+
+    /// `region: { router: {...}, from: a, to: b, secondary_checks: [...] }`.
+    fn region_move(&mut self, node: &Node) -> Option<crate::drill::RegionMove> {
+        let path = "region";
+        let f = self.fields(node, path)?;
+        self.unknown_keys(&f, &["router", "from", "to", "secondary_checks"]);
+        let from = self
+            .required(&f, "from", "name the region serving now, e.g. `from: eu`")
+            .and_then(|n| self.name(n, "region.from", "region name"));
+        let to = self
+            .required(&f, "to", "name the region to move to, e.g. `to: us`")
+            .and_then(|n| self.name(n, "region.to", "region name"));
+        let secondary_checks = self
+            .required(
+                &f,
+                "secondary_checks",
+                "check the secondary region's stack directly, e.g. `secondary_checks: [{ url: \"http://10.1.0.5:8080/health\" }]`",
+            )
+            .and_then(|n| self.app_checks(n, "region.secondary_checks"));
+        let (from, to) = (from?, to?);
+        if from == to {
+            self.report(
+                node,
+                path,
+                "`from` and `to` are the same region",
+                "move traffic to another region",
+            );
+            return None;
+        }
+        let router = self
+            .required(&f, "router", "give the router in front of the regions")
+            .and_then(|n| self.router(n, &[from.clone(), to.clone()]));
+        Some(crate::drill::RegionMove {
+            router: router?,
+            from,
+            to,
+            secondary_checks: secondary_checks?,
+        })
     }
 
     fn app_checks(&mut self, node: &Node, path: &str) -> Option<Vec<AppCheck>> {

@@ -574,3 +574,41 @@ fn a_plan_recorded_with_the_duplicate_timeout_key_is_still_a_valid_input() {
     assert_eq!(a.timeout, None);
     assert_eq!(plan.steps[0].timeout, Duration::from_secs(1));
 }
+
+const REGION: &str = "region:\n  from: a\n  to: b\n  secondary_checks: [{ url: \"http://10.1.0.5:8080/health\" }]\n  router: { host: lb, root: /srv/router, listen: 80, backends: { a: \"10.0.0.5:8080\", b: \"10.1.0.5:8080\" } }\n";
+
+#[test]
+fn a_region_drill_names_the_router_and_both_regions() {
+    let plan = parse_drill(&format!("{DRILL}{REGION}")).expect("valid drill");
+    let region = plan.region.clone().expect("region");
+    assert_eq!((region.from.as_str(), region.to.as_str()), ("a", "b"));
+    assert_eq!(region.router.backends["b"], "10.1.0.5:8080");
+    let json = serde_json::to_string(&plan).expect("json");
+    let back: crate::drill::DrillPlan = serde_json::from_str(&json).expect("back");
+    assert_eq!(back, plan);
+    for (from, to, expect) in [
+        ("to: b", "to: a", "`from` and `to` are the same region"),
+        (
+            "  secondary_checks: [{ url: \"http://10.1.0.5:8080/health\" }]\n",
+            "",
+            "missing required key `secondary_checks`",
+        ),
+        (
+            "b: \"10.1.0.5:8080\"",
+            "c: \"10.1.0.5:8080\"",
+            "no address for host `b`",
+        ),
+        ("host: lb,", "", "missing required key `host`"),
+        ("to: b", "to: \"../b\"", "is not a valid region name"),
+    ] {
+        let text = format!("{DRILL}{}", REGION.replace(from, to));
+        let problems = match parse_drill(&text) {
+            Ok(_) => panic!("{to}: expected problems"),
+            Err(d) => d.render("drill.yaml"),
+        };
+        assert!(
+            problems.contains(expect),
+            "{to}: expected `{expect}` in {problems}"
+        );
+    }
+}
