@@ -135,9 +135,12 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: RouteInput,
     ) -> Result<RouteOutput, ActivityError> {
-        let op = self
-            .host
-            .route(&input.service, &input.router, &input.drained);
+        let op = self.host.route(
+            &input.service,
+            &input.router,
+            &input.drained,
+            &input.weights,
+        );
         on_target(&ctx, input.driver, op).await
     }
 

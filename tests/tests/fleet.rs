@@ -513,3 +513,78 @@ async fn regions_roll_one_after_another_each_behind_its_own_router() -> anyhow::
     replays(site.client(), &id, "fleet-regions").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_canary_across_hosts_gives_the_first_wave_its_weight_at_the_router() -> anyhow::Result<()>
+{
+    let site = Site::start_with("fleet-canary", &["lb"]).await?;
+    let backends: Vec<String> = HOSTS
+        .iter()
+        .map(|h| format!("{h}: \"{}:{LISTEN}\"", site.fleet.host(h).address))
+        .collect();
+    let router = format!(
+        "target: {{ driver: host, hosts: [web-1, web-2, web-3], router: {{ host: lb, root: \"{}\", listen: 8080, listen_address: 0.0.0.0, backends: {{ {} }} }} }}",
+        site.fleet.root.display(),
+        backends.join(", ")
+    );
+    let plan = |version: &str, canary: bool| {
+        let text = site.plan(version, "").replace(
+            "target: { driver: host, hosts: [web-1, web-2, web-3] }",
+            &router,
+        );
+        if canary {
+            text.replace("strategy: blue-green", "strategy: canary")
+                .replace(
+                    "waves: [1, 50%, 100%]",
+                    "waves: [1, 100%]\n    canary: [{ weight: 10, bake: 4s }, { weight: 100 }]",
+                )
+        } else {
+            text
+        }
+    };
+    site.succeed(&plan("1.0.0", false)).await?;
+    let id = site.start_rollout(&plan("2.0.0", true)).await?;
+    let upstream = site
+        .fleet
+        .host("lb")
+        .dir
+        .join("hello/router/nginx/upstream.conf");
+    // While the canary weight holds, web-1 (2.0.0) gets 2 parts in 20 of the router's traffic.
+    wait_for(Duration::from_secs(60), "the canary weight", || {
+        let text = std::fs::read_to_string(&upstream).unwrap_or_default();
+        async move { text.contains("weight=9").then_some(()) }
+    })
+    .await?;
+    let upstream_text = std::fs::read_to_string(&upstream)?;
+    let web1 = site.fleet.host("web-1").address.to_string();
+    assert!(
+        upstream_text
+            .lines()
+            .any(|l| l.contains(&web1) && l.contains("weight=2")),
+        "{upstream_text}"
+    );
+    let through = format!("http://{}:8080/version", site.fleet.host("lb").address);
+    let http = reqwest::Client::new();
+    let mut new = 0;
+    for _ in 0..100 {
+        let body = http.get(&through).send().await?.text().await?;
+        new += usize::from(body.contains("2.0.0"));
+    }
+    assert!(
+        (5..=20).contains(&new),
+        "{new} of 100 requests on the canary"
+    );
+    let summary = outcome(site.client(), &id).await;
+    assert!(
+        matches!(&summary, Ok(s) if s.outcome == RolloutState::Succeeded),
+        "{summary:?}"
+    );
+    assert_eq!(site.serving().await?, ["2.0.0", "2.0.0", "2.0.0"]);
+    let after = std::fs::read_to_string(&upstream)?;
+    assert!(
+        !after.contains("weight=") && !after.contains("down"),
+        "{after}"
+    );
+    replays(site.client(), &id, "fleet-canary").await?;
+    Ok(())
+}

@@ -52,20 +52,18 @@ impl Nginx {
         self.apply_upstream(&body).await
     }
 
-    /// A router's upstream: every backend (`address:port`), the drained ones marked `down`
-    /// (nginx keeps them in the list and sends them nothing).
+    /// A router's upstream: every backend (`address:port`) with its weight, the drained ones
+    /// (`None`) marked `down` (nginx keeps them in the list and sends them nothing).
     pub(crate) async fn apply_backends(
         &self,
-        backends: &[(String, bool)],
+        backends: &[(String, Option<u32>)],
     ) -> Result<(), StepFailure> {
         let body: String = backends
             .iter()
-            .map(|(address, up)| {
-                if *up {
-                    format!("server {address} max_fails=0;\n")
-                } else {
-                    format!("server {address} down;\n")
-                }
+            .map(|(address, weight)| match weight {
+                Some(1) => format!("server {address} max_fails=0;\n"),
+                Some(w) => format!("server {address} weight={w} max_fails=0;\n"),
+                None => format!("server {address} down;\n"),
             })
             .collect();
         self.apply_upstream(&body).await

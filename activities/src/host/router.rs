@@ -12,12 +12,14 @@ use super::state::{self, service_dir};
 use crate::error::StepFailure;
 
 impl HostDriver {
-    /// Sends traffic to every backend but the `drained` hosts; starts the router if needed.
+    /// Sends traffic to every backend but the `drained` hosts, in proportion to `weights`
+    /// (equal when absent); starts the router if needed.
     pub(crate) async fn route(
         &self,
         service: &str,
         router: &Router,
         drained: &[String],
+        weights: &std::collections::BTreeMap<String, u32>,
     ) -> Result<RouteOutput, StepFailure> {
         let dir = service_dir(&router.root, service)?.join("router");
         let _guard = state::lock(&dir).await?;
@@ -25,10 +27,13 @@ impl HostDriver {
             .listen_address
             .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
         let nginx = Nginx::new(&dir, std::net::SocketAddr::new(address, router.listen));
-        let backends: Vec<(String, bool)> = router
+        let backends: Vec<(String, Option<u32>)> = router
             .backends
             .iter()
-            .map(|(host, backend)| (backend.clone(), !drained.contains(host)))
+            .map(|(host, backend)| {
+                let weight = weights.get(host).copied().unwrap_or(1).max(1);
+                (backend.clone(), (!drained.contains(host)).then_some(weight))
+            })
             .collect();
         nginx.apply_backends(&backends).await?;
         let (serving, out): (Vec<String>, Vec<String>) = router

@@ -128,6 +128,9 @@ pub struct RouteInput {
     pub router: crate::plan::Router,
     /// Hosts taken out of the router (the others get traffic).
     pub drained: Vec<String>,
+    /// Relative weights of the hosts in service (a canary across hosts); absent: equal.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub weights: std::collections::BTreeMap<String, u32>,
 }
 
 /// What `traffic.route` left: the hosts in service, by name.

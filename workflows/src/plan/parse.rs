@@ -27,8 +27,8 @@ enum Placing {
     Hostless,
     /// One host's agent.
     Host,
-    /// Every host of a fleet, each by its agent.
-    Fleet,
+    /// Every host of a fleet, each by its agent; `routed` with a `target.router`.
+    Fleet { routed: bool },
 }
 
 /// Bounds that keep a hostile or mistaken plan from becoming a huge workflow input.
@@ -119,7 +119,9 @@ impl Cx {
                 let placing = target
                     .as_ref()
                     .map(|t| match (&t.host, t.hosts.is_empty()) {
-                        (_, false) => Placing::Fleet,
+                        (_, false) => Placing::Fleet {
+                            routed: t.router.is_some(),
+                        },
                         (Some(_), true) => Placing::Host,
                         (None, true) => Placing::Hostless,
                     });
@@ -342,7 +344,10 @@ impl Cx {
     /// Whether `step` fits the target's placement (reports why not). A fleet runs provision,
     /// deploy and rollback on every host and everything else on a worker; waves need a fleet.
     fn placed(&mut self, item: &Node, i: usize, step: &Step, placing: Placing) -> bool {
-        let fleet = placing == Placing::Fleet;
+        let (fleet, routed) = match placing {
+            Placing::Fleet { routed } => (true, routed),
+            _ => (false, false),
+        };
         if fleet && step.on == Placement::Host {
             self.report(
                 item,
@@ -358,13 +363,13 @@ impl Cx {
             } else {
                 Vec::new()
             };
-            if let Some(why) = spec.fleet_problem(&hosts) {
+            if let Some(why) = spec.fleet_problem(&hosts, routed) {
                 self.report(
                     item,
                     &format!("steps[{i}]"),
                     why,
                     if fleet {
-                        "use `strategy: blue-green` or `rolling` on each host, rolled in `waves` (with a `router`, each wave is out of traffic until verified)"
+                        "add a `router` in front of the hosts, or use `strategy: blue-green` or `rolling` on each host, rolled in `waves`"
                     } else {
                         "list the hosts under `target.hosts`, or remove `waves`, `max_unavailable` and `between_waves`"
                     },

@@ -140,7 +140,8 @@ impl Plan {
         out.extend(self.target.problems());
         for (i, step) in self.steps.iter().enumerate() {
             if let StepAction::Deploy(spec) = &step.action
-                && let Some(why) = spec.fleet_problem(self.target.fleet())
+                && let Some(why) =
+                    spec.fleet_problem(self.target.fleet(), self.target.router.is_some())
             {
                 out.push(format!("steps[{i}]: {why}"));
             }
@@ -553,14 +554,15 @@ pub struct DeploySpec {
 }
 
 impl DeploySpec {
-    /// Why this deploy cannot run on a target whose fleet is `fleet` (empty: one machine).
-    pub fn fleet_problem(&self, fleet: &[String]) -> Option<String> {
+    /// Why this deploy cannot run on a target whose fleet is `fleet` (empty: one machine),
+    /// with a `target.router` in front of it or not.
+    pub fn fleet_problem(&self, fleet: &[String], routed: bool) -> Option<String> {
         match (&self.waves, fleet.is_empty()) {
             (Some(_), true) => {
                 Some("`waves` apply to a fleet, and the target lists no `hosts`".to_owned())
             }
-            (_, false) if self.strategy == Strategy::Canary => Some(
-                "a canary across a fleet (traffic weights between hosts) is not supported yet"
+            (_, false) if self.strategy == Strategy::Canary && !routed => Some(
+                "a canary across a fleet sets traffic weights between hosts at its router, and the target has no `router`"
                     .to_owned(),
             ),
             (Some(w), false) => w.problem(),

@@ -124,7 +124,13 @@ pub(super) async fn deploy(
             return Err(e);
         }
         verify(ctx, step, &waves.between, wave, &step_ref, &opts).await?;
-        route(ctx, step, release, &step_ref, &opts, wave, Vec::new()).await?;
+        // A canary across hosts: the first wave gets each canary weight of the router's
+        // traffic in turn (never an equal share first); the other waves follow at 100.
+        if w == 0 && spec.strategy == Strategy::Canary && plan.len() > 1 {
+            canary(ctx, index, step, spec, release, &step_ref, &opts, wave).await?;
+        } else {
+            route(ctx, step, release, &step_ref, &opts, wave, Vec::new()).await?;
+        }
         if w + 1 < last {
             judge(ctx, index, &waves.between, &step_ref, &opts).await?;
         }
@@ -280,6 +286,7 @@ async fn route(
                 .filter(|h| hosts.contains(h))
                 .cloned()
                 .collect(),
+            weights: Default::default(),
         };
         let o = on_fleet_host(opts.clone(), step, &router.host, "route");
         ctx.execute_activity(TargetActivities::route, input, o)
@@ -287,6 +294,88 @@ async fn route(
             .map_err(|e| on_host(&router.host, e))?;
     }
     Ok(())
+}
+
+/// The canary entries below 100 across hosts: `canary` (the first wave's hosts, on the new
+/// version) get each weight of the router's traffic, judged by the deploy's `analysis` and
+/// held for its bake; `promote` ends the canary. Entries done are kept for a retried attempt.
+#[allow(clippy::too_many_arguments)]
+async fn canary(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    index: usize,
+    step: &Step,
+    spec: &DeploySpec,
+    release: &Release,
+    step_ref: &StepRef,
+    opts: &ActivityOptions,
+    canary: &[String],
+) -> Result<(), Interrupted> {
+    let Some(router) = &release.target.router else {
+        return route(ctx, step, release, step_ref, opts, canary, Vec::new()).await;
+    };
+    let fleet = release.target.fleet();
+    let done = super::deploy::progress(ctx, index).completed;
+    for (entry, c) in spec.canary.iter().enumerate().skip(done) {
+        if c.weight >= 100 {
+            break;
+        }
+        let input = RouteInput {
+            step: step_ref.clone(),
+            driver: release.target.driver,
+            service: release.service.clone(),
+            router: router.clone(),
+            drained: Vec::new(),
+            weights: canary_weights(fleet, canary, c.weight),
+        };
+        let o = on_fleet_host(opts.clone(), step, &router.host, "route");
+        ctx.execute_activity(TargetActivities::route, input, o)
+            .await
+            .map_err(|e| on_host(&router.host, e))?;
+        if let Some(analysis) = &spec.analysis {
+            match analyse(ctx, index, analysis, step_ref, opts, Some(c.weight)).await {
+                Analysed::Passed(out) if out.promoted => break,
+                Analysed::Passed(_) => {}
+                Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
+                Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
+                Analysed::Aborted => return Err(Interrupted::Aborted),
+            }
+        }
+        if !c.bake.is_zero() {
+            match hold(ctx, index, c.bake).await {
+                Held::Elapsed => {}
+                Held::Promoted => break,
+                Held::Cancelled => return Err(Interrupted::TimerCancelled),
+                Held::Aborted => return Err(Interrupted::Aborted),
+            }
+        }
+        ctx.state_mut(|s| s.deploys.entry(index).or_default().completed = entry + 1);
+    }
+    Ok(())
+}
+
+/// Router weights giving the `canary` hosts `percent` of the traffic between them and the
+/// rest of `fleet` (each host of a group equal): canary hosts `percent × others`, the others
+/// `(100 − percent) × canaries`, reduced.
+fn canary_weights(fleet: &[String], canary: &[String], percent: u8) -> BTreeMap<String, u32> {
+    let n_new = canary.len() as u32;
+    let n_old = fleet.iter().filter(|h| !canary.contains(h)).count() as u32;
+    if n_new == 0 || n_old == 0 {
+        return BTreeMap::new();
+    }
+    let (mut new, mut old) = (
+        u32::from(percent) * n_old,
+        (100 - u32::from(percent)) * n_new,
+    );
+    let g = gcd(new, old);
+    (new, old) = (new / g, old / g);
+    fleet
+        .iter()
+        .map(|h| (h.clone(), if canary.contains(h) { new } else { old }))
+        .collect()
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }
 
 /// Between two waves, once the wave serves again: the analysis, then the bake. `promote`
@@ -488,4 +577,25 @@ fn set_host(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, host: &str, st
             f.hosts.insert(host.to_owned(), state);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canary_weights;
+
+    #[test]
+    fn canary_weights_give_the_canary_hosts_their_share() {
+        let fleet: Vec<String> = ["web-1", "web-2", "web-3"].map(String::from).to_vec();
+        let w = canary_weights(&fleet, &fleet[..1], 10);
+        // web-1: 10 × 2 = 20; the others 90 × 1 = 90; reduced by 10: 2 and 9 each.
+        assert_eq!((w["web-1"], w["web-2"], w["web-3"]), (2, 9, 9));
+        let share = f64::from(w["web-1"]) / f64::from(w.values().sum::<u32>());
+        assert!((share - 0.10).abs() < 1e-9, "{share}");
+        let half = canary_weights(&fleet, &fleet[..1], 50);
+        assert_eq!((half["web-1"], half["web-2"]), (2, 1));
+        assert!(
+            canary_weights(&fleet, &fleet, 10).is_empty(),
+            "no old hosts: equal"
+        );
+    }
 }

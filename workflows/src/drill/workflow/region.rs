@@ -74,6 +74,7 @@ pub(super) async fn move_to(
             .filter(|r| *r != to)
             .cloned()
             .collect(),
+        weights: Default::default(),
     };
     let opts = crate::hosts::route(
         options(Duration::from_secs(60), 3),

@@ -148,7 +148,7 @@ fn bad_fleets_and_waves_are_refused_with_where_and_why() {
         (
             "strategy: blue-green",
             "strategy: canary\n    canary: [{ weight: 10 }, { weight: 100 }]",
-            "not supported yet",
+            "the target has no `router`",
         ),
         (
             "listen: 18080",
