@@ -95,6 +95,19 @@ steps:
         )
     }
 
+    /// The plan's target line with a router on `lb` in front of the three hosts.
+    fn router_target(&self) -> String {
+        let backends: Vec<String> = HOSTS
+            .iter()
+            .map(|h| format!("{h}: \"{}:{LISTEN}\"", self.fleet.host(h).address))
+            .collect();
+        format!(
+            "target: {{ driver: host, hosts: [web-1, web-2, web-3], router: {{ host: lb, root: \"{}\", listen: 8080, listen_address: 0.0.0.0, backends: {{ {} }} }} }}",
+            self.fleet.root.display(),
+            backends.join(", ")
+        )
+    }
+
     async fn start_rollout(&self, text: &str) -> anyhow::Result<String> {
         let started =
             cutover_client::start_rollout(self.client(), &plan(text), &self.queue, None).await?;
@@ -373,15 +386,7 @@ fn drained(upstream: &str, hosts: &[(String, String)]) -> Vec<String> {
 #[tokio::test]
 async fn a_router_takes_each_wave_out_of_traffic_until_it_is_verified() -> anyhow::Result<()> {
     let site = Site::start_with("fleet-router", &["lb"]).await?;
-    let backends: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}: \"{}:{LISTEN}\"", site.fleet.host(h).address))
-        .collect();
-    let router = format!(
-        "target: {{ driver: host, hosts: [web-1, web-2, web-3], router: {{ host: lb, root: \"{}\", listen: 8080, listen_address: 0.0.0.0, backends: {{ {} }} }} }}",
-        site.fleet.root.display(),
-        backends.join(", ")
-    );
+    let router = site.router_target();
     let plan = |version: &str| {
         site.plan(version, "").replace(
             "target: { driver: host, hosts: [web-1, web-2, web-3] }",
@@ -518,15 +523,7 @@ async fn regions_roll_one_after_another_each_behind_its_own_router() -> anyhow::
 async fn a_canary_across_hosts_gives_the_first_wave_its_weight_at_the_router() -> anyhow::Result<()>
 {
     let site = Site::start_with("fleet-canary", &["lb"]).await?;
-    let backends: Vec<String> = HOSTS
-        .iter()
-        .map(|h| format!("{h}: \"{}:{LISTEN}\"", site.fleet.host(h).address))
-        .collect();
-    let router = format!(
-        "target: {{ driver: host, hosts: [web-1, web-2, web-3], router: {{ host: lb, root: \"{}\", listen: 8080, listen_address: 0.0.0.0, backends: {{ {} }} }} }}",
-        site.fleet.root.display(),
-        backends.join(", ")
-    );
+    let router = site.router_target();
     let plan = |version: &str, canary: bool| {
         let text = site.plan(version, "").replace(
             "target: { driver: host, hosts: [web-1, web-2, web-3] }",

@@ -33,6 +33,20 @@ pub(super) enum Analysed {
     Aborted,
 }
 
+impl Analysed {
+    /// Whether someone promoted during it; a failure, cancellation or abort as the attempt's
+    /// interruption.
+    pub(super) fn promoted(self) -> Result<bool, super::step::Interrupted> {
+        use super::step::Interrupted;
+        match self {
+            Analysed::Passed(out) => Ok(out.promoted),
+            Analysed::Failed(e) => Err(Interrupted::Failed(e)),
+            Analysed::Cancelled => Err(Interrupted::TimerCancelled),
+            Analysed::Aborted => Err(Interrupted::Aborted),
+        }
+    }
+}
+
 /// Runs `spec` for step `index`; `weight` names the canary weight it judges, if any.
 pub(super) async fn analyse(
     ctx: &WorkflowContext<RolloutWorkflow>,

@@ -19,8 +19,8 @@ use temporalio_sdk::workflows::join_all;
 use temporalio_sdk::{ActivityOptions, WorkflowContext};
 
 use super::RolloutWorkflow;
-use super::analysis::{Analysed, analyse};
-use super::hold::{Held, hold};
+use super::analysis::analyse;
+use super::hold::hold;
 use super::route::on_fleet_host;
 use super::step::{Interrupted, Release};
 use crate::contracts::{
@@ -141,11 +141,7 @@ pub(super) async fn deploy(
     if !spec.rollback_window.is_zero() && !progress.window_held {
         // Held once for the whole fleet, like a single host's window: pausable, abortable
         // (every host still runs its old version), promotable.
-        match hold(ctx, index, spec.rollback_window).await {
-            Held::Elapsed | Held::Promoted => {}
-            Held::Cancelled => return Err(Interrupted::TimerCancelled),
-            Held::Aborted => return Err(Interrupted::Aborted),
-        }
+        hold(ctx, index, spec.rollback_window).await.promoted()?;
         ctx.state_mut(|s| s.deploys.entry(index).or_default().window_held = true);
     }
     let mut hosts: BTreeMap<String, DeployOutput> = progress.hosts;
@@ -331,22 +327,15 @@ async fn canary(
         ctx.execute_activity(TargetActivities::route, input, o)
             .await
             .map_err(|e| on_host(&router.host, e))?;
-        if let Some(analysis) = &spec.analysis {
-            match analyse(ctx, index, analysis, step_ref, opts, Some(c.weight)).await {
-                Analysed::Passed(out) if out.promoted => break,
-                Analysed::Passed(_) => {}
-                Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
-                Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
-                Analysed::Aborted => return Err(Interrupted::Aborted),
-            }
+        if let Some(analysis) = &spec.analysis
+            && analyse(ctx, index, analysis, step_ref, opts, Some(c.weight))
+                .await
+                .promoted()?
+        {
+            break;
         }
-        if !c.bake.is_zero() {
-            match hold(ctx, index, c.bake).await {
-                Held::Elapsed => {}
-                Held::Promoted => break,
-                Held::Cancelled => return Err(Interrupted::TimerCancelled),
-                Held::Aborted => return Err(Interrupted::Aborted),
-            }
+        if !c.bake.is_zero() && hold(ctx, index, c.bake).await.promoted()? {
+            break;
         }
         ctx.state_mut(|s| s.deploys.entry(index).or_default().completed = entry + 1);
     }
@@ -388,19 +377,12 @@ async fn judge(
     opts: &ActivityOptions,
 ) -> Result<(), Interrupted> {
     if let Some(analysis) = &between.analysis {
-        match analyse(ctx, index, analysis, step_ref, opts, None).await {
-            Analysed::Passed(_) => {}
-            Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
-            Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
-            Analysed::Aborted => return Err(Interrupted::Aborted),
-        }
+        analyse(ctx, index, analysis, step_ref, opts, None)
+            .await
+            .promoted()?;
     }
     if !between.bake.is_zero() {
-        match hold(ctx, index, between.bake).await {
-            Held::Elapsed | Held::Promoted => {}
-            Held::Cancelled => return Err(Interrupted::TimerCancelled),
-            Held::Aborted => return Err(Interrupted::Aborted),
-        }
+        hold(ctx, index, between.bake).await.promoted()?;
     }
     Ok(())
 }

@@ -20,6 +20,19 @@ pub(super) enum Held {
     Aborted,
 }
 
+impl Held {
+    /// Whether someone promoted; a cancellation or abort as the attempt's interruption.
+    pub(super) fn promoted(self) -> Result<bool, super::step::Interrupted> {
+        use super::step::Interrupted;
+        match self {
+            Held::Elapsed => Ok(false),
+            Held::Promoted => Ok(true),
+            Held::Cancelled => Err(Interrupted::TimerCancelled),
+            Held::Aborted => Err(Interrupted::Aborted),
+        }
+    }
+}
+
 /// Waits `duration` for step `index`, minus any time spent paused, unless promoted.
 pub(super) async fn hold(
     ctx: &WorkflowContext<RolloutWorkflow>,
