@@ -219,6 +219,15 @@ pub(crate) enum ReleaseCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Follow the release's tree until it ends (redrawn in place on a terminal); exit 0 if
+    /// every service was released, 1 if not.
+    Watch {
+        /// The release's name.
+        name: String,
+        /// Its environment.
+        #[arg(long, short = 'e')]
+        environment: String,
+    },
     /// The release as a tree: the migration, each service, and each service's steps.
     Status {
         /// The release's name.

@@ -87,6 +87,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Release(ReleaseCommand::Start { file, wait }) => {
             cmd::release::start(&cli.global, &file, wait).await
         }
+        Command::Release(ReleaseCommand::Watch { name, environment }) => {
+            cmd::release::watch(&cli.global, &name, &environment).await
+        }
         Command::Release(ReleaseCommand::Status {
             name,
             environment,

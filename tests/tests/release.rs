@@ -113,6 +113,10 @@ async fn a_failed_service_rolls_back_the_ones_released_before_it_and_keeps_the_m
         "the shared migration is kept"
     );
 
+    // `watch` on an ended release draws its tree once and exits 1 (it failed).
+    let (code, watched, err) = cutover(&h, &["release", "watch", "shop", "-e", "test"]);
+    assert_eq!(code, 1, "{watched}{err}");
+    assert!(watched.contains("api 2.0.0  rolled back"), "{watched}");
     let (code, json, err) = cutover(
         &h,
         &[

@@ -106,6 +106,27 @@ pub(crate) async fn start(global: &Global, path: &Path, wait: bool) -> Outcome {
     }
 }
 
+/// Follows the release, redrawing its tree, until it ends; exit 0 if it succeeded.
+pub(crate) async fn watch(global: &Global, name: &str, environment: &str) -> Outcome {
+    use std::io::IsTerminal;
+    let connected = connect(global).await?;
+    let id = release_workflow_id(name, environment);
+    let mut screen = super::watch::Screen::new(std::io::stdout().is_terminal());
+    loop {
+        let status = cutover_client::release_status(&connected.client, &id)
+            .await
+            .map_err(|e| Failure::Failed(anyhow!("release {id}: {e}")))?;
+        screen.draw_lines(tree(&connected.client, &status).await);
+        match status.state {
+            ReleaseState::Running => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await
+            }
+            ReleaseState::Succeeded => return Ok(()),
+            ReleaseState::Failed => return Err(Failure::FailedReported),
+        }
+    }
+}
+
 /// The release, its services, and each service's steps.
 pub(crate) async fn status(
     global: &Global,

@@ -220,14 +220,14 @@ async fn query(
 }
 
 /// The terminal: redrawn in place on a TTY; elsewhere, each change printed once.
-struct Screen {
+pub(crate) struct Screen {
     tty: bool,
     drawn: usize,
     last: Vec<String>,
 }
 
 impl Screen {
-    fn new(tty: bool) -> Self {
+    pub(crate) fn new(tty: bool) -> Self {
         Self {
             tty,
             drawn: 0,
@@ -237,10 +237,16 @@ impl Screen {
 
     /// Draws the status, and below it what the rollout waits for, if anything.
     fn draw(&mut self, status: &RolloutStatus, waiting: Option<String>) {
+        let now = self.tty.then(Utc::now);
+        let mut lines = render::status_lines(status, now);
+        lines.extend(waiting);
+        self.draw_lines(lines);
+    }
+
+    /// Draws `lines`: in place on a terminal; elsewhere once each time they change.
+    pub(crate) fn draw_lines(&mut self, lines: Vec<String>) {
         let mut out = std::io::stdout().lock();
         if self.tty {
-            let mut lines = render::status_lines(status, Some(Utc::now()));
-            lines.extend(waiting);
             if self.drawn > 0 {
                 // Up to the first line we drew, then clear to the end of the screen.
                 let _ = write!(out, "\x1b[{}F\x1b[J", self.drawn);
@@ -250,8 +256,6 @@ impl Screen {
             }
             self.drawn = lines.len();
         } else {
-            let mut lines = render::status_lines(status, None);
-            lines.extend(waiting);
             if lines != self.last {
                 for line in &lines {
                     let _ = writeln!(out, "{line}");
