@@ -585,3 +585,71 @@ async fn a_canary_across_hosts_gives_the_first_wave_its_weight_at_the_router() -
     replays(site.client(), &id, "fleet-canary").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_wave_switches_together_or_not_at_all() -> anyhow::Result<()> {
+    let site = Site::start("fleet-together").await?;
+    site.succeed(&site.plan("1.0.0", "")).await?;
+    // On web-3 the port 2.0.0's first instance needs is taken: its `prepare` fails.
+    let web3 = site.fleet.host("web-3").netns.clone();
+    let mut holder = std::process::Command::new("ip")
+        .args(["netns", "exec", &web3, "python3", "-c"])
+        .arg("import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 18102))\ns.listen()\ntime.sleep(600)")
+        .spawn()?;
+    wait_for(Duration::from_secs(10), "the port taken on web-3", || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &web3, "ss", "-ltn"])
+            .output();
+        async move {
+            out.ok()
+                .filter(|o| String::from_utf8_lossy(&o.stdout).contains("127.0.0.1:18102"))
+                .map(|_| ())
+        }
+    })
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Vec<_> = HOSTS
+        .iter()
+        .map(|h| {
+            let url = format!("http://{}:{LISTEN}/version", site.fleet.host(h).address);
+            tokio::spawn(load(url, 2, stop.clone()))
+        })
+        .collect();
+    let text = site
+        .plan("2.0.0", "")
+        .replace("waves: [1, 50%, 100%]", "waves: [100%]")
+        .replace("maximum_attempts: 3", "maximum_attempts: 1");
+    let id = site.start_rollout(&text).await?;
+    let result = outcome(site.client(), &id).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(result.is_err(), "{result:?}");
+    for (host, l) in HOSTS.iter().zip(loads) {
+        let l = l.await?;
+        assert_eq!(l.failures, 0, "{host}: {:?}", l.errors);
+        assert_eq!(
+            l.versions.keys().collect::<Vec<_>>(),
+            ["1.0.0"],
+            "{host}: no host served 2.0.0, not even for a moment"
+        );
+    }
+    assert_eq!(site.serving().await?, ["1.0.0", "1.0.0", "1.0.0"]);
+    let started = cutover_tests::activities_started(site.client(), &id).await?;
+    assert!(
+        !started.iter().any(|(_, _, k)| k.ends_with("shift")),
+        "nothing was switched: {started:#?}"
+    );
+    let st = status(site.client(), &id).await.expect("status");
+    let reason = st.reason.clone().unwrap_or_default();
+    assert!(reason.contains("on host web-3"), "{reason}");
+    assert!(
+        fleet_state(&st)
+            .values()
+            .all(|s| *s == HostState::Withdrawn),
+        "{:?}",
+        fleet_state(&st)
+    );
+    replays(site.client(), &id, "fleet-together").await?;
+    Ok(())
+}

@@ -88,15 +88,46 @@ pub(super) async fn deploy(
         if !todo.is_empty() && wave.len() < group_size[w] {
             route(ctx, step, release, &step_ref, &opts, wave, wave.to_vec()).await?;
         }
-        let results = join_all(
+        // A wave switches together: every host's new version is started and healthy before
+        // any host's traffic moves, so a host that cannot start it leaves the whole wave on
+        // the old version (blue-green across hosts). Rolling hosts replace in one activity.
+        let prepared = join_all(
             todo.iter()
-                .map(|host| one_host(ctx, index, step, spec, release, &step_ref, &opts, host)),
+                .map(|host| prepare_host(ctx, index, step, spec, release, &step_ref, &opts, host)),
         )
         .await;
         let mut failed = None;
-        for (host, result) in todo.into_iter().zip(results) {
+        let mut ready = Vec::new();
+        for (host, result) in todo.into_iter().zip(prepared) {
             match result {
-                Ok(out) => {
+                Ok(out) => ready.push((host, out)),
+                Err(e) => {
+                    host_failed(ctx, index, host, &e);
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let (step_ref_, opts_) = (&step_ref, &opts);
+        let switched = join_all(ready.iter().map(|(host, _)| async move {
+            if spec.strategy == Strategy::Rolling {
+                return Ok(Vec::new());
+            }
+            switch_host(ctx, step, spec, release, step_ref_, opts_, host)
+                .await
+                .map(|s| vec![s])
+        }))
+        .await;
+        for ((host, prepared), result) in ready.into_iter().zip(switched) {
+            match result {
+                Ok(shifts) => {
+                    let out = DeployOutput {
+                        prepared,
+                        shifts,
+                        retired: Vec::new(),
+                    };
                     ctx.state_mut(|s| {
                         s.deploys
                             .entry(index)
@@ -107,15 +138,7 @@ pub(super) async fn deploy(
                     set_host(ctx, index, host, HostState::Deployed);
                 }
                 Err(e) => {
-                    // A host whose agent never took the work was not touched.
-                    let touched = ctx.state(|s| super::saga::touched(s, index, host));
-                    let untouched = matches!(&e, Interrupted::Host { error, .. } if super::failure::never_started(error));
-                    let state = if untouched && !touched {
-                        HostState::Pending
-                    } else {
-                        HostState::Failed
-                    };
-                    set_host(ctx, index, host, state);
+                    host_failed(ctx, index, host, &e);
                     failed.get_or_insert(e);
                 }
             }
@@ -165,10 +188,24 @@ pub(super) async fn deploy(
     Ok(FleetDeployOutput { hosts, waves: last })
 }
 
-/// One host: its new version started beside the old and given the host's traffic (or, for
-/// rolling, its instances replaced one by one).
+/// Marks `host` failed, or still `pending` when its agent never took the work and nothing
+/// of this deploy was done there.
+fn host_failed(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, host: &str, e: &Interrupted) {
+    let touched = ctx.state(|s| super::saga::touched(s, index, host));
+    let untouched =
+        matches!(e, Interrupted::Host { error, .. } if super::failure::never_started(error));
+    let state = if untouched && !touched {
+        HostState::Pending
+    } else {
+        HostState::Failed
+    };
+    set_host(ctx, index, host, state);
+}
+
+/// One host's new version started beside the old and healthy (or, for rolling, its
+/// instances replaced one by one); remembered for the saga.
 #[allow(clippy::too_many_arguments)]
-async fn one_host(
+async fn prepare_host(
     ctx: &WorkflowContext<RolloutWorkflow>,
     index: usize,
     step: &Step,
@@ -177,7 +214,7 @@ async fn one_host(
     step_ref: &StepRef,
     opts: &ActivityOptions,
     host: &str,
-) -> Result<DeployOutput, Interrupted> {
+) -> Result<crate::contracts::PrepareOutput, Interrupted> {
     let input = DeployInput {
         step: step_ref.clone(),
         driver: release.target.driver,
@@ -185,33 +222,35 @@ async fn one_host(
         version: release.version.clone(),
         spec: spec.clone(),
     };
-    let routed = |what: &str| on_fleet_host(opts.clone(), step, host, what);
-    let remember = |previous: Option<String>| {
-        ctx.state_mut(|s| {
-            super::saga::remember_deploy(s, index, &spec.root, previous, Some(host));
-        });
-    };
-    if spec.strategy == Strategy::Rolling {
-        let out = ctx
-            .execute_activity(TargetActivities::rolling, input, routed("rolling"))
+    let out = if spec.strategy == Strategy::Rolling {
+        let o = on_fleet_host(opts.clone(), step, host, "rolling");
+        ctx.execute_activity(TargetActivities::rolling, input, o)
             .await
-            .map_err(|e| on_host(host, e))?;
-        if !out.already_current {
-            remember(out.previous.clone());
-        }
-        return Ok(DeployOutput {
-            prepared: out,
-            shifts: Vec::new(),
-            retired: Vec::new(),
+    } else {
+        let o = on_fleet_host(opts.clone(), step, host, "prepare");
+        ctx.execute_activity(TargetActivities::prepare, input, o)
+            .await
+    }
+    .map_err(|e| on_host(host, e))?;
+    if !out.already_current {
+        ctx.state_mut(|s| {
+            super::saga::remember_deploy(s, index, &spec.root, out.previous.clone(), Some(host));
         });
     }
-    let prepared = ctx
-        .execute_activity(TargetActivities::prepare, input, routed("prepare"))
-        .await
-        .map_err(|e| on_host(host, e))?;
-    if !prepared.already_current {
-        remember(prepared.previous.clone());
-    }
+    Ok(out)
+}
+
+/// All of `host`'s traffic to its prepared version.
+#[allow(clippy::too_many_arguments)]
+async fn switch_host(
+    ctx: &WorkflowContext<RolloutWorkflow>,
+    step: &Step,
+    spec: &DeploySpec,
+    release: &Release,
+    step_ref: &StepRef,
+    opts: &ActivityOptions,
+    host: &str,
+) -> Result<crate::contracts::ShiftOutput, Interrupted> {
     let shift = ShiftInput {
         step: step_ref.clone(),
         driver: release.target.driver,
@@ -220,15 +259,13 @@ async fn one_host(
         version: release.version.clone(),
         weight: 100,
     };
-    let shifted = ctx
-        .execute_activity(TargetActivities::shift, shift, routed("shift"))
-        .await
-        .map_err(|e| on_host(host, e))?;
-    Ok(DeployOutput {
-        prepared,
-        shifts: vec![shifted],
-        retired: Vec::new(),
-    })
+    ctx.execute_activity(
+        TargetActivities::shift,
+        shift,
+        on_fleet_host(opts.clone(), step, host, "shift"),
+    )
+    .await
+    .map_err(|e| on_host(host, e))
 }
 
 /// Each host of the wave just deployed, checked by its own agent (so a URL on 127.0.0.1
