@@ -15,7 +15,8 @@ use temporalio_common::error::{ApplicationFailure, ChildWorkflowExecutionError};
 use temporalio_common::protos::temporal::api::failure::v1::Failure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
-    ActivityOptions, ChildWorkflowOptions, WorkflowContext, WorkflowContextView, WorkflowResult,
+    ActivityOptions, ChildWorkflowOptions, ParentClosePolicy, WorkflowContext, WorkflowContextView,
+    WorkflowResult,
 };
 
 use super::{ReleasePlan, ReleaseState, ReleaseStatus, ServiceState, ServiceStatus, rollback_plan};
@@ -195,6 +196,9 @@ async fn run_child(
     what: &str,
 ) -> Result<(), String> {
     let mut opts = ChildWorkflowOptions::workflow_id(plan.workflow_id());
+    // A release that ends (or is terminated) while a service's rollout runs asks that rollout
+    // to cancel, which undoes what it did; terminating it would leave its hosts half done.
+    opts.parent_close_policy = ParentClosePolicy::RequestCancel;
     opts.static_summary = Some(format!(
         "{what} of {} {} → {}",
         plan.service, plan.version, plan.environment
