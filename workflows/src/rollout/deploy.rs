@@ -20,8 +20,7 @@ use super::analysis::{Analysed, analyse};
 use super::hold::{Held, hold};
 use super::step::{Interrupted, Release, WINDOW_HOLD_PATCH};
 use crate::contracts::{
-    DeployInput, DeployOutput, RetireInput, ShiftInput, ShiftOutput, StepRef, TargetActivities,
-    WithdrawInput,
+    DeployOutput, RetireInput, ShiftOutput, StepRef, TargetActivities, WithdrawInput,
 };
 use crate::plan::{DeploySpec, Step, Strategy};
 
@@ -59,21 +58,8 @@ pub(super) async fn deploy(
     step_ref: StepRef,
     opts: ActivityOptions,
 ) -> Result<DeployOutput, Interrupted> {
-    let input = DeployInput {
-        step: step_ref.clone(),
-        driver: release.target.driver,
-        service: release.service.clone(),
-        version: release.version.clone(),
-        spec: spec.clone(),
-    };
-    let shift = |weight: u8| ShiftInput {
-        step: step_ref.clone(),
-        driver: release.target.driver,
-        service: release.service.clone(),
-        root: spec.root.clone(),
-        version: release.version.clone(),
-        weight,
-    };
+    let input = release.deploy_input(&step_ref, spec);
+    let shift = |weight: u8| release.shift_input(&step_ref, &spec.root, weight);
     let resume = ctx.patched(RESUME_PATCH);
     let mut shifts = Vec::new();
     let prepared = if spec.strategy == Strategy::Rolling {

@@ -24,8 +24,8 @@ use super::hold::hold;
 use super::route::on_fleet_host;
 use super::step::{Interrupted, Release};
 use crate::contracts::{
-    DeployInput, DeployOutput, FleetDeployOutput, RetireInput, RolloutActivities, RouteInput,
-    ShiftInput, StepOutput, StepRef, TargetActivities, VerifyInput, WithdrawInput,
+    DeployOutput, FleetDeployOutput, RetireInput, RolloutActivities, RouteInput, StepOutput,
+    StepRef, TargetActivities, VerifyInput, WithdrawInput,
 };
 use crate::plan::{DeploySpec, Step, Strategy};
 use crate::status::{FleetStatus, HostState};
@@ -110,12 +110,12 @@ pub(super) async fn deploy(
         if let Some(e) = failed {
             return Err(e);
         }
-        let (step_ref_, opts_) = (&step_ref, &opts);
+        let (each_ref, each_opts) = (&step_ref, &opts);
         let switched = join_all(ready.iter().map(|(host, _)| async move {
             if spec.strategy == Strategy::Rolling {
                 return Ok(Vec::new());
             }
-            switch_host(ctx, step, spec, release, step_ref_, opts_, host)
+            switch_host(ctx, step, spec, release, each_ref, each_opts, host)
                 .await
                 .map(|s| vec![s])
         }))
@@ -215,13 +215,7 @@ async fn prepare_host(
     opts: &ActivityOptions,
     host: &str,
 ) -> Result<crate::contracts::PrepareOutput, Interrupted> {
-    let input = DeployInput {
-        step: step_ref.clone(),
-        driver: release.target.driver,
-        service: release.service.clone(),
-        version: release.version.clone(),
-        spec: spec.clone(),
-    };
+    let input = release.deploy_input(step_ref, spec);
     let out = if spec.strategy == Strategy::Rolling {
         let o = on_fleet_host(opts.clone(), step, host, "rolling");
         ctx.execute_activity(TargetActivities::rolling, input, o)
@@ -251,14 +245,7 @@ async fn switch_host(
     opts: &ActivityOptions,
     host: &str,
 ) -> Result<crate::contracts::ShiftOutput, Interrupted> {
-    let shift = ShiftInput {
-        step: step_ref.clone(),
-        driver: release.target.driver,
-        service: release.service.clone(),
-        root: spec.root.clone(),
-        version: release.version.clone(),
-        weight: 100,
-    };
+    let shift = release.shift_input(step_ref, &spec.root, 100);
     ctx.execute_activity(
         TargetActivities::shift,
         shift,
@@ -525,7 +512,6 @@ pub(super) async fn reroute(
 /// Runs `run` on every host of `fleet` at once, each with `opts` routed to its agent; the
 /// outputs by host, or the first host's failure (after all have ended).
 pub(super) async fn each_host<F, Fut>(
-    _ctx: &WorkflowContext<RolloutWorkflow>,
     step: &Step,
     fleet: &[String],
     opts: &ActivityOptions,

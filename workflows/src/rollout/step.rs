@@ -193,6 +193,40 @@ pub(super) struct Release {
     pub(super) target: crate::plan::Target,
 }
 
+impl Release {
+    /// The input of `deploy.prepare` and `deploy.rolling` for `spec`.
+    pub(super) fn deploy_input(
+        &self,
+        step: &StepRef,
+        spec: &crate::plan::DeploySpec,
+    ) -> crate::contracts::DeployInput {
+        crate::contracts::DeployInput {
+            step: step.clone(),
+            driver: self.target.driver,
+            service: self.service.clone(),
+            version: self.version.clone(),
+            spec: spec.clone(),
+        }
+    }
+
+    /// The input of `traffic.shift`: `weight` percent to this version under `root`.
+    pub(super) fn shift_input(
+        &self,
+        step: &StepRef,
+        root: &str,
+        weight: u8,
+    ) -> crate::contracts::ShiftInput {
+        crate::contracts::ShiftInput {
+            step: step.clone(),
+            driver: self.target.driver,
+            service: self.service.clone(),
+            root: root.to_owned(),
+            version: self.version.clone(),
+            weight,
+        }
+    }
+}
+
 /// Why an attempt stopped short of a result.
 pub(super) enum Interrupted {
     /// An activity failed or was cancelled.
@@ -230,7 +264,7 @@ async fn execute(
     let output = match &step.action {
         // On a fleet, provision and rollback run on every host at once, each by its agent.
         StepAction::Provision(_) | StepAction::Rollback(_) if !fleet.is_empty() => {
-            let each = super::fleet::each_host(ctx, step, fleet, &opts, |host_opts| {
+            let each = super::fleet::each_host(step, fleet, &opts, |host_opts| {
                 one(ctx, index, step, release, step_ref.clone(), host_opts)
             });
             StepOutput::OnHosts { hosts: each.await? }
