@@ -11,20 +11,7 @@ use nix::unistd::Pid;
 
 /// `n` consecutive free ports, plus one more free port apart from them.
 pub fn port_block(n: u16) -> anyhow::Result<(u16, u16)> {
-    for _ in 0..200 {
-        let base = crate::free_port()?;
-        if base > 64_000 {
-            continue;
-        }
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if (base..base + n).all(free) {
-            let listen = crate::free_port()?;
-            if !(base..base + n).contains(&listen) {
-                return Ok((base, listen));
-            }
-        }
-    }
-    anyhow::bail!("no block of {n} free ports found")
+    Ok((crate::free_ports(n)?, crate::free_port()?))
 }
 
 /// Stops the instances (by pidfile) and the nginx of `<root>/<service>` on drop.

@@ -133,9 +133,54 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, handed out once per test process.
+///
+/// Asking the kernel for port 0 returns a port from the ephemeral range, the same range the
+/// kernel draws from for every outgoing connection (gRPC to the dev server, the load loops'
+/// HTTP clients, nginx's upstream connections). Between the test choosing such a port and a
+/// service binding it, any of those connections may take it: the cause of "port already in
+/// use" failures seen in CI. So test ports come from below the ephemeral range, from a counter
+/// no two tests of one process share, started at a random point so consecutive test
+/// processes do not reuse the same ports, and still checked free.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    free_ports(1)
+}
+
+/// The first of `n` consecutive free ports (see [`free_port`]).
+pub fn free_ports(n: u16) -> anyhow::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let high = ephemeral_low().clamp(LOW + 1_000, 32_768);
+    let span = high - LOW;
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default()
+            ^ std::process::id().wrapping_mul(2_654_435_761);
+        let _ = NEXT.compare_exchange(0, 1 + seed % span, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+    for _ in 0..2_000 {
+        let offset = NEXT.fetch_add(u32::from(n), Ordering::Relaxed) % span;
+        if offset + u32::from(n) > span {
+            continue;
+        }
+        let first = (LOW + offset) as u16;
+        if (first..first + n).all(free) {
+            return Ok(first);
+        }
+    }
+    anyhow::bail!("no block of {n} free ports below the ephemeral range")
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// A built binary of this workspace (`cutover`, `cutover-worker`).
