@@ -12,17 +12,21 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::drivers::DeployDriver;
 use crate::host::HostDriver;
+use crate::kube::KubeDriver;
 use crate::{on_target, verify};
+use cutover_workflows::plan::Driver;
 
 /// The activities that act on a deploy target through its driver.
 pub struct TargetActivityImpls {
     host: HostDriver,
+    kube: KubeDriver,
 }
 
 impl Default for TargetActivityImpls {
     fn default() -> Self {
         Self {
             host: HostDriver::new(verify::client()),
+            kube: KubeDriver::default(),
         }
     }
 }
@@ -36,6 +40,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
+        if input.driver == Driver::Kubernetes {
+            return on_target(
+                &ctx,
+                input.driver,
+                self.kube
+                    .prepare(&input.service, &input.version, &input.spec),
+            )
+            .await;
+        }
         let op = self
             .host
             .prepare(&input.service, &input.version, &input.spec);
@@ -55,6 +68,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: ShiftInput,
     ) -> Result<ShiftOutput, ActivityError> {
+        if input.driver == Driver::Kubernetes {
+            return on_target(
+                &ctx,
+                input.driver,
+                self.kube
+                    .shift(&input.service, &input.root, &input.version, input.weight),
+            )
+            .await;
+        }
         let op = self
             .host
             .shift(&input.service, &input.root, &input.version, input.weight);
@@ -74,6 +96,14 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: RetireInput,
     ) -> Result<RetireOutput, ActivityError> {
+        if input.driver == Driver::Kubernetes {
+            return on_target(
+                &ctx,
+                input.driver,
+                self.kube.retire(&input.service, &input.root, &input.keep),
+            )
+            .await;
+        }
         let op = self.host.retire(&input.service, &input.root, &input.keep);
         on_target(
             &ctx,
@@ -91,6 +121,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: DeployInput,
     ) -> Result<PrepareOutput, ActivityError> {
+        if input.driver == Driver::Kubernetes {
+            return on_target(
+                &ctx,
+                input.driver,
+                self.kube
+                    .rolling(&input.service, &input.version, &input.spec),
+            )
+            .await;
+        }
         let op = self
             .host
             .rolling(&input.service, &input.version, &input.spec);
@@ -116,6 +155,12 @@ impl TargetActivityImpls {
             ctx.info().workflow_run_id.clone().unwrap_or_default(),
             input.step.step
         );
+        if input.driver == Driver::Kubernetes {
+            let op = self
+                .kube
+                .rollback(&request, &input.service, &input.spec.root);
+            return on_target(&ctx, input.driver, op).await;
+        }
         let op = self
             .host
             .rollback(&request, &input.service, &input.spec.root);
@@ -151,6 +196,15 @@ impl TargetActivityImpls {
         ctx: ActivityContext,
         input: WithdrawInput,
     ) -> Result<WithdrawOutput, ActivityError> {
+        if input.driver == Driver::Kubernetes {
+            return on_target(
+                &ctx,
+                input.driver,
+                self.kube
+                    .withdraw(&input.service, &input.root, &input.version),
+            )
+            .await;
+        }
         let op = self
             .host
             .withdraw(&input.service, &input.root, &input.version);

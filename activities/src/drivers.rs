@@ -1,6 +1,6 @@
 //! Deploy targets behind one trait (ARCHITECTURE.md, rule 3). The plan's `target.driver`
-//! picks the implementation; workflows never know which one acts. `host` (processes + nginx
-//! on one machine) exists today; a `kubernetes` driver implements the same operations next.
+//! picks the implementation; workflows never know which one acts: `host` (processes + nginx
+//! on a machine) or `kubernetes` (objects on a cluster, through its API server).
 
 use cutover_workflows::contracts::{
     PrepareOutput, ProvisionOutput, RetireOutput, RollbackOutput, ShiftOutput, WithdrawOutput,
@@ -74,9 +74,11 @@ pub(crate) trait DeployDriver {
 /// Refuses drivers this worker does not have.
 pub(crate) fn check(driver: cutover_workflows::plan::Driver) -> Result<(), StepFailure> {
     match driver {
-        cutover_workflows::plan::Driver::Host => Ok(()),
+        cutover_workflows::plan::Driver::Host | cutover_workflows::plan::Driver::Kubernetes => {
+            Ok(())
+        }
         other => Err(StepFailure::InvalidInput(format!(
-            "this worker has no `{}` driver; it supports: host",
+            "this worker has no `{}` driver; it supports: host, kubernetes",
             other.as_str()
         ))),
     }

@@ -115,6 +115,22 @@ pub enum StepFailure {
         source: io::Error,
     },
     /// The activity was cancelled and has cleaned up.
+    /// The Kubernetes API refused a request (RBAC, an invalid object, an unknown kind).
+    #[error("Kubernetes refused to {action}: {message}")]
+    KubeRefused {
+        /// What was asked, e.g. "apply Deployment checkout-blue".
+        action: String,
+        /// The API's message.
+        message: String,
+    },
+    /// The Kubernetes API could not be reached, or failed.
+    #[error("Kubernetes API unavailable while trying to {action}: {message}")]
+    KubeUnavailable {
+        /// What was asked.
+        action: String,
+        /// Why.
+        message: String,
+    },
     #[error("cancelled")]
     Cancelled,
     /// A failure after which the operation undid what it had done; `after` says what was
@@ -147,6 +163,8 @@ impl StepFailure {
             StepFailure::PortTaken { .. } => error_kind::PORT_TAKEN,
             StepFailure::InvalidInput(_) => error_kind::INVALID_INPUT,
             StepFailure::Io { .. } => error_kind::IO,
+            StepFailure::KubeRefused { .. } => error_kind::KUBE_REFUSED,
+            StepFailure::KubeUnavailable { .. } => error_kind::KUBE_UNAVAILABLE,
             StepFailure::Cancelled => "Cancelled",
             StepFailure::Undone { failure, .. } => failure.kind(),
         }
@@ -165,6 +183,7 @@ impl StepFailure {
                 | StepFailure::DatabaseUnavailable(_)
                 | StepFailure::Database { .. }
                 | StepFailure::DeployFailed(_)
+                | StepFailure::KubeUnavailable { .. }
         )
     }
 

@@ -14,6 +14,7 @@ mod drivers;
 mod error;
 mod heartbeat;
 mod host;
+mod kube;
 mod ledger;
 mod lock;
 mod postgres;

@@ -68,6 +68,7 @@ async fn switches() -> anyhow::Result<()> {
         canary: Vec::new(),
         analysis: None,
         waves: None,
+        kubernetes: None,
     };
     let deploy = |version: String| DeployInput {
         step: step(),

@@ -8,6 +8,7 @@ pub(crate) mod drill_report;
 pub(crate) mod drill_schedule;
 pub(crate) mod ledger;
 pub(crate) mod locks;
+pub(crate) mod manifests;
 pub(crate) mod plan;
 pub(crate) mod release;
 pub(crate) mod rollout;
@@ -101,7 +102,9 @@ pub(crate) fn load_plan(path: &Path) -> Result<Plan, Failure> {
     let limits = PlanLimits::default();
     let shown = path.display().to_string();
     let text = read_text(path, "plan", limits.max_bytes)?;
-    parse_plan(&text, limits).map_err(|problems| reported(&shown, &problems))
+    let mut plan = parse_plan(&text, limits).map_err(|problems| reported(&shown, &problems))?;
+    manifests::attach(&mut plan, path)?;
+    Ok(plan)
 }
 
 /// Prints a file's problems (`file:line:col: path: message` and hints) and a count; exit 2.

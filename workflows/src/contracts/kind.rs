@@ -77,6 +77,10 @@ kinds! {
     ApprovalTimedOut => names::APPROVAL_TIMED_OUT,
     /// No agent of the step's host took the activity in time.
     HostUnavailable => names::HOST_UNAVAILABLE,
+    /// The Kubernetes API refused a request (forbidden by RBAC, an invalid object).
+    KubeRefused => names::KUBE_REFUSED,
+    /// The Kubernetes API could not be reached or failed.
+    KubeUnavailable => names::KUBE_UNAVAILABLE,
     /// Another rollout or drill holds the service.
     ServiceLocked => crate::lock::LOCKED,
 }

@@ -205,6 +205,12 @@ pub mod error_kind {
     /// `schedule_to_start_timeout`. Not retryable: nothing ran, and waiting again changes
     /// nothing until someone starts the agent.
     pub const HOST_UNAVAILABLE: &str = "HostUnavailable";
+    /// The Kubernetes API refused a request: forbidden by RBAC (403), an invalid object
+    /// (400, 422), an unknown kind (404). Not retryable: the API said why, and asking again
+    /// changes nothing.
+    pub const KUBE_REFUSED: &str = "KubeRefused";
+    /// The Kubernetes API could not be reached, or failed (5xx, 429, a conflict). Retryable.
+    pub const KUBE_UNAVAILABLE: &str = "KubeUnavailable";
 }
 
 /// The activities a rollout calls.

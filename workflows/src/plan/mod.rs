@@ -12,6 +12,8 @@
 mod diagnostic;
 mod fleet;
 pub(crate) mod kind;
+mod kube;
+mod manifests;
 mod parse;
 mod types;
 mod yaml;
@@ -19,6 +21,8 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use fleet::{Between, Region, Router, WaveSize, Waves};
 pub use kind::StepKind;
+pub use kube::{KINDS, KubeDeploy, KubeTarget, dns_label, valid_image_version};
+pub use manifests::{MAX_OBJECTS_BYTES, ManifestError, Source as ManifestSource, attach_manifests};
 pub use parse::{PlanLimits, parse_drill, parse_plan, parse_release};
 
 /// The toolkit plans, drill plans and other YAML documents Cutover reads are parsed with:

@@ -108,6 +108,17 @@ impl Cx {
             Some(n) => self.target(n),
             None => Some(Target::default()),
         };
+        if let (Some(t), Some(v), Some(n)) = (&target, &version, fields.get("version"))
+            && t.driver == Driver::Kubernetes
+            && !super::kube::valid_image_version(v)
+        {
+            self.report(
+                n,
+                "version",
+                format!("`{}` cannot be an image tag", truncate(v)),
+                "on Kubernetes the version is the image's tag (letters, digits, `_`, `.`, `-`; up to 128) or digest (`sha256:` and 64 hex digits)",
+            );
+        }
         let defaults = match fields.get("defaults") {
             Some(n) => self.defaults(n),
             None => Some(StepDefaults::default()),
@@ -175,7 +186,18 @@ impl Cx {
 
     fn target(&mut self, node: &Node) -> Option<Target> {
         let fields = self.fields(node, "target")?;
-        self.unknown_keys(&fields, &["driver", "host", "hosts", "router", "regions"]);
+        self.unknown_keys(
+            &fields,
+            &[
+                "driver",
+                "host",
+                "hosts",
+                "router",
+                "regions",
+                "context",
+                "namespace",
+            ],
+        );
         let host = match fields.get("host") {
             Some(n) => Some(self.name(n, "target.host", "host name")?),
             None => None,
@@ -212,6 +234,18 @@ impl Cx {
         };
         match driver.as_str() {
             "host" => {
+                if let Some((key, n)) = ["context", "namespace"]
+                    .iter()
+                    .find_map(|k| fields.get(k).map(|n| (*k, n)))
+                {
+                    self.report(
+                        n,
+                        &format!("target.{key}"),
+                        format!("`{key}` belongs to a Kubernetes target"),
+                        "add `driver: kubernetes`, or remove it",
+                    );
+                    return None;
+                }
                 let router = match fields.get("router") {
                     Some(n) => Some(self.router(n, &hosts)?),
                     None => None,
@@ -222,23 +256,35 @@ impl Cx {
                     hosts,
                     router,
                     regions,
+                    kubernetes: None,
                 })
             }
             "kubernetes" => {
-                self.report(
-                    fields.get("driver").unwrap_or(node),
-                    "target.driver",
-                    "the `kubernetes` driver is not available in this version",
-                    "use `driver: host`",
-                );
-                None
+                let machines = ["host", "hosts", "router", "regions"];
+                if let Some((key, n)) = machines.iter().find_map(|k| fields.get(k).map(|n| (*k, n)))
+                {
+                    self.report(
+                        n,
+                        &format!("target.{key}"),
+                        format!("`{key}` names machines, and a Kubernetes target has none"),
+                        "remove it; the cluster places the pods",
+                    );
+                    return None;
+                }
+                let kube = self.kube_target(&fields)?;
+                self.kube = Some(kube.clone());
+                Some(Target {
+                    driver: Driver::Kubernetes,
+                    kubernetes: Some(kube),
+                    ..Target::default()
+                })
             }
             other => {
                 self.report(
                     fields.get("driver").unwrap_or(node),
                     "target.driver",
                     format!("unknown driver `{}`", truncate(other)),
-                    "use `driver: host`",
+                    "use `driver: host` or `driver: kubernetes`",
                 );
                 None
             }
@@ -421,7 +467,10 @@ impl Cx {
             }
             None => return None,
         };
-        let specific = kind.keys();
+        let specific = match (kind, &self.kube) {
+            (StepKind::Deploy, Some(_)) => kube::KUBE_DEPLOY_KEYS,
+            _ => kind.keys(),
+        };
         let known: Vec<&str> = common.iter().chain(specific).copied().collect();
         self.unknown_keys(&fields, &known);
 
@@ -442,10 +491,33 @@ impl Cx {
             StepKind::Command => self.command(&fields, path).map(StepAction::Command),
             StepKind::Build => self.build(&fields, path).map(StepAction::Build),
             StepKind::Verify => self.verify(&fields, path).map(StepAction::Verify),
+            StepKind::Provision if self.kube.is_some() => {
+                self.report(
+                    node,
+                    &join(path, "kind"),
+                    "`provision` lays out release directories and databases on a host; a Kubernetes target has no host",
+                    "create the namespace and its Secrets apart from the release (e.g. with `kubectl apply`), or provision the database from a `command` step",
+                );
+                None
+            }
             StepKind::Provision => self.provision(&fields, path).map(StepAction::Provision),
             StepKind::Migrate => self.migrate(&fields, path).map(StepAction::Migrate),
-            StepKind::Deploy => self.deploy(&fields, path).map(StepAction::Deploy),
-            StepKind::Rollback => self.rollback(&fields, path).map(StepAction::Rollback),
+            StepKind::Deploy => match self.kube.clone() {
+                Some(target) => self
+                    .kube_deploy(&fields, path, &target)
+                    .map(StepAction::Deploy),
+                None => self.deploy(&fields, path).map(StepAction::Deploy),
+            },
+            StepKind::Rollback => match self.kube.clone() {
+                Some(target) => match fields.get("root") {
+                    Some(n) => {
+                        self.no_root(n, path);
+                        None
+                    }
+                    None => Some(StepAction::Rollback(self.kube_rollback(&target))),
+                },
+                None => self.rollback(&fields, path).map(StepAction::Rollback),
+            },
             StepKind::Approval => self.approval(&fields, path).map(StepAction::Approval),
             StepKind::Bake => self
                 .required(&fields, "duration", "say how long, e.g. `duration: 10m`")
@@ -639,6 +711,7 @@ pub(crate) mod cx;
 mod deploy;
 mod drill;
 mod fleet;
+mod kube;
 mod migrate;
 mod process;
 mod provision;

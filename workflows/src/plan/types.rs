@@ -17,7 +17,7 @@ pub struct Plan {
     pub environment: String,
     /// The version being released, e.g. a tag or commit SHA.
     pub version: String,
-    /// Which driver acts on the target. Only `host` exists today; `kubernetes` comes later.
+    /// Where the release lives and which driver acts on it.
     pub target: Target,
     /// The steps, run in order.
     pub steps: Vec<Step>,
@@ -77,6 +77,8 @@ pub enum Driver {
     /// Processes, nginx and PostgreSQL on the worker's machine.
     #[default]
     Host,
+    /// Objects on a Kubernetes cluster, through its API server.
+    Kubernetes,
 }
 
 impl Driver {
@@ -84,6 +86,7 @@ impl Driver {
     pub fn as_str(self) -> &'static str {
         match self {
             Driver::Host => "host",
+            Driver::Kubernetes => "kubernetes",
         }
     }
 }
@@ -138,6 +141,7 @@ impl Plan {
             }
         }
         out.extend(self.target.problems());
+        out.extend(self.kube_problems());
         for (i, step) in self.steps.iter().enumerate() {
             if let StepAction::Deploy(spec) = &step.action
                 && let Some(why) =
@@ -150,6 +154,51 @@ impl Plan {
                 && step.fleet(&self.target).is_empty()
             {
                 out.push(format!("steps[{i}].on: {FLEET_ON_HOST}"));
+            }
+        }
+        out
+    }
+
+    /// What is wrong with a Kubernetes plan that arrived as JSON: a target without its
+    /// cluster, deploys without their objects, or host deploys on a cluster.
+    fn kube_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let kube = self.target.driver == Driver::Kubernetes;
+        match (&self.target.kubernetes, kube) {
+            (None, true) => out.push("target: `driver: kubernetes` needs `namespace`".to_owned()),
+            (Some(_), false) => {
+                out.push("target: `namespace` needs `driver: kubernetes`".to_owned())
+            }
+            (Some(t), true) if !super::kube::dns_label(&t.namespace) => {
+                out.push(format!(
+                    "target.namespace: `{}` is not a valid namespace",
+                    t.namespace
+                ));
+            }
+            _ => {}
+        }
+        if kube && !super::kube::valid_image_version(&self.version) {
+            out.push(format!(
+                "version: `{}` cannot be an image tag",
+                self.version
+            ));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let StepAction::Deploy(spec) = &step.action else {
+                continue;
+            };
+            match (&spec.kubernetes, kube) {
+                (Some(k), true) if k.objects.is_empty() => out.push(format!(
+                    "steps[{i}]: the deploy carries no objects; load the plan with `cutover` so its manifests are read"
+                )),
+                (Some(_), true) | (None, false) => {}
+                (None, true) => out.push(format!(
+                    "steps[{i}]: a host deploy on a Kubernetes target"
+                )),
+                (Some(_), false) => out.push(format!(
+                    "steps[{i}]: a Kubernetes deploy on a `{}` target",
+                    self.target.driver.as_str()
+                )),
             }
         }
         out
@@ -181,6 +230,9 @@ pub struct Target {
     /// another (`hosts` lists them all, in region order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<super::fleet::Region>,
+    /// The cluster and namespace, for `driver: kubernetes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<super::kube::KubeTarget>,
 }
 
 /// Why `on: host` is refused on a fleet's command, build, verify or migrate step.
@@ -519,7 +571,7 @@ pub enum Strategy {
     Canary,
 }
 
-/// A `deploy` step on the host driver.
+/// A `deploy` step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeploySpec {
     /// Root of the release layout (as in `provision`).
@@ -551,6 +603,10 @@ pub struct DeploySpec {
     /// On a fleet: which hosts change together, and what is checked between waves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waves: Option<Box<super::fleet::Waves>>,
+    /// On Kubernetes: the manifests, image and rollout settings. The host fields above are
+    /// then unused (`root` is the target's `kubernetes://CONTEXT/NAMESPACE` location).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Box<super::kube::KubeDeploy>>,
 }
 
 impl DeploySpec {

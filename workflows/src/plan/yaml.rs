@@ -63,6 +63,26 @@ impl Node {
     }
 }
 
+/// Reads every document of a YAML stream (Kubernetes manifests separated by `---`), with the
+/// same limits as a plan; empty documents are skipped.
+pub(crate) fn read_documents(text: &str) -> Result<Vec<Node>, Diagnostic> {
+    let mut builder = Builder {
+        multi: true,
+        ..Builder::default()
+    };
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(|e| Diagnostic {
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            path: String::new(),
+            message: format!("invalid YAML: {}", e.info()),
+            hint: Some("check indentation and quoting near this position".to_owned()),
+        })?;
+        builder.push(event, span)?;
+    }
+    Ok(builder.roots.into_iter().filter(|n| !n.is_null()).collect())
+}
+
 /// Reads one YAML document. A syntax error is returned as a single diagnostic at its position.
 pub(crate) fn read(text: &str) -> Result<Node, Diagnostic> {
     let mut builder = Builder::default();
@@ -95,6 +115,9 @@ struct Builder {
     root: Option<Node>,
     nodes: usize,
     documents: usize,
+    /// Several documents are expected: each root is kept in `roots`.
+    multi: bool,
+    roots: Vec<Node>,
 }
 
 impl Builder {
@@ -110,7 +133,7 @@ impl Builder {
         match event {
             Event::DocumentStart(_) => {
                 self.documents += 1;
-                if self.documents > 1 {
+                if self.documents > 1 && !self.multi {
                     return Err(refuse(
                         "more than one YAML document in the plan",
                         "a plan file holds exactly one plan; remove the `---` separator",
@@ -185,6 +208,10 @@ impl Builder {
 
     fn attach(&mut self, node: Node) -> Result<Option<Node>, Diagnostic> {
         let Some((parent, pending_key)) = self.stack.last_mut() else {
+            if self.multi {
+                self.roots.push(node);
+                return Ok(None);
+            }
             self.root = Some(node.clone());
             return Ok(Some(node));
         };
@@ -215,6 +242,13 @@ mod tests {
             panic!("expected a list")
         };
         assert_eq!((items[0].line, items[0].column), (3, 5));
+    }
+
+    #[test]
+    fn a_stream_reads_every_document() {
+        let docs = read_documents("a: 1\n---\nb: 2\n---\n").expect("valid yaml");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1].line, 3);
     }
 
     #[test]

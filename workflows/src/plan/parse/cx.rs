@@ -56,6 +56,8 @@ pub fn parse_document<T>(
 #[derive(Default)]
 pub struct Cx {
     problems: Vec<Diagnostic>,
+    /// A plan's Kubernetes target, once read: its deploy and rollback steps act there.
+    pub(crate) kube: Option<crate::plan::kube::KubeTarget>,
 }
 
 /// The entries of one mapping, with bookkeeping of which keys were used.
@@ -66,6 +68,11 @@ pub struct Fields<'a> {
 }
 
 impl Cx {
+    /// The problems reported so far, in report order; the context starts afresh.
+    pub(crate) fn take_problems(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.problems)
+    }
+
     pub fn report(&mut self, node: &Node, path: &str, message: impl Into<String>, hint: &str) {
         self.problems.push(Diagnostic {
             line: node.line,

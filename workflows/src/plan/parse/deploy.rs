@@ -15,28 +15,7 @@ impl Cx {
             path,
             "give the release root, e.g. `root: /srv/releases`",
         );
-        let strategy_node = self.required(
-            fields,
-            "strategy",
-            "choose `blue-green`, `rolling` or `canary`",
-        );
-        let strategy =
-            strategy_node.and_then(
-                |n| match self.string(n, &join(path, "strategy"))?.as_str() {
-                    "blue-green" => Some(Strategy::BlueGreen),
-                    "rolling" => Some(Strategy::Rolling),
-                    "canary" => Some(Strategy::Canary),
-                    other => {
-                        self.report(
-                            n,
-                            &join(path, "strategy"),
-                            format!("unknown strategy `{}`", truncate(other)),
-                            "choose `blue-green`, `rolling` or `canary`",
-                        );
-                        None
-                    }
-                },
-            );
+        let strategy = self.strategy(fields, path);
         let start = self
             .required(
                 fields,
@@ -101,33 +80,10 @@ impl Cx {
             None => Some(None),
         };
         let waves = self.waves(fields, path);
-        if let (Some(strategy), Some(Some(_))) = (strategy, &analysis)
-            && strategy != Strategy::Canary
-        {
-            self.report(
-                fields.get("analysis").unwrap_or(fields.node),
-                &join(path, "analysis"),
-                "a deploy's `analysis` runs at each canary weight; this deploy is not a canary",
-                "use `strategy: canary`, or add an `analysis` step after the deploy",
-            );
-            return None;
-        }
-        if let (Some(strategy), Some(canary)) = (strategy, &canary) {
-            let node = fields
-                .get("canary")
-                .or(strategy_node)
-                .unwrap_or(fields.node);
-            if strategy == Strategy::Canary && canary.is_empty() {
-                self.report(node, &join(path, "canary"), "a canary deploy needs its weights", "add e.g. `canary: [{ weight: 10, bake: 5m }, { weight: 50, bake: 5m }, { weight: 100 }]`");
-                return None;
-            }
-            if strategy != Strategy::Canary && !canary.is_empty() {
-                self.report(
-                    node,
-                    &join(path, "canary"),
-                    "`canary` only applies to `strategy: canary`",
-                    "remove it, or use `strategy: canary`",
-                );
+        if let Some(strategy) = strategy {
+            let canary_ok = self.canary_fits(fields, path, strategy, canary.as_deref());
+            let analysis_ok = self.analysis_fits(fields, path, strategy, analysis.as_ref());
+            if !canary_ok || !analysis_ok {
                 return None;
             }
         }
@@ -165,7 +121,80 @@ impl Cx {
             canary: canary?,
             analysis: analysis?,
             waves: waves?,
+            kubernetes: None,
         })
+    }
+
+    /// `strategy: blue-green | rolling | canary`.
+    pub(super) fn strategy(&mut self, fields: &Fields<'_>, path: &str) -> Option<Strategy> {
+        let node = self.required(
+            fields,
+            "strategy",
+            "choose `blue-green`, `rolling` or `canary`",
+        )?;
+        match self.string(node, &join(path, "strategy"))?.as_str() {
+            "blue-green" => Some(Strategy::BlueGreen),
+            "rolling" => Some(Strategy::Rolling),
+            "canary" => Some(Strategy::Canary),
+            other => {
+                self.report(
+                    node,
+                    &join(path, "strategy"),
+                    format!("unknown strategy `{}`", truncate(other)),
+                    "choose `blue-green`, `rolling` or `canary`",
+                );
+                None
+            }
+        }
+    }
+
+    /// A canary has weights, and only a canary has them; reports otherwise.
+    pub(super) fn canary_fits(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        strategy: Strategy,
+        canary: Option<&[CanaryStep]>,
+    ) -> bool {
+        let Some(canary) = canary else { return true };
+        let node = fields
+            .get("canary")
+            .or(fields.get("strategy"))
+            .unwrap_or(fields.node);
+        if strategy == Strategy::Canary && canary.is_empty() {
+            self.report(node, &join(path, "canary"), "a canary deploy needs its weights", "add e.g. `canary: [{ weight: 10, bake: 5m }, { weight: 50, bake: 5m }, { weight: 100 }]`");
+            return false;
+        }
+        if strategy != Strategy::Canary && !canary.is_empty() {
+            self.report(
+                node,
+                &join(path, "canary"),
+                "`canary` only applies to `strategy: canary`",
+                "remove it, or use `strategy: canary`",
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A deploy's `analysis` runs at canary weights; reports one on another strategy.
+    pub(super) fn analysis_fits(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        strategy: Strategy,
+        analysis: Option<&Option<crate::plan::AnalysisSpec>>,
+    ) -> bool {
+        if matches!(analysis, Some(Some(_))) && strategy != Strategy::Canary {
+            self.report(
+                fields.get("analysis").unwrap_or(fields.node),
+                &join(path, "analysis"),
+                "a deploy's `analysis` runs at each canary weight; this deploy is not a canary",
+                "use `strategy: canary`, or add an `analysis` step after the deploy",
+            );
+            return false;
+        }
+        true
     }
 
     /// An IP address to listen on.
