@@ -8,6 +8,7 @@ pub mod drill;
 pub mod fleet;
 pub mod host;
 pub mod inproc;
+pub mod kube;
 pub mod pg;
 pub mod prom;
 pub mod serve;

@@ -13,7 +13,7 @@ mod diagnostic;
 mod fleet;
 pub(crate) mod kind;
 mod kube;
-mod manifests;
+pub(crate) mod manifests;
 mod parse;
 mod types;
 mod yaml;

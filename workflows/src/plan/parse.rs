@@ -727,4 +727,6 @@ mod placement_tests;
 #[cfg(test)]
 mod fleet_tests;
 #[cfg(test)]
+mod kube_tests;
+#[cfg(test)]
 mod tests;

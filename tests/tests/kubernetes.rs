@@ -1,0 +1,515 @@
+//! The Kubernetes driver end to end: the real worker and CLI against a real control plane
+//! (etcd, kube-apiserver and kube-controller-manager built from source, see
+//! `tests/src/kube.rs`). There is no kubelet here: `Kubelet` marks pods Ready (or holds them
+//! in ImagePullBackOff) through the API, as a kubelet would; every Deployment, ReplicaSet,
+//! watch, server-side apply and RBAC decision is the real API server's and controllers'.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use cutover_tests::kube::{ControlPlane, Fate, Kubelet};
+use cutover_tests::{DevServer, WorkerProcess, bin, cutover, outcome, unique_queue, wait_for};
+use cutover_workflows::status::RolloutState;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use kube::api::{ListParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use temporalio_client::errors::WorkflowGetResultError;
+
+const IMAGE: &str = "registry.example.com/shop";
+
+/// The manifests of the `shop` service: a Deployment of `replicas` and its Service.
+fn manifests(replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: shop\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{ app: shop }}\n  template:\n    metadata:\n      labels: {{ app: shop }}\n    spec:\n      containers:\n        - name: app\n          ports: [{{ containerPort: 8080 }}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop\nspec:\n  selector: {{ app: shop }}\n  ports: [{{ port: 80, targetPort: 8080 }}]\n"
+    )
+}
+
+/// A cluster, a namespace, a Temporal dev server and a worker whose kubeconfig reaches the
+/// cluster.
+struct Scene {
+    plane: ControlPlane,
+    server: DevServer,
+    dir: tempfile::TempDir,
+    queue: String,
+    worker: WorkerProcess,
+    client: Client,
+    namespace: String,
+}
+
+impl Scene {
+    async fn start(namespace: &str) -> anyhow::Result<Self> {
+        Self::start_as(namespace, None).await
+    }
+
+    /// With `kubeconfig`, the worker acts as that user instead of the admin.
+    async fn start_as(namespace: &str, kubeconfig: Option<&Path>) -> anyhow::Result<Self> {
+        let plane = ControlPlane::start().await?;
+        let client = plane.client().await?;
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+        let server = DevServer::start().await?;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("shop.yaml"), manifests(2))?;
+        let queue = unique_queue("kube");
+        let worker = spawn_worker(
+            &server.address,
+            &queue,
+            dir.path(),
+            kubeconfig.unwrap_or(&plane.kubeconfig),
+        )?;
+        Ok(Self {
+            plane,
+            server,
+            dir,
+            queue,
+            worker,
+            client,
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    fn kubelet(&self) -> Kubelet {
+        Kubelet::start(self.client.clone(), &self.namespace)
+    }
+
+    /// Writes `plan.yaml` and starts it with the CLI (which reads the manifests into it).
+    fn start_rollout(&self, plan: &str) -> anyhow::Result<String> {
+        std::fs::write(self.dir.path().join("plan.yaml"), plan)?;
+        let out = cutover(
+            self.dir.path(),
+            Some(&self.server.address),
+            &["--task-queue", &self.queue, "rollout", "start", "plan.yaml"],
+        );
+        anyhow::ensure!(
+            out.status.success(),
+            "cutover rollout start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok("rollout/shop/test".to_owned())
+    }
+
+    /// Runs `plan` to its end; returns the outcome and its reason.
+    async fn run(&self, plan: &str) -> anyhow::Result<(RolloutState, String)> {
+        let id = self.start_rollout(plan)?;
+        self.end(&id).await
+    }
+
+    /// Waits for the rollout's end: its final state (from `status`) and, when it failed, the
+    /// failure's message.
+    async fn end(&self, id: &str) -> anyhow::Result<(RolloutState, String)> {
+        let message = match outcome(self.server.client(), id).await {
+            Ok(_) => String::new(),
+            Err(WorkflowGetResultError::Failed(f)) => f.failure().message.clone(),
+            Err(e) => format!("{e:?}"),
+        };
+        let state = cutover_tests::status(self.server.client(), id)
+            .await
+            .map_or(RolloutState::Failed, |s| s.state);
+        Ok((state, message))
+    }
+
+    async fn deployment(&self, name: &str) -> anyhow::Result<Option<Deployment>> {
+        Ok(
+            Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
+                .get_opt(name)
+                .await?,
+        )
+    }
+
+    /// The image of Deployment `name`'s container, and its replicas.
+    async fn image(&self, name: &str) -> anyhow::Result<(String, i32)> {
+        let d = self
+            .deployment(name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no Deployment {name}"))?;
+        let spec = d.spec.unwrap_or_default();
+        let image = spec
+            .template
+            .spec
+            .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
+            .unwrap_or_default();
+        Ok((image, spec.replicas.unwrap_or(1)))
+    }
+
+    async fn service_selector(&self, name: &str) -> anyhow::Result<serde_json::Value> {
+        let s = Api::<Service>::namespaced(self.client.clone(), &self.namespace)
+            .get(name)
+            .await?;
+        Ok(serde_json::to_value(s.spec.and_then(|s| s.selector))?)
+    }
+
+    fn log(&self) -> String {
+        format!(
+            "worker log:\n{}\ncontroller-manager log:\n{}",
+            self.worker.log_text(),
+            self.plane.log("controller-manager")
+        )
+    }
+}
+
+fn spawn_worker(
+    address: &str,
+    queue: &str,
+    dir: &Path,
+    kubeconfig: &Path,
+) -> anyhow::Result<WorkerProcess> {
+    let mut command = Command::new(bin("cutover-worker"));
+    command
+        .args([
+            "--address",
+            address,
+            "--task-queue",
+            queue,
+            "--shutdown-grace",
+            "5s",
+        ])
+        .env("KUBECONFIG", kubeconfig);
+    WorkerProcess::spawn_command(command, dir)
+}
+
+/// A plan deploying `version` of `shop` with the deploy step's own lines `deploy` (one attempt
+/// unless they give a `retry`), then `extra_steps`.
+fn plan(namespace: &str, version: &str, deploy: &str, extra_steps: &str) -> String {
+    let retry = if deploy.contains("retry:") {
+        ""
+    } else {
+        "    retry: { maximum_attempts: 1 }\n"
+    };
+    format!(
+        "service: shop\nenvironment: test\nversion: \"{version}\"\ntarget: {{ driver: kubernetes, namespace: {namespace} }}\nsteps:\n  - name: deploy\n    kind: deploy\n    manifests: [shop.yaml]\n    image: {IMAGE}\n    progress_deadline: 60s\n{retry}{deploy}{extra_steps}"
+    )
+}
+
+#[tokio::test]
+async fn a_rolling_deploy_applies_the_new_image_and_a_failed_verify_rolls_it_back()
+-> anyhow::Result<()> {
+    let scene = Scene::start("rolling").await?;
+    let _kubelet = scene.kubelet();
+    let (state, reason) = scene
+        .run(&plan("rolling", "1.0.0", "    strategy: rolling\n    max_surge: \"1\"\n    max_unavailable: \"0\"\n    rollback_window: 0s\n", ""))
+        .await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(scene.image("shop").await?, (format!("{IMAGE}:1.0.0"), 2));
+    let d = scene.deployment("shop").await?.expect("deployment");
+    let rolling = d
+        .spec
+        .and_then(|s| s.strategy)
+        .and_then(|s| s.rolling_update)
+        .expect("rolling update");
+    assert_eq!(
+        serde_json::to_value(&rolling)?,
+        json!({"maxSurge": 1, "maxUnavailable": 0})
+    );
+    assert_eq!(
+        d.metadata
+            .managed_fields
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|m| m.manager.clone())
+            .collect::<Vec<_>>()
+            .first()
+            .map(String::as_str),
+        Some("cutover"),
+        "server-side applied as field manager `cutover`"
+    );
+
+    // 2.0.0 rolls out, then its verify fails: the saga puts 1.0.0 back.
+    let verify = "  - name: verify\n    kind: command\n    command: \"false\"\n    retry: { maximum_attempts: 1 }\n";
+    let (state, reason) = scene
+        .run(&plan(
+            "rolling",
+            "2.0.0",
+            "    strategy: rolling\n    rollback_window: 0s\n",
+            verify,
+        ))
+        .await?;
+    assert_eq!(state, RolloutState::RolledBack, "{reason}\n{}", scene.log());
+    assert!(reason.contains("traffic back to 1.0.0"), "{reason}");
+    assert_eq!(scene.image("shop").await?.0, format!("{IMAGE}:1.0.0"));
+    let record = Api::<ConfigMap>::namespaced(scene.client.clone(), "rolling")
+        .get("cutover-shop")
+        .await?;
+    let text = record
+        .data
+        .unwrap_or_default()
+        .remove("release.json")
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(json["version"], "1.0.0", "{json}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn blue_green_switches_the_service_once_the_new_slot_is_ready() -> anyhow::Result<()> {
+    let scene = Scene::start("bluegreen").await?;
+    let _kubelet = scene.kubelet();
+    let deploy = "    strategy: blue-green\n    rollback_window: 0s\n";
+    let (state, reason) = scene.run(&plan("bluegreen", "1.0.0", deploy, "")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(
+        scene.image("shop-blue").await?,
+        (format!("{IMAGE}:1.0.0"), 2)
+    );
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "blue"})
+    );
+
+    let (state, reason) = scene.run(&plan("bluegreen", "2.0.0", deploy, "")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(
+        scene.image("shop-green").await?,
+        (format!("{IMAGE}:2.0.0"), 2)
+    );
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "green"})
+    );
+    assert_eq!(
+        scene.service_selector("shop-preview").await?,
+        json!({"app": "shop", "cutover.dev/slot": "green"}),
+        "the preview Service reaches the new slot"
+    );
+    assert_eq!(
+        scene.image("shop-blue").await?.1,
+        0,
+        "the old slot is scaled to zero, kept for rollback"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
+    let scene = Scene::start("canary").await?;
+    std::fs::write(scene.dir.path().join("shop.yaml"), manifests(4))?;
+    let _kubelet = scene.kubelet();
+    let bg = "    strategy: blue-green\n    rollback_window: 0s\n";
+    let (state, reason) = scene.run(&plan("canary", "1.0.0", bg, "")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+
+    let canary = "    strategy: canary\n    rollback_window: 0s\n    canary: [{ weight: 25, bake: 1h }, { weight: 100 }]\n";
+    let id = scene.start_rollout(&plan("canary", "2.0.0", canary, ""))?;
+    wait_for(Duration::from_secs(60), "the canary at 25%", || async {
+        let green = scene.image("shop-green").await.ok()?;
+        let blue = scene.image("shop-blue").await.ok()?;
+        (green.1 == 1 && blue.1 == 3).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop"}),
+        "at 25% the Service selects both slots"
+    );
+    let out = cutover(
+        scene.dir.path(),
+        Some(&scene.server.address),
+        &["rollout", "promote", &id, "--by", "lead"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (state, reason) = scene.end(&id).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(
+        scene.image("shop-green").await?,
+        (format!("{IMAGE}:2.0.0"), 4)
+    );
+    assert_eq!(scene.image("shop-blue").await?.1, 0);
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "green"})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_the_step_with_its_events_and_keeps_the_old_version()
+-> anyhow::Result<()> {
+    let scene = Scene::start("pullfail").await?;
+    let kubelet = scene.kubelet();
+    let deploy = "    strategy: blue-green\n    rollback_window: 0s\n";
+    let (state, reason) = scene.run(&plan("pullfail", "1.0.0", deploy, "")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+
+    kubelet.set(&format!("{IMAGE}:2.0.0"), Fate::ImagePullBackOff);
+    let (state, reason) = scene.run(&plan("pullfail", "2.0.0", deploy, "")).await?;
+    assert_ne!(state, RolloutState::Succeeded, "{reason}");
+    assert!(
+        reason.contains("ImagePullBackOff"),
+        "the waiting reason is in the step's reason: {reason}"
+    );
+    assert!(
+        reason.contains("Failed to pull image"),
+        "the pod's events are in the reason: {reason}"
+    );
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "blue"})
+    );
+    assert_eq!(
+        scene.image("shop-blue").await?,
+        (format!("{IMAGE}:1.0.0"), 2)
+    );
+    assert_eq!(
+        scene.image("shop-green").await?.1,
+        0,
+        "the unfinished slot is withdrawn"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_forbidden_by_rbac_fails_at_once_with_the_api_message() -> anyhow::Result<()> {
+    // The worker acts as `cutover-driver`, who may read but not write Deployments.
+    let plane_dir = tempfile::tempdir()?;
+    let kubeconfig = plane_dir.path().join("driver.kubeconfig");
+    let scene = {
+        let scene = Scene::start("rbac").await?;
+        scene.plane.driver_kubeconfig(&kubeconfig)?;
+        scene
+    };
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "read-only", "namespace": "rbac"},
+        "rules": [{"apiGroups": ["", "apps"], "resources": ["deployments", "configmaps", "services", "pods", "events"], "verbs": ["get", "list", "watch"]}],
+    });
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "driver-read-only", "namespace": "rbac"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-only"},
+        "subjects": [{"kind": "User", "name": "cutover-driver", "apiGroup": "rbac.authorization.k8s.io"}],
+    });
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    Api::<Role>::namespaced(scene.client.clone(), "rbac")
+        .create(&PostParams::default(), &serde_json::from_value(role)?)
+        .await?;
+    Api::<RoleBinding>::namespaced(scene.client.clone(), "rbac")
+        .create(&PostParams::default(), &serde_json::from_value(binding)?)
+        .await?;
+    let mut scene = scene;
+    scene.worker = spawn_worker(
+        &scene.server.address,
+        &scene.queue,
+        scene.dir.path(),
+        &kubeconfig,
+    )?;
+    let p = plan(
+        "rbac",
+        "1.0.0",
+        "    strategy: rolling\n    rollback_window: 0s\n    retry: { maximum_attempts: 5, initial_interval: 100ms }\n",
+        "",
+    );
+    let (state, reason) = scene.run(&p).await?;
+    assert_ne!(state, RolloutState::Succeeded);
+    assert!(
+        reason.contains("KubeRefused") || reason.contains("Kubernetes refused"),
+        "{reason}"
+    );
+    assert!(reason.contains("forbidden"), "the API's message: {reason}");
+    assert!(
+        reason.contains("after 1 attempt"),
+        "a 403 is not retried: {reason}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watch_cut_by_an_api_server_restart_resumes_and_the_rollout_finishes()
+-> anyhow::Result<()> {
+    let mut scene = Scene::start("restart").await?;
+    let id = scene.start_rollout(&plan(
+        "restart",
+        "1.0.0",
+        "    strategy: rolling\n    rollback_window: 0s\n",
+        "",
+    ))?;
+    // No kubelet yet: the pods cannot become ready, so the driver is watching.
+    wait_for(
+        Duration::from_secs(60),
+        "the Deployment applied",
+        || async { scene.deployment("shop").await.ok().flatten().map(|_| ()) },
+    )
+    .await?;
+    scene.plane.restart_apiserver().await?;
+    let _kubelet = scene.kubelet();
+    let (state, reason) = scene.end(&id).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(
+        rolling_attempts(&scene, &id).await?,
+        1,
+        "one attempt: its watch resumed after the restart"
+    );
+    Ok(())
+}
+
+/// How many times the rollout scheduled `deploy.rolling` (the workflow schedules each attempt
+/// of a step itself).
+async fn rolling_attempts(scene: &Scene, id: &str) -> anyhow::Result<usize> {
+    let events = cutover_tests::history_events(scene.server.client(), id).await?;
+    Ok(events
+        .iter()
+        .filter(|e| {
+            e["attributes"]["ActivityTaskScheduledEventAttributes"]["activity_type"]["name"]
+                == "deploy.rolling"
+        })
+        .count())
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_rollout_is_replaced_and_applies_the_same_object() -> anyhow::Result<()>
+{
+    let mut scene = Scene::start("crash").await?;
+    let deploy = "    strategy: rolling\n    rollback_window: 0s\n    heartbeat_timeout: 2s\n    retry: { maximum_attempts: 3, initial_interval: 100ms }\n";
+    let id = scene.start_rollout(&plan("crash", "1.0.0", deploy, ""))?;
+    let generation = wait_for(
+        Duration::from_secs(60),
+        "the Deployment applied",
+        || async {
+            scene
+                .deployment("shop")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|d| d.metadata.generation)
+        },
+    )
+    .await?;
+    scene.worker.kill9();
+    scene.worker = spawn_worker(
+        &scene.server.address,
+        &scene.queue,
+        scene.dir.path(),
+        &scene.plane.kubeconfig,
+    )?;
+    let _kubelet = scene.kubelet();
+    let (state, reason) = scene.end(&id).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    let d = scene.deployment("shop").await?.expect("deployment");
+    assert_eq!(
+        d.metadata.generation,
+        Some(generation),
+        "the retried apply changed nothing"
+    );
+    let sets =
+        Api::<k8s_openapi::api::apps::v1::ReplicaSet>::namespaced(scene.client.clone(), "crash")
+            .list(&ListParams::default())
+            .await?;
+    assert_eq!(
+        sets.items.len(),
+        1,
+        "one ReplicaSet: the same template applied twice"
+    );
+    assert_eq!(
+        rolling_attempts(&scene, &id).await?,
+        2,
+        "the killed worker's attempt timed out and the new worker ran the second"
+    );
+    Ok(())
+}
