@@ -303,3 +303,42 @@ async fn a_step_lost_to_a_killed_worker_is_retried_without_another_backoff() -> 
     cutover_tests::replays(h.client(), &id, "crash-retry").await?;
     h.shutdown().await
 }
+
+#[tokio::test]
+async fn health_probes_say_ready_once_connected_and_a_taken_port_fails_the_start()
+-> anyhow::Result<()> {
+    let port = cutover_tests::free_port()?;
+    let listen = format!("127.0.0.1:{port}");
+    let h = Harness::start_with("health", &["--health-listen", &listen]).await?;
+    let ready = format!("http://{listen}/readyz");
+    wait_for(Duration::from_secs(30), "/readyz to answer 200", || {
+        let ready = ready.clone();
+        async move {
+            let r = reqwest::get(&ready).await.ok()?;
+            (r.status() == 200).then_some(())
+        }
+    })
+    .await?;
+    let live = reqwest::get(format!("http://{listen}/healthz")).await?;
+    assert_eq!(live.status(), 200);
+
+    // A second worker asking for the same port stops with a message naming the flag.
+    let mut second = cutover_tests::WorkerProcess::spawn_with(
+        &h.server.address,
+        &h.queue,
+        h.dir.path(),
+        &["--health-listen", &listen],
+    )?;
+    let status = wait_for(Duration::from_secs(30), "the second worker to exit", || {
+        let exited = second.exited();
+        async move { exited }
+    })
+    .await?;
+    assert!(!status.success());
+    assert!(
+        second.log_text().contains("--health-listen"),
+        "{}",
+        second.log_text()
+    );
+    h.shutdown().await
+}

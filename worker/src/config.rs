@@ -73,6 +73,11 @@ pub(crate) struct Config {
     /// Worker identity shown in Temporal (default: pid@hostname).
     #[arg(long, env = "CUTOVER_WORKER_IDENTITY")]
     pub(crate) identity: Option<String>,
+
+    /// Serve health probes on this address: `GET /healthz` (alive) and `GET /readyz`
+    /// (connected to Temporal and polling; 503 while starting or draining). Off by default.
+    #[arg(long, env = "CUTOVER_HEALTH_LISTEN", value_name = "ADDR:PORT")]
+    pub(crate) health_listen: Option<std::net::SocketAddr>,
 }
 
 /// How log lines are written.

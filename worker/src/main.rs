@@ -2,6 +2,7 @@
 //! SIGTERM/SIGINT, then drain.
 
 mod config;
+mod health;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    if let Some(addr) = config.health_listen {
+        health::serve(addr).await?;
+    }
     let runtime =
         Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
     match (&config.host, &config.also_host) {
@@ -105,6 +109,7 @@ async fn run_orchestrator(
     let mut worker =
         Worker::new(runtime, connected.client, options).context("creating the worker")?;
     on_signal_shut_down(vec![worker.shutdown_handle()]);
+    health::set_ready(true);
     info!(
         address = %connected.address,
         namespace = %connected.namespace,
@@ -137,6 +142,7 @@ async fn run_agent(
     let mut beacon = Worker::new(runtime, connected.client, beacon_options)
         .context("creating the agents' queue worker")?;
     on_signal_shut_down(vec![worker.shutdown_handle(), beacon.shutdown_handle()]);
+    health::set_ready(true);
     info!(
         address = %connected.address,
         namespace = %connected.namespace,
@@ -168,6 +174,7 @@ fn tuner(config: &Config) -> TunerHolder {
 fn on_signal_shut_down(handles: Vec<impl Fn() + Send + 'static>) {
     tokio::spawn(async move {
         cutover_client::shutdown::signal().await;
+        health::set_ready(false);
         info!("shutting down: no new tasks; running activities get the grace period to finish");
         for shutdown in &handles {
             shutdown();
