@@ -90,7 +90,11 @@ impl Scene {
             "cutover rollout start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Ok("rollout/shop/test".to_owned())
+        let service = plan
+            .lines()
+            .find_map(|l| l.strip_prefix("service: "))
+            .unwrap_or("shop");
+        Ok(format!("rollout/{service}/test"))
     }
 
     /// Runs `plan` to its end; returns the outcome and its reason.
@@ -511,5 +515,82 @@ async fn a_worker_killed_mid_rollout_is_replaced_and_applies_the_same_object() -
         2,
         "the killed worker's attempt timed out and the new worker ran the second"
     );
+    Ok(())
+}
+
+/// `kubectl` against the test control plane.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+#[tokio::test]
+async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_grant()
+-> anyhow::Result<()> {
+    let mut scene = Scene::start("apps").await?;
+    let admin = scene.plane.kubeconfig.clone();
+    let k8s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/overlays");
+    for ns in ["shop", "payments"] {
+        kubectl(&admin, &["create", "namespace", ns])?;
+    }
+    for overlay in ["dev", "production"] {
+        let rendered = scene.dir.path().join(format!("{overlay}.yaml"));
+        std::fs::write(
+            &rendered,
+            kubectl(&admin, &["kustomize", &k8s.join(overlay).display().to_string()])?,
+        )?;
+        let applied = kubectl(
+            &admin,
+            &["apply", "--server-side", "--field-manager", "cutover-test", "-f", &rendered.display().to_string()],
+        )?;
+        assert!(applied.contains("deployment.apps/cutover-worker serverside-applied"), "{applied}");
+    }
+    // The worker acts as the overlay's ServiceAccount, with only the dev overlay's binding
+    // in `apps`: any verb the driver uses that the ClusterRole lacks fails a rollout below.
+    let token = kubectl(&admin, &["create", "token", "cutover-worker", "-n", "cutover"])?;
+    let kubeconfig = scene.dir.path().join("worker.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        std::fs::read_to_string(&admin)?.replace("admin-token", token.trim()),
+    )?;
+    let who = kubectl(&kubeconfig, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])?;
+    assert_eq!(who, "system:serviceaccount:cutover:cutover-worker");
+    scene.worker = spawn_worker(&scene.server.address, &scene.queue, scene.dir.path(), &kubeconfig)?;
+    let kubelet = scene.kubelet();
+
+    let bg = "    strategy: blue-green\n    rollback_window: 0s\n";
+    for version in ["1.0.0", "2.0.0"] {
+        let (state, reason) = scene.run(&plan("apps", version, bg, "")).await?;
+        assert_eq!(state, RolloutState::Succeeded, "{version}: {reason}\n{}", scene.log());
+    }
+    kubelet.set(&format!("{IMAGE}:3.0.0"), Fate::CrashLoop);
+    let (state, reason) = scene.run(&plan("apps", "3.0.0", bg, "")).await?;
+    assert_ne!(state, RolloutState::Succeeded);
+    assert!(reason.contains("CrashLoopBackOff"), "{reason}");
+    assert!(!reason.contains("forbidden"), "the pods, events and logs were readable: {reason}");
+    // A rolling deploy of another service exercises the rest of the driver's requests.
+    let rolling = "    strategy: rolling\n    rollback_window: 0s\n";
+    std::fs::write(
+        scene.dir.path().join("shop.yaml"),
+        manifests(2).replace("name: shop\n", "name: cart\n"),
+    )?;
+    let (state, reason) = scene
+        .run(&plan("apps", "1.0.0", rolling, "").replace("service: shop", "service: cart"))
+        .await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(scene.image("cart").await?.0, format!("{IMAGE}:1.0.0"));
+    // A namespace the overlay does not bind is refused, with the API's words.
+    let (state, reason) = scene.run(&plan("default", "1.0.0", bg, "")).await?;
+    assert_ne!(state, RolloutState::Succeeded);
+    assert!(reason.contains("forbidden"), "{reason}");
     Ok(())
 }

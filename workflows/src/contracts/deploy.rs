@@ -191,7 +191,7 @@ impl WithdrawOutput {
                 "{service} {v} serves all traffic on ports {:?}, each answering its health check",
                 self.ports
             ),
-            None => format!("nothing serves {service} on this host"),
+            None => format!("nothing serves {service}"),
         }
     }
 }
