@@ -330,6 +330,17 @@ async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
         scene.service_selector("shop").await?,
         json!({"app": "shop", "cutover.dev/slot": "green"})
     );
+    // Status says how the weights were made.
+    let status = cutover_tests::cutover_json(
+        scene.dir.path(),
+        Some(&scene.server.address),
+        &["rollout", "status", &id, "--output", "json"],
+    )?;
+    let text = status.to_string();
+    assert!(
+        text.contains("replica ratio: 1 of 4 pods in slot green"),
+        "{text}"
+    );
     Ok(())
 }
 
@@ -546,37 +557,74 @@ async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_g
         let rendered = scene.dir.path().join(format!("{overlay}.yaml"));
         std::fs::write(
             &rendered,
-            kubectl(&admin, &["kustomize", &k8s.join(overlay).display().to_string()])?,
+            kubectl(
+                &admin,
+                &["kustomize", &k8s.join(overlay).display().to_string()],
+            )?,
         )?;
         let applied = kubectl(
             &admin,
-            &["apply", "--server-side", "--field-manager", "cutover-test", "-f", &rendered.display().to_string()],
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "cutover-test",
+                "-f",
+                &rendered.display().to_string(),
+            ],
         )?;
-        assert!(applied.contains("deployment.apps/cutover-worker serverside-applied"), "{applied}");
+        assert!(
+            applied.contains("deployment.apps/cutover-worker serverside-applied"),
+            "{applied}"
+        );
     }
     // The worker acts as the overlay's ServiceAccount, with only the dev overlay's binding
     // in `apps`: any verb the driver uses that the ClusterRole lacks fails a rollout below.
-    let token = kubectl(&admin, &["create", "token", "cutover-worker", "-n", "cutover"])?;
+    let token = kubectl(
+        &admin,
+        &["create", "token", "cutover-worker", "-n", "cutover"],
+    )?;
     let kubeconfig = scene.dir.path().join("worker.kubeconfig");
     std::fs::write(
         &kubeconfig,
         std::fs::read_to_string(&admin)?.replace("admin-token", token.trim()),
     )?;
-    let who = kubectl(&kubeconfig, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])?;
+    let who = kubectl(
+        &kubeconfig,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    )?;
     assert_eq!(who, "system:serviceaccount:cutover:cutover-worker");
-    scene.worker = spawn_worker(&scene.server.address, &scene.queue, scene.dir.path(), &kubeconfig)?;
+    scene.worker = spawn_worker(
+        &scene.server.address,
+        &scene.queue,
+        scene.dir.path(),
+        &kubeconfig,
+    )?;
     let kubelet = scene.kubelet();
 
     let bg = "    strategy: blue-green\n    rollback_window: 0s\n";
     for version in ["1.0.0", "2.0.0"] {
         let (state, reason) = scene.run(&plan("apps", version, bg, "")).await?;
-        assert_eq!(state, RolloutState::Succeeded, "{version}: {reason}\n{}", scene.log());
+        assert_eq!(
+            state,
+            RolloutState::Succeeded,
+            "{version}: {reason}\n{}",
+            scene.log()
+        );
     }
     kubelet.set(&format!("{IMAGE}:3.0.0"), Fate::CrashLoop);
     let (state, reason) = scene.run(&plan("apps", "3.0.0", bg, "")).await?;
     assert_ne!(state, RolloutState::Succeeded);
     assert!(reason.contains("CrashLoopBackOff"), "{reason}");
-    assert!(!reason.contains("forbidden"), "the pods, events and logs were readable: {reason}");
+    assert!(
+        !reason.contains("forbidden"),
+        "the pods, events and logs were readable: {reason}"
+    );
     // A rolling deploy of another service exercises the rest of the driver's requests.
     let rolling = "    strategy: rolling\n    rollback_window: 0s\n";
     std::fs::write(

@@ -383,6 +383,7 @@ impl HostDriver {
                     return Ok(ShiftOutput {
                         weight: 100,
                         applied_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        by: None,
                     });
                 }
                 _ => {
@@ -415,7 +416,11 @@ impl HostDriver {
         }
         let applied_ms = started.elapsed().as_secs_f64() * 1000.0;
         info!(service, version, weight, applied_ms, "traffic shifted");
-        Ok(ShiftOutput { weight, applied_ms })
+        Ok(ShiftOutput {
+            weight,
+            applied_ms,
+            by: None,
+        })
     }
 
     /// The rolling loop: for each new instance, start it, wait until healthy, give it its

@@ -220,6 +220,7 @@ impl DeployDriver for KubeDriver {
         let done = ShiftOutput {
             weight,
             applied_ms: 0.0,
+            by: None,
         };
         let Some(next) = record
             .prepared
@@ -262,6 +263,10 @@ impl DeployDriver for KubeDriver {
         Ok(ShiftOutput {
             weight,
             applied_ms: started.elapsed().as_secs_f64() * 1000.0,
+            by: Some(format!(
+                "replica ratio: {new} of {total} pods in slot {}",
+                slot.unwrap_or("?")
+            )),
         })
     }
 

@@ -470,6 +470,7 @@ impl Fakes {
         Ok(ShiftOutput {
             weight: input.weight,
             applied_ms: 0.0,
+            by: None,
         })
     }
 

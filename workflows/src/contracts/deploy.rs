@@ -58,6 +58,10 @@ pub struct ShiftOutput {
     pub weight: u8,
     /// From the upstream rewrite to the last old nginx worker gone.
     pub applied_ms: f64,
+    /// How the driver split the traffic, when that is not plain weights at a proxy (e.g. on
+    /// Kubernetes without the Gateway API: "replica ratio: 1 of 4 pods in slot green").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// Input of `deploy.retire`.
