@@ -146,6 +146,12 @@ impl ControlPlane {
         openssl(d, &["genrsa", "-out", "sa.key", "2048"])?;
         openssl(d, &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
         std::fs::write(d.join("tokens.csv"), TOKENS)?;
+        // Every request's user, verb and resource, so tests and benches can count what the
+        // driver asked of the API server.
+        std::fs::write(
+            d.join("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n",
+        )?;
 
         let etcd_port = free_port()?;
         let peer_port = free_port()?;
@@ -198,6 +204,10 @@ impl ControlPlane {
             &d.join("sa.pub").display().to_string(),
             "--service-account-signing-key-file",
             &d.join("sa.key").display().to_string(),
+            "--audit-policy-file",
+            &d.join("audit-policy.yaml").display().to_string(),
+            "--audit-log-path",
+            &d.join("audit.log").display().to_string(),
             "--service-cluster-ip-range",
             "10.96.0.0/16",
             // The `kubernetes` Service's endpoints cannot be a loopback address.
@@ -302,6 +312,29 @@ impl ControlPlane {
             &self.dir.path().join("ca.crt"),
             "driver-token",
         )
+    }
+
+    /// The requests `user` made so far, from the API server's audit log: `(verb, resource)`
+    /// once per request (a watch counts once, when it starts).
+    pub fn requests_by(&self, user: &str) -> Vec<(String, String)> {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["user"]["username"] == user)
+            .filter(|e| match e["verb"].as_str() {
+                Some("watch") => e["stage"] == "ResponseStarted",
+                _ => e["stage"] == "ResponseComplete",
+            })
+            .map(|e| {
+                let r = &e["objectRef"];
+                let resource = match r["subresource"].as_str() {
+                    Some(sub) => format!("{}/{sub}", r["resource"].as_str().unwrap_or("")),
+                    None => r["resource"].as_str().unwrap_or("").to_owned(),
+                };
+                (e["verb"].as_str().unwrap_or("").to_owned(), resource)
+            })
+            .collect()
     }
 
     /// SIGKILLs the API server and starts it again on the same port and etcd: watches break
