@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use cutover_workflows::contracts::{
-    self, DeployInput, PrepareOutput, RetireInput, RetireOutput, RollbackInput, RollbackOutput,
-    RouteInput, RouteOutput, ShiftInput, ShiftOutput, WithdrawInput, WithdrawOutput,
+    self, DeployInput, JobInput, JobOutput, PrepareOutput, RetireInput, RetireOutput,
+    RollbackInput, RollbackOutput, RouteInput, RouteOutput, ShiftInput, ShiftOutput, WithdrawInput,
+    WithdrawOutput,
 };
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
@@ -171,6 +172,18 @@ impl TargetActivityImpls {
                 .bound(&input.spec.root, &input.service, &input.step, op),
         )
         .await
+    }
+
+    /// `kube.job`: a migration as a Kubernetes Job; its exit code is the verdict.
+    #[activity(definition = contracts::Job)]
+    pub async fn job(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: JobInput,
+    ) -> Result<JobOutput, ActivityError> {
+        let run_id = ctx.info().workflow_run_id.clone().unwrap_or_default();
+        let attempt = input.step.attempt;
+        crate::acting(&ctx, self.kube.job(&input, &run_id, attempt)).await
     }
 
     /// `traffic.route`: the fleet's router sends traffic to every host but the drained ones.

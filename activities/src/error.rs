@@ -131,6 +131,16 @@ pub enum StepFailure {
         /// Why.
         message: String,
     },
+    /// A migration Job ended unsuccessfully.
+    #[error(
+        "migration Job {job} failed: {detail}; the Job is kept for inspection (kubectl logs job/{job})"
+    )]
+    JobFailed {
+        /// The Job's name.
+        job: String,
+        /// Its exit code and last log lines.
+        detail: String,
+    },
     #[error("cancelled")]
     Cancelled,
     /// A failure after which the operation undid what it had done; `after` says what was
@@ -165,6 +175,7 @@ impl StepFailure {
             StepFailure::Io { .. } => error_kind::IO,
             StepFailure::KubeRefused { .. } => error_kind::KUBE_REFUSED,
             StepFailure::KubeUnavailable { .. } => error_kind::KUBE_UNAVAILABLE,
+            StepFailure::JobFailed { .. } => error_kind::MIGRATION_FAILED,
             StepFailure::Cancelled => "Cancelled",
             StepFailure::Undone { failure, .. } => failure.kind(),
         }

@@ -44,10 +44,15 @@ async fn bare_apply(client: &Client, image: &str) -> anyhow::Result<f64> {
             "template": {"metadata": {"labels": {"app": "bare"}}, "spec": {"containers": [{"name": "app", "image": image}]}}},
     });
     let applied = api
-        .patch("bare", &PatchParams::apply("bench").force(), &Patch::Apply(&object))
+        .patch(
+            "bare",
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(&object),
+        )
         .await?;
     let generation = applied.metadata.generation.unwrap_or(0);
-    let mut events = watcher::watcher(api, watcher::Config::default().fields("metadata.name=bare")).boxed();
+    let mut events =
+        watcher::watcher(api, watcher::Config::default().fields("metadata.name=bare")).boxed();
     while let Some(event) = events.next().await {
         if let Ok(Event::Apply(d) | Event::InitApply(d)) = event
             && let Some(s) = &d.status
@@ -74,7 +79,8 @@ async fn main() -> anyhow::Result<()> {
     // The worker acts as `cutover-driver` with the ClusterRole of k8s/base, so the audit log
     // tells its requests from the controllers' and the kubelet stand-in's.
     let role = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/base/driver-clusterrole.yaml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../k8s/base/driver-clusterrole.yaml"),
     )?;
     let role: serde_json::Value = serde_json::to_value(serde_yaml_like(&role)?)?;
     Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
@@ -129,7 +135,12 @@ async fn main() -> anyhow::Result<()> {
         }
         bare.push(floor);
         rollouts.push(started.elapsed().as_secs_f64() * 1000.0);
-        if let Some(ms) = summary.steps.iter().find(|s| s.name == "deploy").and_then(|s| s.duration_ms) {
+        if let Some(ms) = summary
+            .steps
+            .iter()
+            .find(|s| s.name == "deploy")
+            .and_then(|s| s.duration_ms)
+        {
             steps.push(ms as f64);
         }
         // The audit log is written asynchronously; the next rollout's count includes any
@@ -141,9 +152,15 @@ async fn main() -> anyhow::Result<()> {
     println!("rolling deploy of 2 replicas, kubelet stand-in ready at once, {runs} runs");
     report("kube-rs apply → rolled out (one SSA, one watch)", &mut bare);
     report("Cutover deploy step (deploy.rolling activity)", &mut steps);
-    report("Cutover rollout, start → end (lock, step, record)", &mut rollouts);
+    report(
+        "Cutover rollout, start → end (lock, step, record)",
+        &mut rollouts,
+    );
     let total: usize = requests.values().sum();
-    println!("API requests by the driver per rollout: {:.1}", total as f64 / runs as f64);
+    println!(
+        "API requests by the driver per rollout: {:.1}",
+        total as f64 / runs as f64
+    );
     for ((verb, resource), n) in &requests {
         println!("  {verb:<6} {resource:<14} {:.1}", *n as f64 / runs as f64);
     }

@@ -317,8 +317,7 @@ impl ControlPlane {
     /// The requests `user` made so far, from the API server's audit log: `(verb, resource)`
     /// once per request (a watch counts once, when it starts).
     pub fn requests_by(&self, user: &str) -> Vec<(String, String)> {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|e| e["user"]["username"] == user)
@@ -409,6 +408,8 @@ pub enum Fate {
     ImagePullBackOff,
     /// Starts and exits again and again: `CrashLoopBackOff`.
     CrashLoop,
+    /// Runs to its end with this exit code (a Job's pod; Job pods default to `Exit(0)`).
+    Exit(i32),
 }
 
 /// The kubelet stand-in: watches a namespace's pods and sets each one's status as its
@@ -443,10 +444,17 @@ impl Kubelet {
                     .and_then(|s| s.containers.first())
                     .and_then(|c| c.image.clone())
                     .unwrap_or_default();
+                let of_job = pod
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "Job");
+                let default = if of_job { Fate::Exit(0) } else { Fate::Ready };
                 let fate = shared
                     .lock()
-                    .map(|f| f.get(&image).cloned().unwrap_or(Fate::Ready))
-                    .unwrap_or(Fate::Ready);
+                    .map(|f| f.get(&image).cloned().unwrap_or(default.clone()))
+                    .unwrap_or(default);
                 let _ = act(&pods, &events, &pod, &image, &fate).await;
             }
         });
@@ -472,7 +480,7 @@ fn settled(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
-        .is_some_and(|p| p == "Running")
+        .is_some_and(|p| matches!(p, "Running" | "Succeeded" | "Failed"))
 }
 
 async fn act(
@@ -498,13 +506,33 @@ async fn act(
             Some("Failed"),
             Some(format!("Failed to pull image \"{image}\": not found")),
         ),
-        Fate::CrashLoop => (
+        Fate::CrashLoop | Fate::Exit(_) => (
             false,
             json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 40s restarting failed container={container}")}}),
             Some("BackOff"),
             Some("Back-off restarting failed container".to_owned()),
         ),
     };
+    if let Fate::Exit(code) = fate {
+        let phase = if *code == 0 { "Succeeded" } else { "Failed" };
+        let status = json!({
+            "status": {
+                "phase": phase,
+                "startTime": now,
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "PodCompleted"},
+                ],
+                "containerStatuses": [{
+                    "name": container, "image": image, "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": code, "reason": if *code == 0 { "Completed" } else { "Error" }, "startedAt": now, "finishedAt": now}},
+                }],
+            }
+        });
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            .await?;
+        return Ok(());
+    }
     let flag = if ready { "True" } else { "False" };
     let status = json!({
         "status": {

@@ -636,9 +636,73 @@ async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_g
         .await?;
     assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
     assert_eq!(scene.image("cart").await?.0, format!("{IMAGE}:1.0.0"));
+    // Waits are watches, not polls: the driver never GETs a Deployment or a pod.
+    let requests = scene
+        .plane
+        .requests_by("system:serviceaccount:cutover:cutover-worker");
+    let count = |verb: &str, resource: &str| {
+        requests
+            .iter()
+            .filter(|(v, r)| v == verb && r == resource)
+            .count()
+    };
+    assert!(count("watch", "deployments") >= 1, "{requests:?}");
+    assert_eq!(count("get", "deployments"), 0, "{requests:?}");
+    assert_eq!(count("get", "pods"), 0, "{requests:?}");
     // A namespace the overlay does not bind is refused, with the API's words.
     let (state, reason) = scene.run(&plan("default", "1.0.0", bg, "")).await?;
     assert_ne!(state, RolloutState::Succeeded);
     assert!(reason.contains("forbidden"), "{reason}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_migration_runs_as_a_job_and_its_exit_code_is_the_verdict() -> anyhow::Result<()> {
+    let scene = Scene::start("jobs").await?;
+    let kubelet = scene.kubelet();
+    let migrate = "  - name: migrate\n    kind: migrate\n    job:\n      image: registry.example.com/shop-migrate\n      command: [./migrate, up]\n      env: { LOG: debug }\n      env_from_secrets: [shop-db]\n";
+    let with_migration = |version: &str| {
+        plan(
+            "jobs",
+            version,
+            "    strategy: rolling\n    rollback_window: 0s\n",
+            "",
+        )
+        .replace("steps:\n", &format!("steps:\n{migrate}"))
+    };
+    let (state, reason) = scene.run(&with_migration("1.0.0")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scene.client.clone(), "jobs")
+        .list(&ListParams::default())
+        .await?;
+    assert_eq!(jobs.items.len(), 1);
+    let job = serde_json::to_value(&jobs.items[0])?;
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["image"],
+        "registry.example.com/shop-migrate:1.0.0"
+    );
+    assert_eq!(container["command"], json!(["./migrate", "up"]));
+    assert_eq!(
+        container["envFrom"],
+        json!([{"secretRef": {"name": "shop-db"}}])
+    );
+
+    // 2.0.0's migration exits 3: the rollout stops before its deploy, the Job is kept.
+    kubelet.set("registry.example.com/shop-migrate:2.0.0", Fate::Exit(3));
+    let (state, reason) = scene.run(&with_migration("2.0.0")).await?;
+    assert_ne!(state, RolloutState::Succeeded);
+    assert!(reason.contains("MigrationFailed"), "{reason}");
+    assert!(reason.contains("exit code 3"), "{reason}");
+    assert!(reason.contains("kept for inspection"), "{reason}");
+    assert_eq!(
+        scene.image("shop").await?.0,
+        format!("{IMAGE}:1.0.0"),
+        "the deploy did not run"
+    );
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scene.client.clone(), "jobs")
+        .list(&ListParams::default())
+        .await?;
+    assert_eq!(jobs.items.len(), 2, "both Jobs are kept");
     Ok(())
 }

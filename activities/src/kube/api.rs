@@ -94,6 +94,8 @@ pub(super) fn resource_of(object: &Value) -> Result<ApiResource, StepFailure> {
         "Ingress" => "ingresses",
         "NetworkPolicy" => "networkpolicies",
         "HTTPRoute" => "httproutes",
+        // Not from manifests: the driver's own migration Jobs.
+        "Job" => "jobs",
         other => {
             return Err(StepFailure::InvalidInput(format!(
                 "Cutover does not apply `{other}` objects"

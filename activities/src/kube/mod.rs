@@ -15,6 +15,7 @@
 //! rollout another started.
 
 mod api;
+mod job;
 mod render;
 mod state;
 mod wait;
@@ -37,6 +38,19 @@ use state::Record;
 #[derive(Default)]
 pub(crate) struct KubeDriver {
     clients: api::Clients,
+}
+
+impl KubeDriver {
+    /// `kube.job`: runs (or adopts) a migration Job and waits for its verdict.
+    pub(crate) async fn job(
+        &self,
+        input: &cutover_workflows::contracts::JobInput,
+        run_id: &str,
+        attempt: u32,
+    ) -> Result<cutover_workflows::contracts::JobOutput, StepFailure> {
+        let at = self.at(&input.spec.root).await?;
+        job::run(&at.client, &at.namespace, input, run_id, attempt).await
+    }
 }
 
 /// A client and the namespace a deploy's location names.

@@ -199,3 +199,27 @@ impl WithdrawOutput {
         }
     }
 }
+
+/// Input of `kube.job`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobInput {
+    /// Who runs it: the Job's name derives from the rollout and step, so a retried attempt
+    /// finds the Job its predecessor created instead of running the migration again.
+    pub step: StepRef,
+    /// The service.
+    pub service: String,
+    /// The release's version (the image's tag when the plan gives none).
+    pub version: String,
+    /// The Job.
+    pub spec: crate::plan::KubeJob,
+}
+
+/// Output of `kube.job`: the Job finished with exit code 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobOutput {
+    /// The Job's name, kept in the namespace for inspection.
+    pub job: String,
+    /// The container's last log lines, when the cluster could serve them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+}

@@ -16,8 +16,8 @@ mod process;
 
 pub use crate::control::AbortRequest;
 pub use deploy::{
-    DeployInput, DeployOutput, PrepareOutput, RetireInput, RetireOutput, RollbackInput,
-    RollbackOutput, RouteInput, RouteOutput, ShiftInput, ShiftOutput, WithdrawInput,
+    DeployInput, DeployOutput, JobInput, JobOutput, PrepareOutput, RetireInput, RetireOutput,
+    RollbackInput, RollbackOutput, RouteInput, RouteOutput, ShiftInput, ShiftOutput, WithdrawInput,
     WithdrawOutput,
 };
 pub use postgres::{
@@ -92,6 +92,8 @@ pub enum StepOutput {
     Provision(ProvisionOutput),
     /// A `migrate` step.
     Migrate(MigrateOutput),
+    /// A `migrate` step run as a Kubernetes Job.
+    Job(JobOutput),
     /// A `deploy` step.
     Deploy(DeployOutput),
     /// A `deploy` step on a fleet: each host's deploy.
@@ -220,7 +222,7 @@ pub struct RolloutActivities;
 pub use rollout_activities::{
     Build, Measure, Migrate, Provision, RecordRelease, RunCommand, UndoMigrations, Verify,
 };
-pub use target_activities::{Prepare, Retire, Rollback, Rolling, Route, Shift, Withdraw};
+pub use target_activities::{Job, Prepare, Retire, Rollback, Rolling, Route, Shift, Withdraw};
 
 #[activity_definitions]
 impl RolloutActivities {
@@ -321,6 +323,12 @@ impl TargetActivities {
     /// to the serving release, restarted if need be) and checks every upstream member.
     #[activity(name = "deploy.withdraw")]
     pub fn withdraw(input: WithdrawInput) -> Result<WithdrawOutput, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Runs a migration as a Kubernetes Job and waits for its verdict (its exit code).
+    #[activity(name = "kube.job")]
+    pub fn job(input: JobInput) -> Result<JobOutput, ActivityError> {
         unimplemented!()
     }
 }

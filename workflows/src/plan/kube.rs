@@ -97,6 +97,42 @@ impl KubeDeploy {
     }
 }
 
+/// A `migrate` step on Kubernetes: the migration runs as a Job in the target's namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KubeJob {
+    /// Where: the target's `kubernetes://CONTEXT/NAMESPACE` location.
+    pub root: String,
+    /// The image; a repository without a tag or digest gets the release's version as its tag.
+    pub image: String,
+    /// The container's command (its entrypoint when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Plain environment variables (no secrets: they would enter history).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Secrets (existing in the namespace) whose keys become environment variables: the
+    /// database URL and passwords reach the Job without passing through Cutover.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from_secrets: Vec<String>,
+}
+
+impl KubeJob {
+    /// The image the Job runs for `version`.
+    pub fn image_for(&self, version: &str) -> String {
+        let last = self.image.rsplit('/').next().unwrap_or_default();
+        if self.image.contains('@') || last.contains(':') {
+            self.image.clone()
+        } else if version.starts_with("sha256:") {
+            format!("{}@{version}", self.image)
+        } else {
+            format!("{}:{version}", self.image)
+        }
+    }
+}
+
 /// Kinds a plan's manifests may hold: what the driver's role may apply. `Secret` is refused on
 /// purpose: a secret's value in a manifest would enter workflow history.
 pub const KINDS: &[(&str, &str)] = &[

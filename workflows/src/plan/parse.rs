@@ -469,6 +469,7 @@ impl Cx {
         };
         let specific = match (kind, &self.kube) {
             (StepKind::Deploy, Some(_)) => kube::KUBE_DEPLOY_KEYS,
+            (StepKind::Migrate, Some(_)) => &["job"],
             _ => kind.keys(),
         };
         let known: Vec<&str> = common.iter().chain(specific).copied().collect();
@@ -501,7 +502,12 @@ impl Cx {
                 None
             }
             StepKind::Provision => self.provision(&fields, path).map(StepAction::Provision),
-            StepKind::Migrate => self.migrate(&fields, path).map(StepAction::Migrate),
+            StepKind::Migrate => match self.kube.clone() {
+                Some(target) => self
+                    .kube_job(&fields, path, &target)
+                    .map(StepAction::MigrateJob),
+                None => self.migrate(&fields, path).map(StepAction::Migrate),
+            },
             StepKind::Deploy => match self.kube.clone() {
                 Some(target) => self
                     .kube_deploy(&fields, path, &target)

@@ -419,6 +419,8 @@ pub enum StepAction {
     Provision(ProvisionSpec),
     /// Apply a directory of SQL migrations to PostgreSQL.
     Migrate(MigrateSpec),
+    /// Run a migration as a Kubernetes Job (`kind: migrate` on a Kubernetes target).
+    MigrateJob(super::kube::KubeJob),
     /// Start the version and move traffic to it.
     Deploy(DeploySpec),
     /// Point traffic back at the previous release and stop the current one.
@@ -439,7 +441,7 @@ impl StepAction {
             StepAction::Build(_) => StepKind::Build,
             StepAction::Verify(_) => StepKind::Verify,
             StepAction::Provision(_) => StepKind::Provision,
-            StepAction::Migrate(_) => StepKind::Migrate,
+            StepAction::Migrate(_) | StepAction::MigrateJob(_) => StepKind::Migrate,
             StepAction::Deploy(_) => StepKind::Deploy,
             StepAction::Rollback(_) => StepKind::Rollback,
             StepAction::Approval(_) => StepKind::Approval,

@@ -329,6 +329,19 @@ async fn one(
             )
             .await?,
         ),
+        StepAction::MigrateJob(spec) => StepOutput::Job(
+            ctx.execute_activity(
+                TargetActivities::job,
+                crate::contracts::JobInput {
+                    step: step_ref,
+                    service: release.service.clone(),
+                    version: release.version.clone(),
+                    spec: spec.clone(),
+                },
+                opts,
+            )
+            .await?,
+        ),
         StepAction::Provision(spec) => StepOutput::Provision(
             ctx.execute_activity(
                 RolloutActivities::provision,

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{Cx, Fields, join, truncate};
-use crate::plan::kube::{KubeDeploy, KubeTarget, dns_label};
+use crate::plan::kube::{KubeDeploy, KubeJob, KubeTarget, dns_label};
 use crate::plan::types::{CommandSpec, DeploySpec, HealthCheck, RollbackSpec, Strategy};
 use crate::plan::yaml::Node;
 
@@ -278,6 +278,79 @@ impl Cx {
                 progress_deadline,
                 objects: Vec::new(),
             })),
+        })
+    }
+
+    /// A `migrate` step on a Kubernetes target: `job: { image, command, args, env,
+    /// env_from_secrets }`.
+    pub(super) fn kube_job(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        target: &KubeTarget,
+    ) -> Option<KubeJob> {
+        let node = self.required(
+            fields,
+            "job",
+            "on Kubernetes a migration runs as a Job: `job: { image: registry.example.com/shop-migrate, command: [./migrate, up] }`",
+        )?;
+        let p = join(path, "job");
+        let job = self.fields(node, &p)?;
+        self.unknown_keys(
+            &job,
+            &["image", "command", "args", "env", "env_from_secrets"],
+        );
+        let image = self
+            .required(&job, "image", "give the migration's image, e.g. `image: registry.example.com/shop-migrate`")
+            .and_then(|n| {
+                let text = self.string(n, &join(&p, "image"))?;
+                if text.is_empty() || text.len() > 255 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    self.report(n, &join(&p, "image"), format!("`{}` is not an image", truncate(&text)), "e.g. `registry.example.com/shop-migrate` (the version becomes its tag) or `...:1.2.0`");
+                    return None;
+                }
+                Some(text)
+            });
+        let list = |cx: &mut Self, key: &str| match job.get(key) {
+            Some(n) => cx.string_list(n, &join(&p, key)),
+            None => Some(Vec::new()),
+        };
+        let command = list(self, "command");
+        let args = list(self, "args");
+        let secrets = list(self, "env_from_secrets").and_then(|names| {
+            match names.iter().find(|n| !dns_label(n)) {
+                Some(bad) => {
+                    self.report(
+                        job.get("env_from_secrets").unwrap_or(node),
+                        &join(&p, "env_from_secrets"),
+                        format!("`{}` is not a Secret name", truncate(bad)),
+                        "name Secrets that exist in the target's namespace",
+                    );
+                    None
+                }
+                None => Some(names),
+            }
+        });
+        let env = match job.get("env") {
+            Some(n) => {
+                let ep = join(&p, "env");
+                let f = self.fields(n, &ep)?;
+                let mut out = std::collections::BTreeMap::new();
+                for (k, (_, v)) in &f.entries {
+                    if let Some(v) = self.string(v, &join(&ep, k)) {
+                        out.insert(k.clone(), v);
+                    }
+                }
+                Some(out)
+            }
+            None => Some(Default::default()),
+        };
+        Some(KubeJob {
+            root: target.location(),
+            image: image?,
+            command: command?,
+            args: args?,
+            env: env?,
+            env_from_secrets: secrets?,
         })
     }
 
