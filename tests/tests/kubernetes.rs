@@ -234,6 +234,12 @@ async fn a_rolling_deploy_applies_the_new_image_and_a_failed_verify_rolls_it_bac
         .await?;
     assert_eq!(state, RolloutState::RolledBack, "{reason}\n{}", scene.log());
     assert!(reason.contains("traffic back to 1.0.0"), "{reason}");
+    cutover_tests::replays(
+        scene.server.client(),
+        "rollout/shop/test",
+        "kube-rolling-rolled-back",
+    )
+    .await?;
     assert_eq!(scene.image("shop").await?.0, format!("{IMAGE}:1.0.0"));
     let record = Api::<ConfigMap>::namespaced(scene.client.clone(), "rolling")
         .get("cutover-shop")
@@ -341,6 +347,7 @@ async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
         text.contains("replica ratio: 1 of 4 pods in slot green"),
         "{text}"
     );
+    cutover_tests::replays(scene.server.client(), &id, "kube-canary-promoted").await?;
     Ok(())
 }
 
@@ -704,5 +711,11 @@ async fn a_migration_runs_as_a_job_and_its_exit_code_is_the_verdict() -> anyhow:
         .list(&ListParams::default())
         .await?;
     assert_eq!(jobs.items.len(), 2, "both Jobs are kept");
+    cutover_tests::replays(
+        scene.server.client(),
+        "rollout/shop/test",
+        "kube-migration-job-failed",
+    )
+    .await?;
     Ok(())
 }
