@@ -22,6 +22,7 @@ use crate::{
 pub struct RolloutActivityImpls {
     http: reqwest::Client,
     host: HostDriver,
+    kube: crate::kube::KubeDriver,
     ledger: ledger::LazyLedger,
 }
 
@@ -42,6 +43,7 @@ impl RolloutActivityImpls {
         Self {
             http: verify::client(),
             host: HostDriver::new(verify::client()),
+            kube: crate::kube::KubeDriver::default(),
             ledger: ledger::LazyLedger::new(cutover_ledger::Ledger::resolve_url(url, &dir)),
         }
     }
@@ -165,6 +167,12 @@ impl RolloutActivityImpls {
         ctx: ActivityContext,
         input: ProvisionInput,
     ) -> Result<ProvisionOutput, ActivityError> {
+        if input.driver == cutover_workflows::plan::Driver::Kubernetes {
+            let op = self
+                .kube
+                .provision(&input.service, &input.version, &input.spec);
+            return on_target(&ctx, input.driver, op).await;
+        }
         let op = self
             .host
             .provision(&input.service, &input.version, &input.spec);

@@ -20,6 +20,13 @@ use temporalio_client::errors::WorkflowGetResultError;
 
 const IMAGE: &str = "registry.example.com/shop";
 
+/// A secret the worker reads from its environment; it must never appear in history.
+const SECRET_VALUE: &str = "postgres://shop:s3cret-value-4711@db/shop";
+
+/// A provision step for the namespace `ns` with a label, a ServiceAccount, a quota and a
+/// Secret from the worker's environment.
+const PROVISION: &str = "  - name: provision\n    kind: provision\n    namespace_labels: { team: shop }\n    service_account: shop\n    resource_quota: { pods: \"20\" }\n    secrets: { shop-db: { DATABASE_URL: { env: SHOP_DB_URL } } }\n";
+
 /// The manifests of the `shop` service: a Deployment of `replicas` and its Service.
 fn manifests(replicas: u32) -> String {
     format!(
@@ -172,7 +179,8 @@ fn spawn_worker(
             "--shutdown-grace",
             "5s",
         ])
-        .env("KUBECONFIG", kubeconfig);
+        .env("KUBECONFIG", kubeconfig)
+        .env("SHOP_DB_URL", SECRET_VALUE);
     WorkerProcess::spawn_command(command, dir)
 }
 
@@ -616,7 +624,9 @@ async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_g
 
     let bg = "    strategy: blue-green\n    rollback_window: 0s\n";
     for version in ["1.0.0", "2.0.0"] {
-        let (state, reason) = scene.run(&plan("apps", version, bg, "")).await?;
+        let text =
+            plan("apps", version, bg, "").replace("steps:\n", &format!("steps:\n{PROVISION}"));
+        let (state, reason) = scene.run(&text).await?;
         assert_eq!(
             state,
             RolloutState::Succeeded,
@@ -718,4 +728,95 @@ async fn a_migration_runs_as_a_job_and_its_exit_code_is_the_verdict() -> anyhow:
     )
     .await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn provision_creates_the_namespace_and_secrets_without_their_values_in_history()
+-> anyhow::Result<()> {
+    let scene = Scene::start("existing").await?;
+    let _kubelet = Kubelet::start(scene.client.clone(), "fresh");
+    let bg = "    strategy: rolling\n    rollback_window: 0s\n";
+    let text = plan("fresh", "1.0.0", bg, "").replace("steps:\n", &format!("steps:\n{PROVISION}"));
+    let (state, reason) = scene.run(&text).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    let ns = Api::<Namespace>::all(scene.client.clone())
+        .get("fresh")
+        .await?;
+    assert_eq!(
+        ns.metadata
+            .labels
+            .unwrap_or_default()
+            .get("team")
+            .map(String::as_str),
+        Some("shop")
+    );
+    let secret =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(scene.client.clone(), "fresh")
+            .get("shop-db")
+            .await?;
+    let data = secret.data.unwrap_or_default();
+    assert_eq!(
+        data.get("DATABASE_URL").map(|b| b.0.as_slice()),
+        Some(SECRET_VALUE.as_bytes())
+    );
+    let quota =
+        Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(scene.client.clone(), "fresh")
+            .get("cutover-shop")
+            .await?;
+    assert_eq!(
+        serde_json::to_value(quota.spec)?["hard"],
+        json!({"pods": "20"})
+    );
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(scene.client.clone(), "fresh")
+        .get("shop")
+        .await?;
+    let history = decoded_history(&scene).await?;
+    assert!(
+        !history.contains("s3cret-value-4711"),
+        "a secret value is in history"
+    );
+    assert!(
+        history.contains("Secret shop-db set (DATABASE_URL)"),
+        "the change is reported by name"
+    );
+    assert!(history.contains("namespace fresh created"));
+
+    // A second run changes nothing.
+    let (state, reason) = scene.run(&text.replace("1.0.0", "1.0.1")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}");
+    let history = decoded_history(&scene).await?;
+    assert!(
+        history.contains(r#"{"changes":[]}"#),
+        "nothing changed the second time"
+    );
+    Ok(())
+}
+
+/// The latest rollout's history with every payload decoded, as one text to search.
+async fn decoded_history(scene: &Scene) -> anyhow::Result<String> {
+    use base64::Engine;
+    fn walk(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    if let (true, Some(text)) = (k == "data", v.as_str())
+                        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text)
+                    {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                        out.push('\n');
+                    }
+                    walk(v, out);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            other => {
+                out.push_str(&other.to_string());
+                out.push('\n');
+            }
+        }
+    }
+    let events = cutover_tests::history_events(scene.server.client(), "rollout/shop/test").await?;
+    let mut out = String::new();
+    walk(&serde_json::Value::Array(events), &mut out);
+    Ok(out)
 }

@@ -16,6 +16,7 @@
 
 mod api;
 mod job;
+mod provision;
 mod render;
 mod state;
 mod wait;
@@ -161,13 +162,15 @@ fn record_of(version: &str, slot: Option<&str>, r: &Rendered) -> Record {
 impl DeployDriver for KubeDriver {
     async fn provision(
         &self,
-        _service: &str,
+        service: &str,
         _version: &str,
-        _spec: &ProvisionSpec,
+        spec: &ProvisionSpec,
     ) -> Result<ProvisionOutput, StepFailure> {
-        Err(StepFailure::InvalidInput(
-            "`provision` steps act on a host; on Kubernetes the namespace must exist".to_owned(),
-        ))
+        let k = spec.kubernetes.as_deref().ok_or_else(|| {
+            StepFailure::InvalidInput("the provision step has no Kubernetes section".to_owned())
+        })?;
+        let at = self.at(&spec.root).await?;
+        provision::ensure(&at.client, &at.namespace, service, k).await
     }
 
     async fn prepare(

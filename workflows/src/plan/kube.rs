@@ -133,6 +133,27 @@ impl KubeJob {
     }
 }
 
+/// A `provision` step on Kubernetes: what the namespace needs before the first deploy.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KubeProvision {
+    /// Labels set on the target's namespace (created if absent).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub namespace_labels: std::collections::BTreeMap<String, String>,
+    /// A ServiceAccount for the service's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// `ResourceQuota` `cutover-SERVICE` limits (`spec.hard`), e.g. `requests.cpu: "4"`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub resource_quota: std::collections::BTreeMap<String, String>,
+    /// Secrets to create, by name: each key's value from a secret reference, resolved by the
+    /// worker, so values never enter workflow history.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub secrets: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, super::types::SecretRef>,
+    >,
+}
+
 /// Kinds a plan's manifests may hold: what the driver's role may apply. `Secret` is refused on
 /// purpose: a secret's value in a manifest would enter workflow history.
 pub const KINDS: &[(&str, &str)] = &[

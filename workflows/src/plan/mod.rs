@@ -21,7 +21,9 @@ mod yaml;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use fleet::{Between, Region, Router, WaveSize, Waves};
 pub use kind::StepKind;
-pub use kube::{KINDS, KubeDeploy, KubeJob, KubeTarget, dns_label, valid_image_version};
+pub use kube::{
+    KINDS, KubeDeploy, KubeJob, KubeProvision, KubeTarget, dns_label, valid_image_version,
+};
 pub use manifests::{MAX_OBJECTS_BYTES, ManifestError, Source as ManifestSource, attach_manifests};
 pub use parse::{PlanLimits, parse_drill, parse_plan, parse_release};
 

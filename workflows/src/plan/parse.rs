@@ -470,6 +470,7 @@ impl Cx {
         let specific = match (kind, &self.kube) {
             (StepKind::Deploy, Some(_)) => kube::KUBE_DEPLOY_KEYS,
             (StepKind::Migrate, Some(_)) => &["job"],
+            (StepKind::Provision, Some(_)) => kube::KUBE_PROVISION_KEYS,
             _ => kind.keys(),
         };
         let known: Vec<&str> = common.iter().chain(specific).copied().collect();
@@ -493,13 +494,9 @@ impl Cx {
             StepKind::Build => self.build(&fields, path).map(StepAction::Build),
             StepKind::Verify => self.verify(&fields, path).map(StepAction::Verify),
             StepKind::Provision if self.kube.is_some() => {
-                self.report(
-                    node,
-                    &join(path, "kind"),
-                    "`provision` lays out release directories and databases on a host; a Kubernetes target has no host",
-                    "create the namespace and its Secrets apart from the release (e.g. with `kubectl apply`), or provision the database from a `command` step",
-                );
-                None
+                let target = self.kube.clone()?;
+                self.kube_provision(&fields, path, &target)
+                    .map(StepAction::Provision)
             }
             StepKind::Provision => self.provision(&fields, path).map(StepAction::Provision),
             StepKind::Migrate => match self.kube.clone() {

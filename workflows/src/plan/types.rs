@@ -545,6 +545,10 @@ pub struct ProvisionSpec {
     /// Written to `<root>/<service>/shared/env` (mode 0600) from secret references.
     #[serde(default)]
     pub env_file: BTreeMap<String, SecretRef>,
+    /// On Kubernetes: the namespace, ServiceAccount, quota and Secrets (`root` is then the
+    /// target's `kubernetes://CONTEXT/NAMESPACE` location).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<Box<super::kube::KubeProvision>>,
 }
 
 /// The database part of a `provision` step.

@@ -7,8 +7,12 @@
 use std::time::Duration;
 
 use super::{Cx, Fields, join, truncate};
-use crate::plan::kube::{KubeDeploy, KubeJob, KubeTarget, dns_label};
-use crate::plan::types::{CommandSpec, DeploySpec, HealthCheck, RollbackSpec, Strategy};
+use std::collections::BTreeMap;
+
+use crate::plan::kube::{KubeDeploy, KubeJob, KubeProvision, KubeTarget, dns_label};
+use crate::plan::types::{
+    CommandSpec, DeploySpec, HealthCheck, ProvisionSpec, RollbackSpec, Strategy,
+};
 use crate::plan::yaml::Node;
 
 /// The keys of a deploy step on a Kubernetes target.
@@ -26,6 +30,14 @@ pub(crate) const KUBE_DEPLOY_KEYS: &[&str] = &[
     "rollback_window",
     "canary",
     "analysis",
+];
+
+/// The keys of a provision step on a Kubernetes target.
+pub(crate) const KUBE_PROVISION_KEYS: &[&str] = &[
+    "namespace_labels",
+    "service_account",
+    "resource_quota",
+    "secrets",
 ];
 
 /// Longest time a Deployment may go without progress.
@@ -351,6 +363,104 @@ impl Cx {
             args: args?,
             env: env?,
             env_from_secrets: secrets?,
+        })
+    }
+
+    /// A `provision` step on a Kubernetes target.
+    pub(super) fn kube_provision(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        target: &KubeTarget,
+    ) -> Option<ProvisionSpec> {
+        let map = |cx: &mut Self, key: &str| -> Option<BTreeMap<String, String>> {
+            let Some(n) = fields.get(key) else {
+                return Some(BTreeMap::new());
+            };
+            let p = join(path, key);
+            let f = cx.fields(n, &p)?;
+            let mut out = BTreeMap::new();
+            let mut ok = true;
+            for (k, (key_node, v)) in &f.entries {
+                let valid = !k.is_empty()
+                    && k.len() <= 253
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+                if !valid {
+                    cx.report(
+                        key_node,
+                        &join(&p, k),
+                        format!("`{}` is not a valid key", truncate(k)),
+                        "use letters, digits, `-`, `_`, `.` and one `/` prefix",
+                    );
+                    ok = false;
+                }
+                match cx.string(v, &join(&p, k)) {
+                    Some(v) => {
+                        out.insert(k.clone(), v);
+                    }
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        };
+        let namespace_labels = map(self, "namespace_labels");
+        let resource_quota = map(self, "resource_quota");
+        let service_account = match fields.get("service_account") {
+            Some(n) => {
+                let text = self.string(n, &join(path, "service_account"))?;
+                if dns_label(&text) {
+                    Some(Some(text))
+                } else {
+                    self.report(
+                        n,
+                        &join(path, "service_account"),
+                        format!("`{}` is not a valid name", truncate(&text)),
+                        "use 1 to 63 lowercase letters, digits or `-`",
+                    );
+                    None
+                }
+            }
+            None => Some(None),
+        };
+        let secrets = match fields.get("secrets") {
+            Some(n) => {
+                let p = join(path, "secrets");
+                let f = self.fields(n, &p)?;
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (name, (name_node, refs)) in &f.entries {
+                    if !dns_label(name) {
+                        self.report(
+                            name_node,
+                            &join(&p, name),
+                            format!("`{}` is not a valid Secret name", truncate(name)),
+                            "use 1 to 63 lowercase letters, digits or `-`",
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    match self.secret_env(refs, &join(&p, name)) {
+                        Some(r) => {
+                            out.insert(name.clone(), r);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            None => Some(BTreeMap::new()),
+        };
+        Some(ProvisionSpec {
+            root: target.location(),
+            database: None,
+            env_file: BTreeMap::new(),
+            kubernetes: Some(Box::new(KubeProvision {
+                namespace_labels: namespace_labels?,
+                service_account: service_account?,
+                resource_quota: resource_quota?,
+                secrets: secrets?,
+            })),
         })
     }
 

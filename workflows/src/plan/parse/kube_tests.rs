@@ -262,7 +262,22 @@ fn a_kubernetes_target_refuses_what_belongs_to_hosts() {
         (
             "  - name: back\n    kind: rollback\n",
             "  - name: lay\n    kind: provision\n    root: /srv\n",
-            "a Kubernetes target has no host",
+            "unknown key `root`",
+        ),
+        (
+            "  - name: back\n    kind: rollback\n",
+            "  - name: lay\n    kind: provision\n    secrets: { Shop_DB: { URL: { env: X } } }\n",
+            "not a valid Secret name",
+        ),
+        (
+            "  - name: back\n    kind: rollback\n",
+            "  - name: lay\n    kind: provision\n    secrets: { shop-db: { URL: 12 } }\n",
+            "expected a mapping of keys to values",
+        ),
+        (
+            "  - name: back\n    kind: rollback\n",
+            "  - name: lay\n    kind: provision\n    resource_quota: { \"cpu limit\": \"4\" }\n",
+            "not a valid key",
         ),
         (
             "version: \"1.4.2\"",

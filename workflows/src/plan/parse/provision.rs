@@ -26,6 +26,7 @@ impl Cx {
             root: root?,
             database: database?,
             env_file: env_file?,
+            kubernetes: None,
         })
     }
 
