@@ -30,6 +30,7 @@ pub use agent::AgentActivityImpls;
 pub use deploy::TargetActivityImpls;
 pub use drill::DrillActivityImpls;
 pub use error::StepFailure;
+pub use kube::{DryRun, DryRunObject, dry_run as kube_dry_run};
 pub use lock::LockActivityImpls;
 pub use rollout::RolloutActivityImpls;
 

@@ -411,6 +411,12 @@ pub(crate) enum PlanCommand {
     Show {
         /// The plan file.
         file: PathBuf,
+        /// Kubernetes plans: print instead the objects each deploy step would apply for the
+        /// plan's version, passed through the API server as a server-side apply dry run
+        /// (`dryRun=All`: defaults, admission and RBAC checked, nothing changed) when the
+        /// target's cluster answers. Exit 1 if the API server refuses an object.
+        #[arg(long)]
+        objects: bool,
     },
 }
 

@@ -20,7 +20,7 @@ use cli::{
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Plan(PlanCommand::Validate { file }) => cmd::plan::validate(&file),
-        Command::Plan(PlanCommand::Show { file }) => cmd::plan::show(&file),
+        Command::Plan(PlanCommand::Show { file, objects }) => cmd::plan::show(&file, objects).await,
         Command::Rollout(RolloutCommand::Start { plan, wait }) => {
             cmd::rollout::start(&cli.global, &plan, wait).await
         }

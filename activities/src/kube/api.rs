@@ -135,3 +135,17 @@ pub(super) async fn apply(
     .await
     .map_err(|e| failure(format!("apply {}", describe(object)), e))
 }
+
+/// Whether the cluster serves Gateway API HTTPRoutes (`gateway.networking.k8s.io/v1`): a
+/// discovery request every authenticated user may make. A cluster without the CRDs answers
+/// 404, which means no.
+pub(super) async fn serves_http_routes(client: &Client) -> Result<bool, StepFailure> {
+    match client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+    {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "httproutes")),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(failure("discover the Gateway API", e)),
+    }
+}

@@ -5,8 +5,12 @@
 //!   pods under the plan's `max_surge`/`max_unavailable`.
 //! - blue-green: the new version in the other slot's Deployment (`NAME-blue`/`NAME-green`),
 //!   reachable through `SERVICE-preview`; the switch moves the Service's selector.
-//! - canary, by replica ratio: the Service selects both slots while the new slot holds
-//!   `weight`% of the replicas (this driver does not drive Gateway API routes yet).
+//! - canary through a Gateway API HTTPRoute (the plan's `route`, when the cluster serves
+//!   `gateway.networking.k8s.io/v1`): both slots run whole and the route's backend weights
+//!   send `weight`% to the new slot's Service `SERVICE-SLOT`, the rest to the Service, which
+//!   keeps selecting the serving slot until 100%.
+//! - canary by replica ratio (no route, or no Gateway API on the cluster): the Service
+//!   selects both slots while the new slot holds `weight`% of the replicas.
 //! - rollback: the previous release's recorded objects re-applied; its pods are available
 //!   before traffic moves back.
 //!
@@ -15,11 +19,16 @@
 //! rollout another started.
 
 mod api;
+mod dry_run;
+mod endpoint;
 mod job;
 mod provision;
 mod render;
 mod state;
 mod wait;
+
+pub use dry_run::{DryRun, Object as DryRunObject, dry_run};
+pub(crate) use endpoint::Endpoints;
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +41,7 @@ use serde_json::{Value, json};
 
 use crate::drivers::DeployDriver;
 use crate::error::StepFailure;
-use render::{Rendered, name, other_slot, render, service_to};
+use render::{Rendered, name, other_slot, render, route_to, service_to, slot_backend};
 use state::Record;
 
 /// The Kubernetes deploy driver; one per worker, its clients shared by every activity.
@@ -51,6 +60,55 @@ impl KubeDriver {
     ) -> Result<cutover_workflows::contracts::JobOutput, StepFailure> {
         let at = self.at(&input.spec.root).await?;
         job::run(&at.client, &at.namespace, input, run_id, attempt).await
+    }
+}
+
+impl KubeDriver {
+    /// A routed canary's shift: the HTTPRoute sends `weight`% to the new slot's Service and
+    /// the rest to the traffic Service, which selects the serving slot. At 100% the route
+    /// sends everything to the new slot, the Service's selector moves to it, and the route
+    /// goes back to the Service alone, as the plan wrote it. Both slots stay whole; retire
+    /// scales the old one down. Returns how the traffic is split, for status.
+    async fn shift_route(
+        &self,
+        at: &At,
+        release: &str,
+        (record, next): (&Record, &Record),
+        (route, svc, slot): (&Value, &Value, &str),
+        weight: u8,
+    ) -> Result<String, StepFailure> {
+        let service = name(svc);
+        let backend = format!("{service}-{slot}");
+        let route_name = name(route);
+        let serving = record.slot.as_deref();
+        if weight < 100 && record.version.is_some() {
+            if let Some(old) = serving {
+                at.apply(&service_to(svc, Some(old))).await?;
+            }
+            let split = [(service.clone(), 100 - weight), (backend.clone(), weight)];
+            at.apply(&route_to(route, &service, &split)).await?;
+            return Ok(format!(
+                "Gateway API HTTPRoute {route_name}: {weight}% to {backend} (slot {slot}), {}% to {service} (slot {})",
+                100 - weight,
+                serving.unwrap_or("serving")
+            ));
+        }
+        at.apply(&route_to(route, &service, &[(backend.clone(), 100)]))
+            .await?;
+        at.apply(&service_to(svc, Some(slot))).await?;
+        at.apply(route).await?;
+        if weight >= 100 {
+            let mut promoted = next.clone();
+            promoted.prepared = None;
+            let promoted = record.clone().promoted(promoted);
+            at.save(release, &promoted).await?;
+            return Ok(format!(
+                "Gateway API HTTPRoute {route_name}: 100% to {service} (slot {slot})"
+            ));
+        }
+        Ok(format!(
+            "Gateway API HTTPRoute {route_name}: all traffic to {service} (slot {slot}), the first release of {release}"
+        ))
     }
 }
 
@@ -95,6 +153,11 @@ fn deployment_of(record: &Record) -> Option<&Value> {
 /// The recorded traffic Service of a release, if it has one.
 fn service_of(record: &Record) -> Option<&Value> {
     record.objects.iter().find(|o| o["kind"] == "Service")
+}
+
+/// The recorded HTTPRoute of a release whose canary splits traffic by route weights.
+fn route_of(record: &Record) -> Option<&Value> {
+    record.objects.iter().find(|o| o["kind"] == "HTTPRoute")
 }
 
 impl At {
@@ -145,9 +208,15 @@ fn deadline_of(deployment: &Value) -> Duration {
     )
 }
 
+/// The record of a release as rendered; a routed canary's record also keeps its slot's
+/// backend Service and the route as the plan wrote it (all traffic to the Service).
 fn record_of(version: &str, slot: Option<&str>, r: &Rendered) -> Record {
     let mut objects = vec![r.deployment.clone()];
     objects.extend(r.service.clone());
+    if let (Some(route), Some(svc), Some(slot)) = (&r.route, &r.service, slot) {
+        objects.push(slot_backend(svc, slot));
+        objects.push(route.clone());
+    }
     Record {
         version: Some(version.to_owned()),
         slot: slot.map(str::to_owned),
@@ -155,6 +224,7 @@ fn record_of(version: &str, slot: Option<&str>, r: &Rendered) -> Record {
         replicas: r.replicas,
         previous: None,
         prepared: None,
+        split_note: None,
         rolled_back_by: None,
     }
 }
@@ -197,20 +267,31 @@ impl DeployDriver for KubeDriver {
             (_, Some(serving)) => other_slot(serving).to_owned(),
             (_, None) => render::SLOTS[0].to_owned(),
         };
-        let r = render(k, spec.strategy, service, version, Some(&slot))?;
+        let mut r = render(k, spec.strategy, service, version, Some(&slot))?;
+        let mut split_note = None;
+        if r.route.is_some() && !api::serves_http_routes(&at.client).await? {
+            r.route = None;
+            split_note = Some("the cluster serves no Gateway API HTTPRoute".to_owned());
+        }
         for object in &r.others {
             at.apply(object).await?;
         }
-        // A canary starts with one pod; its weights set the replicas. Blue-green starts whole.
-        let start = if spec.strategy == Strategy::Canary {
+        // A canary by replica ratio starts with one pod, its weights set the replicas; a
+        // routed canary and blue-green start whole.
+        let start = if spec.strategy == Strategy::Canary && r.route.is_none() {
             r.replicas.min(1)
         } else {
             r.replicas
         };
         // Recorded before it is created, so a withdraw after a crash finds it.
-        record.prepared = Some(Box::new(record_of(version, Some(&slot), &r)));
+        let mut prepared = record_of(version, Some(&slot), &r);
+        prepared.split_note = split_note;
+        record.prepared = Some(Box::new(prepared));
         at.save(service, &record).await?;
         at.scale(&r.deployment, start, k.progress_deadline).await?;
+        if let (Some(svc), Some(_)) = (&r.service, &r.route) {
+            at.apply(&slot_backend(svc, &slot)).await?;
+        }
         if let Some(svc) = &r.service
             && spec.strategy == Strategy::BlueGreen
         {
@@ -254,6 +335,18 @@ impl DeployDriver for KubeDriver {
         let deployment = deployment_of(next).ok_or_else(|| {
             StepFailure::InvalidInput("the prepared release has no Deployment".to_owned())
         })?;
+        if let (Some(route), Some(svc), Some(slot)) =
+            (route_of(next), service_of(next), next.slot.as_deref())
+        {
+            let by = self
+                .shift_route(&at, service, (&record, next), (route, svc, slot), weight)
+                .await?;
+            return Ok(ShiftOutput {
+                weight,
+                applied_ms: started.elapsed().as_secs_f64() * 1000.0,
+                by: Some(by),
+            });
+        }
         let deadline = deadline_of(deployment);
         let total = next.replicas;
         let new = if weight >= 100 {
@@ -281,8 +374,12 @@ impl DeployDriver for KubeDriver {
             weight,
             applied_ms: started.elapsed().as_secs_f64() * 1000.0,
             by: Some(format!(
-                "replica ratio: {new} of {total} pods in slot {}",
-                slot.unwrap_or("?")
+                "replica ratio: {new} of {total} pods in slot {}{}",
+                slot.unwrap_or("?"),
+                next.split_note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
             )),
         })
     }
@@ -446,6 +543,10 @@ impl DeployDriver for KubeDriver {
                     }
                     if let (Some(svc), Some(slot)) = (service_of(&record), record.slot.as_deref()) {
                         at.apply(&service_to(svc, Some(slot))).await?;
+                    }
+                    // A routed canary's route back to the Service alone.
+                    if let Some(route) = route_of(&p) {
+                        at.apply(route).await?;
                     }
                     if let Some(d) = deployment_of(&p) {
                         at.scale(d, 0, deadline_of(d)).await?;

@@ -32,6 +32,8 @@ pub(super) struct Rendered {
     pub(super) deployment: Value,
     /// The Service carrying traffic (blue-green and canary switch its selector), if any.
     pub(super) service: Option<Value>,
+    /// The canary's HTTPRoute, whose backend weights split the traffic, if the plan names one.
+    pub(super) route: Option<Value>,
     /// Everything else, applied as written (plus labels).
     pub(super) others: Vec<Value>,
     /// Replicas the Deployment asks for.
@@ -70,6 +72,7 @@ pub(super) fn render(
 ) -> Result<Rendered, StepFailure> {
     let mut deployment = None;
     let mut traffic = None;
+    let mut route = None;
     let mut others = Vec::new();
     for object in &spec.objects {
         let mut object = object.clone();
@@ -84,6 +87,8 @@ pub(super) fn render(
             deployment = Some(object);
         } else if kind == "Service" && spec.service.as_deref() == Some(named.as_str()) {
             traffic = Some(object);
+        } else if kind == "HTTPRoute" && spec.route.as_deref() == Some(named.as_str()) {
+            route = Some(object);
         } else {
             others.push(object);
         }
@@ -125,6 +130,7 @@ pub(super) fn render(
     Ok(Rendered {
         deployment,
         service: traffic,
+        route,
         others,
         replicas,
     })
@@ -148,11 +154,22 @@ pub(super) fn service_to(service: &Value, slot: Option<&str>) -> Value {
 /// A preview Service, `NAME-preview`, selecting only `slot`: the new version reachable before
 /// it takes traffic.
 pub(super) fn preview(service: &Value, slot: &str) -> Value {
+    let name = format!("{}-preview", name(service));
+    slot_service(service, slot, &name)
+}
+
+/// The Service of one slot, `NAME-SLOT`: the backend an HTTPRoute sends a canary's share to.
+pub(super) fn slot_backend(service: &Value, slot: &str) -> Value {
+    let name = format!("{}-{slot}", name(service));
+    slot_service(service, slot, &name)
+}
+
+/// A copy of the traffic Service named `name` and selecting only `slot`.
+fn slot_service(service: &Value, slot: &str, name: &str) -> Value {
     let mut s = service_to(service, Some(slot));
-    let base = name(&s);
-    s["metadata"]["name"] = json!(format!("{base}-preview"));
+    s["metadata"]["name"] = json!(name);
     if let Some(spec) = s["spec"].as_object_mut() {
-        // The cluster assigns the preview its own address and node ports.
+        // The cluster assigns the copy its own address and node ports.
         for key in ["clusterIP", "clusterIPs", "loadBalancerIP"] {
             spec.remove(key);
         }
@@ -165,6 +182,34 @@ pub(super) fn preview(service: &Value, slot: &str) -> Value {
         }
     }
     s
+}
+
+/// The HTTPRoute with every backendRef naming Service `service` replaced by `weights`, a list
+/// of (Service name, weight): the same port, the traffic split between them.
+pub(super) fn route_to(route: &Value, service: &str, weights: &[(String, u8)]) -> Value {
+    let mut r = route.clone();
+    if let Some(rules) = r["spec"]["rules"].as_array_mut() {
+        for rule in rules {
+            let Some(refs) = rule["backendRefs"].as_array() else {
+                continue;
+            };
+            let mut split = Vec::with_capacity(refs.len() + 1);
+            for b in refs {
+                if b["name"] == service {
+                    for (name, weight) in weights {
+                        let mut each = b.clone();
+                        each["name"] = json!(name);
+                        each["weight"] = json!(weight);
+                        split.push(each);
+                    }
+                } else {
+                    split.push(b.clone());
+                }
+            }
+            rule["backendRefs"] = Value::Array(split);
+        }
+    }
+    r
 }
 
 fn label(object: &mut Value, key: &str, value: &str) {
@@ -216,6 +261,7 @@ mod tests {
             container: None,
             deployment: "shop".into(),
             service: Some("shop".into()),
+            route: None,
             max_surge: Some("1".into()),
             max_unavailable: Some("0".into()),
             progress_deadline: Duration::from_secs(60),
@@ -275,5 +321,28 @@ mod tests {
                 .is_none()
         );
         assert_eq!(preview(&svc, "green")["metadata"]["name"], "shop-preview");
+        let backend = slot_backend(&svc, "green");
+        assert_eq!(backend["metadata"]["name"], "shop-green");
+        assert_eq!(backend["spec"]["selector"][SLOT_LABEL], "green");
+    }
+
+    #[test]
+    fn a_route_splits_the_backend_naming_the_service_and_keeps_the_others() {
+        let route = json!({"kind": "HTTPRoute", "metadata": {"name": "shop"}, "spec": {"rules": [
+            {"backendRefs": [{"name": "shop", "port": 80}, {"name": "other", "port": 81}]},
+            {"matches": [{"path": {"value": "/x"}}]}
+        ]}});
+        let split = route_to(
+            &route,
+            "shop",
+            &[("shop".to_owned(), 75), ("shop-green".to_owned(), 25)],
+        );
+        assert_eq!(
+            split["spec"]["rules"][0]["backendRefs"],
+            json!([{"name": "shop", "port": 80, "weight": 75},
+                   {"name": "shop-green", "port": 80, "weight": 25},
+                   {"name": "other", "port": 81}])
+        );
+        assert!(split["spec"]["rules"][1].get("backendRefs").is_none());
     }
 }

@@ -34,6 +34,10 @@ pub(super) struct Record {
     /// A release being deployed that has not taken all traffic yet: what a withdraw undoes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) prepared: Option<Box<Record>>,
+    /// How a canary of this release splits its traffic, when it is not by the HTTPRoute
+    /// the plan named: why it fell back to a replica ratio, for status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) split_note: Option<String>,
     /// The rollback request that made this the serving release, and the version it replaced:
     /// a retried rollback is recognised and changes nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

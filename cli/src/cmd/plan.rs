@@ -5,7 +5,9 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::load_plan;
-use crate::exit::Outcome;
+use cutover_workflows::plan::StepAction;
+
+use crate::exit::{Failure, Outcome};
 
 /// Reports every problem, or a one-line summary of a good plan.
 pub(crate) fn validate(path: &Path) -> Outcome {
@@ -22,10 +24,54 @@ pub(crate) fn validate(path: &Path) -> Outcome {
     Ok(())
 }
 
-/// Prints the normalized plan as JSON — which is also YAML, so the output is a valid plan.
-pub(crate) fn show(path: &Path) -> Outcome {
+/// Prints the normalized plan as JSON — which is also YAML, so the output is a valid plan —
+/// or, with `objects`, what its Kubernetes deploy steps would apply.
+pub(crate) async fn show(path: &Path, objects: bool) -> Outcome {
     let plan = load_plan(path)?;
-    let text = serde_json::to_string_pretty(&plan).context("printing the plan")?;
+    if !objects {
+        let text = serde_json::to_string_pretty(&plan).context("printing the plan")?;
+        println!("{text}");
+        return Ok(());
+    }
+    if plan.target.kubernetes.is_none() {
+        return Err(Failure::Input(anyhow::anyhow!(
+            "{}: --objects shows what a Kubernetes deploy applies, and this plan's target is not `driver: kubernetes`",
+            path.display()
+        )));
+    }
+    let mut steps = Vec::new();
+    let mut refused = 0;
+    for step in &plan.steps {
+        let StepAction::Deploy(spec) = &step.action else {
+            continue;
+        };
+        let run = cutover_activities::kube_dry_run(&plan.service, &plan.version, spec)
+            .await
+            .map_err(|e| Failure::Input(anyhow::anyhow!("step `{}`: {e}", step.name)))?;
+        if let Some(why) = &run.unchecked {
+            eprintln!(
+                "step `{}`: the API server did not check these objects ({why}); they are shown as rendered",
+                step.name
+            );
+        }
+        for o in run.objects.iter().filter(|o| o.refused.is_some()) {
+            refused += 1;
+            eprintln!(
+                "step `{}`: the API server refuses {}: {}",
+                step.name,
+                o.object,
+                o.refused.as_deref().unwrap_or_default()
+            );
+        }
+        steps.push(serde_json::json!({ "step": step.name, "dry_run": run }));
+    }
+    let text = serde_json::to_string_pretty(&steps).context("printing the objects")?;
     println!("{text}");
+    if refused > 0 {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "{refused} object{} refused by the API server; nothing was applied",
+            if refused == 1 { "" } else { "s" }
+        )));
+    }
     Ok(())
 }

@@ -83,10 +83,33 @@ pub struct At {
 /// Input of `drill.switch`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SwitchInput {
-    /// The file the app reads its database URL from.
+    /// The file the app reads its database URL from (empty on Kubernetes).
+    #[serde(default)]
     pub endpoint_file: String,
     /// The primary to point it at.
     pub primary: SecretRef,
+    /// On Kubernetes: the Secret key the app reads instead, and the Deployment to restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubeEndpoint>,
+}
+
+/// Where an application on Kubernetes reads its database URL:
+/// `traffic: { kubernetes: { secret: shop-db, key: DATABASE_URL, restart: shop } }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeEndpoint {
+    /// `kubernetes://CONTEXT/NAMESPACE`, from the drill's `namespace` and `context`.
+    pub root: String,
+    /// The Secret holding the URL.
+    pub secret: String,
+    /// Its key.
+    pub key: String,
+    /// The Deployment whose pods read it, restarted after a switch (none: the app rereads
+    /// the mounted Secret by itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// How long the restart may take to roll out.
+    #[serde(with = "crate::duration_serde")]
+    pub rollout_within: std::time::Duration,
 }
 
 /// Input of `drill.verify`.

@@ -138,6 +138,36 @@ pub enum Traffic {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<String>,
     },
+    /// Kubernetes: the application's pods read their database URL from a Secret's key;
+    /// switching writes the new primary's URL there (resolved on the worker, never in
+    /// history) and restarts the Deployment so its pods read it, waiting until it rolled out.
+    Kubernetes(crate::drill::contracts::KubeEndpoint),
+}
+
+impl Traffic {
+    /// The input of `drill.switch` pointing the application at `primary`.
+    pub fn switch_to(
+        &self,
+        primary: &crate::plan::SecretRef,
+    ) -> crate::drill::contracts::SwitchInput {
+        let (endpoint_file, kubernetes) = match self {
+            Traffic::EndpointFile { path, .. } => (path.clone(), None),
+            Traffic::Kubernetes(k) => (String::new(), Some(k.clone())),
+        };
+        crate::drill::contracts::SwitchInput {
+            endpoint_file,
+            primary: primary.clone(),
+            kubernetes,
+        }
+    }
+
+    /// The agent that switches it: the endpoint file's host, if named.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Traffic::EndpointFile { host, .. } => host.as_deref(),
+            Traffic::Kubernetes(_) => None,
+        }
+    }
 }
 
 /// An HTTP check of the application.

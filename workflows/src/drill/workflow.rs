@@ -30,7 +30,7 @@ use failback::Roles;
 
 use super::contracts::{
     AppVerifyInput, DrillActivities, MarkInput, MarkOutput, NodeInput, PreflightInput, RecordInput,
-    SurveyInput, SurveyOutput, SwitchInput,
+    SurveyInput, SurveyOutput,
 };
 use temporalio_common::error::ActivityExecutionError;
 
@@ -332,16 +332,12 @@ async fn phases(ctx: &mut WorkflowContext<DrillWorkflow>) -> WorkflowResult<()> 
         }
     };
 
-    let super::Traffic::EndpointFile { path, .. } = &plan.traffic;
     let p = phase(ctx, "switch");
     match ctx
         .execute_activity(
             DrillActivities::switch,
-            SwitchInput {
-                endpoint_file: path.clone(),
-                primary: db.standby.url.clone(),
-            },
-            on_traffic(options(Duration::from_secs(30), 3), &plan),
+            plan.traffic.switch_to(&db.standby.url),
+            on_traffic(switch_options(&plan, 3), &plan),
         )
         .await
     {
@@ -486,8 +482,17 @@ fn on_node(opts: ActivityOptions, node: &super::DatabaseNode) -> ActivityOptions
 
 /// `opts` sent to the agent of the host whose endpoint file the app reads, when named.
 fn on_traffic(opts: ActivityOptions, plan: &DrillPlan) -> ActivityOptions {
-    let super::Traffic::EndpointFile { host, .. } = &plan.traffic;
-    crate::hosts::route(opts, host.as_deref(), crate::plan::DEFAULT_HOST_WAIT)
+    crate::hosts::route(opts, plan.traffic.host(), crate::plan::DEFAULT_HOST_WAIT)
+}
+
+/// The options of `drill.switch` with `attempts`: 30 s to write a file, or on Kubernetes
+/// also the time the Deployment's restart may take to roll out (the activity heartbeats).
+pub(super) fn switch_options(plan: &DrillPlan, attempts: u32) -> ActivityOptions {
+    let within = match &plan.traffic {
+        super::Traffic::Kubernetes(k) => k.rollout_within,
+        super::Traffic::EndpointFile { .. } => Duration::ZERO,
+    };
+    options(Duration::from_secs(30) + within, attempts)
 }
 
 /// `opts` with a cancellation token of their own: the activity runs even while (or after)

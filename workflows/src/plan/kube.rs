@@ -70,6 +70,11 @@ pub struct KubeDeploy {
     /// The Service that carries traffic (blue-green and canary switch its selector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// Canary deploys: the Gateway API `HTTPRoute` whose backend weights split the traffic
+    /// between the two slots' Services (`SERVICE-blue`, `SERVICE-green`). Without one, or on
+    /// a cluster that serves no Gateway API, the split is by replica ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// Rolling deploys: extra pods during the rollout (`25%`, `1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_surge: Option<String>,

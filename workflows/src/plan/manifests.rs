@@ -267,6 +267,7 @@ fn check(
             }
         }
     }
+    check_route(&mut problems, &objects, kube, strategy, &whole);
     if !problems.is_empty() {
         return problems;
     }
@@ -280,6 +281,60 @@ fn check(
         ));
     }
     problems
+}
+
+/// A canary's HTTPRoute: the one the step names, which must send the traffic Service's
+/// requests somewhere for the driver to split them, or else the manifests' only HTTPRoute if
+/// it does.
+fn check_route(
+    problems: &mut Vec<ManifestError>,
+    objects: &[Object],
+    kube: &mut KubeDeploy,
+    strategy: Strategy,
+    whole: &impl Fn(String, &str) -> ManifestError,
+) {
+    let routes: Vec<&Object> = objects.iter().filter(|o| o.kind == "HTTPRoute").collect();
+    let route = match (kube.route.as_deref(), routes.as_slice()) {
+        (None, [only]) if strategy == Strategy::Canary => *only,
+        (None, _) => return,
+        (Some(name), all) => match all.iter().find(|o| o.name == name) {
+            Some(found) => found,
+            None => {
+                problems.push(whole(
+                    format!("the manifests hold no HTTPRoute `{}`", truncate(name)),
+                    "add the HTTPRoute that carries the service's traffic, or remove `route`",
+                ));
+                return;
+            }
+        },
+    };
+    let Some(service) = kube.service.as_deref() else {
+        return;
+    };
+    let json = to_json(&route.node);
+    let sends = json["spec"]["rules"].as_array().is_some_and(|rules| {
+        rules.iter().any(|r| {
+            r["backendRefs"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|b| b["name"] == service))
+        })
+    });
+    if sends {
+        kube.route = Some(route.name.clone());
+    } else if kube.route.is_some() {
+        problems.push(ManifestError {
+            file: route.file.clone(),
+            diagnostic: diag(
+                &route.node,
+                "spec.rules",
+                format!(
+                    "HTTPRoute `{}` has no backendRef to Service `{service}`",
+                    route.name
+                ),
+                "the canary splits the backendRefs that name the traffic Service; add one",
+            ),
+        });
+    }
 }
 
 fn diag(node: &Node, path: &str, message: String, hint: &str) -> Diagnostic {

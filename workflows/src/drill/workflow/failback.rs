@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
-use super::{DrillWorkflow, cause, done, fail, failed, on_node, on_traffic, options, phase};
-use crate::drill::contracts::{
-    AppVerifyInput, DrillActivities, NodeInput, RebuildInput, SwitchInput,
+use super::{
+    DrillWorkflow, cause, done, fail, failed, on_node, on_traffic, options, phase, switch_options,
 };
-use crate::drill::{DatabaseNode, DrillPlan, Traffic};
+use crate::drill::contracts::{AppVerifyInput, DrillActivities, NodeInput, RebuildInput};
+use crate::drill::{DatabaseNode, DrillPlan};
 
 /// Which server is to be the primary, and which one its standby.
 #[derive(Clone)]
@@ -51,11 +51,6 @@ fn node(plan: &DrillPlan, node: &DatabaseNode, within_ms: u64) -> NodeInput {
         graceful: false,
         within_ms,
     }
-}
-
-fn endpoint(plan: &DrillPlan) -> String {
-    let Traffic::EndpointFile { path, .. } = &plan.traffic;
-    path.clone()
 }
 
 fn verify_input(plan: &DrillPlan, run: &str) -> AppVerifyInput {
@@ -157,11 +152,8 @@ async fn switch_back(
     let switched = ctx
         .execute_activity(
             DrillActivities::switch,
-            SwitchInput {
-                endpoint_file: endpoint(plan),
-                primary: db.primary.url.clone(),
-            },
-            on_traffic(options(Duration::from_secs(30), 3), plan),
+            plan.traffic.switch_to(&db.primary.url),
+            on_traffic(switch_options(plan, 3), plan),
         )
         .await;
     if let Err(e) = switched {
@@ -262,11 +254,8 @@ pub(super) async fn restore(
         match ctx
             .execute_activity(
                 DrillActivities::switch,
-                SwitchInput {
-                    endpoint_file: endpoint(plan),
-                    primary: roles.keep.url.clone(),
-                },
-                on_traffic(options(Duration::from_secs(30), 5), plan),
+                plan.traffic.switch_to(&roles.keep.url),
+                on_traffic(switch_options(plan, 5), plan),
             )
             .await
         {

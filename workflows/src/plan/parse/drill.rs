@@ -279,7 +279,11 @@ impl Cx {
 
     fn traffic(&mut self, node: &Node, path: &str) -> Option<Traffic> {
         let f = self.fields(node, path)?;
-        self.unknown_keys(&f, &["endpoint_file", "host"]);
+        if let Some(k) = f.get("kubernetes") {
+            self.unknown_keys(&f, &["kubernetes"]);
+            return self.kube_traffic(k, &join(path, "kubernetes"));
+        }
+        self.unknown_keys(&f, &["endpoint_file", "host", "kubernetes"]);
         let file = self.required(&f, "endpoint_file", "the host driver switches traffic by rewriting the file the app reads its database URL from")
             .and_then(|n| self.absolute_path(n, &join(path, "endpoint_file")));
         let host = self.host(&f, path);
@@ -287,6 +291,72 @@ impl Cx {
             path: file?,
             host: host?,
         })
+    }
+
+    /// `kubernetes: { namespace, context, secret, key, restart, rollout_within }`: the Secret
+    /// key the app's pods read their database URL from, and the Deployment to restart.
+    fn kube_traffic(&mut self, node: &Node, path: &str) -> Option<Traffic> {
+        let f = self.fields(node, path)?;
+        self.unknown_keys(
+            &f,
+            &[
+                "namespace",
+                "context",
+                "secret",
+                "key",
+                "restart",
+                "rollout_within",
+            ],
+        );
+        let target = self.kube_target(&f);
+        let label = |cx: &mut Self, key: &str, hint: &str| -> Option<String> {
+            let n = cx.required(&f, key, hint)?;
+            cx.kube_name(n, &join(path, key))
+        };
+        let secret = label(
+            self,
+            "secret",
+            "name the Secret the app reads its database URL from, e.g. `secret: shop-db`",
+        );
+        let key = self
+            .required(
+                &f,
+                "key",
+                "name the Secret's key holding the URL, e.g. `key: DATABASE_URL`",
+            )
+            .and_then(|n| {
+                let text = self.string(n, &join(path, "key"))?;
+                let ok = !text.is_empty()
+                    && text.len() <= 253
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if !ok {
+                    self.report(
+                        n,
+                        &join(path, "key"),
+                        format!("`{}` is not a valid Secret key", truncate(&text)),
+                        "use letters, digits, `-`, `_` and `.`",
+                    );
+                    return None;
+                }
+                Some(text)
+            });
+        let restart = match f.get("restart") {
+            Some(_) => label(self, "restart", "").map(Some),
+            None => Some(None),
+        };
+        let rollout_within = match f.get("rollout_within") {
+            Some(n) => self.duration(n, &join(path, "rollout_within")),
+            None => Some(Duration::from_secs(300)),
+        };
+        Some(Traffic::Kubernetes(crate::drill::contracts::KubeEndpoint {
+            root: target?.location(),
+            secret: secret?,
+            key: key?,
+            restart: restart?,
+            rollout_within: rollout_within?,
+        }))
     }
 
     /// An optional `host:`, the name of the agent that acts there.

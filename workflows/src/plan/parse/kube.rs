@@ -24,6 +24,7 @@ pub(crate) const KUBE_DEPLOY_KEYS: &[&str] = &[
     "container",
     "deployment",
     "service",
+    "route",
     "max_surge",
     "max_unavailable",
     "progress_deadline",
@@ -85,6 +86,21 @@ impl Cx {
             context,
             namespace: text,
         })
+    }
+
+    /// A Kubernetes object name (a DNS-1123 label), or a report saying why not.
+    pub(super) fn kube_name(&mut self, node: &Node, path: &str) -> Option<String> {
+        let text = self.string(node, path)?;
+        if dns_label(&text) {
+            return Some(text);
+        }
+        self.report(
+            node,
+            path,
+            format!("`{}` is not a valid Kubernetes name", truncate(&text)),
+            "use 1 to 63 lowercase letters, digits or `-`",
+        );
+        None
     }
 
     /// A deploy step on a Kubernetes target.
@@ -159,25 +175,26 @@ impl Cx {
                 Some(text)
             });
         let label = |cx: &mut Self, key: &str| -> Option<Option<String>> {
-            let Some(n) = fields.get(key) else {
-                return Some(None);
-            };
-            let text = cx.string(n, &join(path, key))?;
-            if dns_label(&text) {
-                Some(Some(text))
-            } else {
-                cx.report(
-                    n,
-                    &join(path, key),
-                    format!("`{}` is not a valid Kubernetes name", truncate(&text)),
-                    "use 1 to 63 lowercase letters, digits or `-`",
-                );
-                None
+            match fields.get(key) {
+                Some(n) => cx.kube_name(n, &join(path, key)).map(Some),
+                None => Some(None),
             }
         };
         let container = label(self, "container");
         let deployment = label(self, "deployment");
         let service = label(self, "service");
+        let route = label(self, "route");
+        if strategy.is_some_and(|s| s != Strategy::Canary)
+            && let Some(n) = fields.get("route")
+        {
+            self.report(
+                n,
+                &join(path, "route"),
+                "`route` splits a canary's traffic by HTTPRoute weights",
+                "remove it, or use `strategy: canary`",
+            );
+            return None;
+        }
         let surge = |cx: &mut Self, key: &str| -> Option<Option<String>> {
             let Some(n) = fields.get(key) else {
                 return Some(None);
@@ -285,6 +302,7 @@ impl Cx {
                 container: container?,
                 deployment: deployment?.unwrap_or_default(),
                 service: service?,
+                route: route?,
                 max_surge: max_surge?,
                 max_unavailable: max_unavailable?,
                 progress_deadline,

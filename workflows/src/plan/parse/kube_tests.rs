@@ -292,3 +292,89 @@ fn a_kubernetes_target_refuses_what_belongs_to_hosts() {
         );
     }
 }
+
+const ROUTE: &str = "---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: shop }
+spec:
+  parentRefs: [{ name: public }]
+  rules:
+    - backendRefs: [{ name: shop, port: 80 }]
+";
+
+#[test]
+fn a_canary_takes_the_httproute_that_sends_to_its_service() {
+    let canary = kube_with(
+        "strategy: blue-green",
+        "strategy: canary\n    canary: [{ weight: 100 }]",
+    );
+    let mut plan = parse_plan(&canary, PlanLimits::default()).expect("valid");
+    attach(&mut plan, &format!("{MANIFEST}{ROUTE}")).expect("valid manifests");
+    let StepAction::Deploy(spec) = &plan.steps[0].action else {
+        panic!("a deploy")
+    };
+    let k = spec.kubernetes.as_deref().expect("kubernetes section");
+    assert_eq!(k.route.as_deref(), Some("shop"), "the only route, found");
+
+    // A route to another Service is left alone when not named.
+    let elsewhere = ROUTE.replace("{ name: shop, port: 80 }", "{ name: other, port: 80 }");
+    let mut plan = parse_plan(&canary, PlanLimits::default()).expect("valid");
+    attach(&mut plan, &format!("{MANIFEST}{elsewhere}")).expect("valid manifests");
+    let StepAction::Deploy(spec) = &plan.steps[0].action else {
+        panic!("a deploy")
+    };
+    assert_eq!(
+        spec.kubernetes.as_deref().and_then(|k| k.route.clone()),
+        None
+    );
+}
+
+#[test]
+fn a_named_route_must_exist_and_send_to_the_service() {
+    let named = kube_with(
+        "strategy: blue-green",
+        "strategy: canary\n    canary: [{ weight: 100 }]\n    route: shop",
+    );
+    let mut plan = parse_plan(&named, PlanLimits::default()).expect("valid");
+    let errors = attach(&mut plan, MANIFEST).expect_err("no route in the manifests");
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("the manifests hold no HTTPRoute `shop`"),
+        "{errors:?}"
+    );
+    let elsewhere = ROUTE.replace("{ name: shop, port: 80 }", "{ name: other, port: 80 }");
+    let mut plan = parse_plan(&named, PlanLimits::default()).expect("valid");
+    let errors =
+        attach(&mut plan, &format!("{MANIFEST}{elsewhere}")).expect_err("a route elsewhere");
+    let text = errors[0].to_string();
+    assert!(
+        text.contains("k8s/shop.yaml:")
+            && text.contains("HTTPRoute `shop` has no backendRef to Service `shop`"),
+        "{text}"
+    );
+    // `route` belongs to canaries.
+    let blue_green = kube_with(
+        "strategy: blue-green",
+        "strategy: blue-green\n    route: shop",
+    );
+    assert!(
+        messages(&blue_green)
+            .iter()
+            .any(|m| m.contains("splits a canary's traffic")),
+        "{:?}",
+        messages(&blue_green)
+    );
+    let bad = kube_with(
+        "strategy: blue-green",
+        "strategy: canary\n    canary: [{ weight: 100 }]\n    route: Shop!",
+    );
+    assert!(
+        messages(&bad)
+            .iter()
+            .any(|m| m.contains("is not a valid Kubernetes name")),
+        "{:?}",
+        messages(&bad)
+    );
+}

@@ -377,6 +377,32 @@ fn a_drill_plan_parses_with_defaults_and_round_trips() {
 }
 
 #[test]
+fn a_drill_on_kubernetes_switches_a_secret_key_and_restarts_a_deployment() {
+    let text = DRILL.replace(
+        "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+        "traffic: { kubernetes: { namespace: shop, context: prod, secret: shop-db, key: DATABASE_URL, restart: shop } }",
+    );
+    let plan = parse_drill(&text).expect("valid drill");
+    let crate::drill::Traffic::Kubernetes(k) = &plan.traffic else {
+        panic!("{:?}", plan.traffic);
+    };
+    assert_eq!(k.root, "kubernetes://prod/shop");
+    assert_eq!(
+        (k.secret.as_str(), k.key.as_str()),
+        ("shop-db", "DATABASE_URL")
+    );
+    assert_eq!(k.restart.as_deref(), Some("shop"));
+    assert_eq!(k.rollout_within, std::time::Duration::from_secs(300));
+    assert_eq!(plan.traffic.host(), None);
+    let input = plan.traffic.switch_to(&plan.database.standby.url);
+    assert_eq!(input.kubernetes.as_ref(), Some(k));
+    assert!(input.endpoint_file.is_empty());
+    let back: crate::drill::DrillPlan =
+        serde_json::from_str(&serde_json::to_string(&plan).expect("json")).expect("back");
+    assert_eq!(back, plan);
+}
+
+#[test]
 fn a_drill_places_each_node_and_the_endpoint_on_its_host() {
     let text = DRILL
         .replace("15/a }", "15/a, host: db-1 }")
@@ -385,8 +411,7 @@ fn a_drill_places_each_node_and_the_endpoint_on_its_host() {
     let plan = parse_drill(&text).expect("valid drill");
     assert_eq!(plan.database.primary.host.as_deref(), Some("db-1"));
     assert_eq!(plan.database.standby.host.as_deref(), Some("db-2"));
-    let crate::drill::Traffic::EndpointFile { host, .. } = &plan.traffic;
-    assert_eq!(host.as_deref(), Some("app-1"));
+    assert_eq!(plan.traffic.host(), Some("app-1"));
     let json = serde_json::to_string(&plan).expect("json");
     let back: crate::drill::DrillPlan = serde_json::from_str(&json).expect("back");
     assert_eq!(back, plan);
@@ -457,6 +482,36 @@ fn bad_drill_plans_are_refused_with_positions() {
             "traffic: { endpoint_file: /srv/hello/shared/database_url }",
             "traffic: { endpoint_file: /srv/hello/shared/database_url, host: [a] }",
             "expected",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { kubernetes: { namespace: shop, secret: Shop_DB, key: URL } }",
+            "`Shop_DB` is not a valid Kubernetes name",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { kubernetes: { namespace: shop, secret: shop-db, key: \"a/b\" } }",
+            "is not a valid Secret key",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { kubernetes: { secret: shop-db, key: URL } }",
+            "namespace",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { kubernetes: { namespace: shop, key: URL } }",
+            "secret",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { kubernetes: { namespace: shop, secret: s, key: URL, value: x } }",
+            "value",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { endpoint_file: /srv/x, kubernetes: { namespace: shop, secret: s, key: URL } }",
+            "endpoint_file",
         ),
     ] {
         assert!(DRILL.contains(from), "{from}");
