@@ -476,6 +476,55 @@ async fn a_canary_through_an_http_route_splits_traffic_by_backend_weights() -> a
         "{status}"
     );
     cutover_tests::replays(scene.server.client(), &id, "kube-canary-by-route").await?;
+
+    // A third version aborted at 25%: the route goes back to the Service alone, which
+    // selects the serving slot, and the new slot is scaled away.
+    let id = scene.start_rollout(&plan("routed", "3.0.0", canary, ""))?;
+    wait_for(Duration::from_secs(60), "3.0.0 at 25%", || async {
+        let b = route_backends(&scene).await.ok()?;
+        (b.as_array()?.len() == 2 && b[1]["name"] == "shop-blue").then_some(())
+    })
+    .await?;
+    let out = cutover(
+        scene.dir.path(),
+        Some(&scene.server.address),
+        &["rollout", "abort", &id, "--by", "sre"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (state, reason) = scene.end(&id).await?;
+    assert_ne!(state, RolloutState::Succeeded, "{reason}");
+    assert_eq!(
+        route_backends(&scene).await?,
+        json!([{"group": "", "kind": "Service", "name": "shop", "port": 80, "weight": 1}]),
+        "{reason}\n{}",
+        scene.log()
+    );
+    let ran: Vec<String> = cutover_tests::history_events(scene.server.client(), &id)
+        .await?
+        .iter()
+        .filter_map(|e| {
+            e["attributes"]["ActivityTaskScheduledEventAttributes"]["activity_type"]["name"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        scene.service_selector("shop").await?,
+        json!({"app": "shop", "cutover.dev/slot": "green"}),
+        "{ran:?}"
+    );
+    assert_eq!(
+        scene.image("shop-blue").await?,
+        (format!("{IMAGE}:3.0.0"), 0)
+    );
+    assert_eq!(
+        scene.image("shop-green").await?,
+        (format!("{IMAGE}:2.0.0"), 4)
+    );
     Ok(())
 }
 

@@ -112,6 +112,52 @@ impl KubeDriver {
     }
 }
 
+/// Undoes a release that was prepared but never took all traffic: the serving release whole
+/// and alone behind the Service (and a routed canary's route back to the Service), the
+/// prepared pods scaled away. Returns what was undone.
+async fn undo_prepared(at: &At, record: &Record, p: &Record) -> Result<Vec<String>, StepFailure> {
+    let serving = record.version.clone();
+    let mut undone = Vec::new();
+    let serving_deployment = deployment_of(record).cloned();
+    match (p.slot.as_deref(), serving_deployment) {
+        (Some(_), serving_deployment) => {
+            // Traffic first: the serving release whole and alone behind the Service.
+            if let Some(d) = &serving_deployment {
+                at.scale(d, record.replicas, deadline_of(d)).await?;
+            }
+            if let (Some(svc), Some(slot)) = (service_of(record), record.slot.as_deref()) {
+                at.apply(&service_to(svc, Some(slot))).await?;
+            }
+            // A routed canary's route back to the Service alone.
+            if let Some(route) = route_of(p) {
+                at.apply(route).await?;
+            }
+            if let Some(d) = deployment_of(p) {
+                at.scale(d, 0, deadline_of(d)).await?;
+                undone.push(format!("Deployment {} scaled to 0", name(d)));
+            }
+        }
+        // A rolling deploy that did not finish: the serving release's Deployment
+        // applied again, so its pods replace the new ones.
+        (None, Some(d)) => {
+            at.scale(&d, record.replicas, deadline_of(&d)).await?;
+            undone.push(format!(
+                "Deployment {} back to {}",
+                name(&d),
+                serving.as_deref().unwrap_or("?")
+            ));
+        }
+        // The first release, unfinished: nothing served before it.
+        (None, None) => {
+            if let Some(d) = deployment_of(p) {
+                at.scale(d, 0, deadline_of(d)).await?;
+                undone.push(format!("Deployment {} scaled to 0", name(d)));
+            }
+        }
+    }
+    Ok(undone)
+}
+
 /// A client and the namespace a deploy's location names.
 struct At {
     client: Client,
@@ -481,6 +527,22 @@ impl DeployDriver for KubeDriver {
                 to: record.version.clone().unwrap_or_default(),
             });
         }
+        // A canary or blue-green release stopped before it took all traffic: rolling it back
+        // means the serving release alone again, not the one before it.
+        if let Some(p) = record.prepared.as_deref().cloned()
+            && p.version != record.version
+        {
+            undo_prepared(&at, &record, &p).await?;
+            let from = p.version.clone().unwrap_or_default();
+            let mut back = record.clone();
+            back.prepared = None;
+            back.rolled_back_by = Some((request.to_owned(), from.clone()));
+            at.save(service, &back).await?;
+            return Ok(RollbackOutput {
+                from,
+                to: back.version.unwrap_or_default(),
+            });
+        }
         let from = record.version.clone().unwrap_or_default();
         let Some(prev) = record.previous.as_deref().cloned() else {
             return Err(StepFailure::DeployFailed(format!(
@@ -534,43 +596,7 @@ impl DeployDriver for KubeDriver {
         }
         let mut undone = Vec::new();
         if let Some(p) = record.prepared.take() {
-            let serving_deployment = deployment_of(&record).cloned();
-            match (p.slot.as_deref(), serving_deployment) {
-                (Some(_), serving_deployment) => {
-                    // Traffic first: the serving release whole and alone behind the Service.
-                    if let Some(d) = &serving_deployment {
-                        at.scale(d, record.replicas, deadline_of(d)).await?;
-                    }
-                    if let (Some(svc), Some(slot)) = (service_of(&record), record.slot.as_deref()) {
-                        at.apply(&service_to(svc, Some(slot))).await?;
-                    }
-                    // A routed canary's route back to the Service alone.
-                    if let Some(route) = route_of(&p) {
-                        at.apply(route).await?;
-                    }
-                    if let Some(d) = deployment_of(&p) {
-                        at.scale(d, 0, deadline_of(d)).await?;
-                        undone.push(format!("Deployment {} scaled to 0", name(d)));
-                    }
-                }
-                // A rolling deploy that did not finish: the serving release's Deployment
-                // applied again, so its pods replace the new ones.
-                (None, Some(d)) => {
-                    at.scale(&d, record.replicas, deadline_of(&d)).await?;
-                    undone.push(format!(
-                        "Deployment {} back to {}",
-                        name(&d),
-                        serving.as_deref().unwrap_or("?")
-                    ));
-                }
-                // The first release, unfinished: nothing served before it.
-                (None, None) => {
-                    if let Some(d) = deployment_of(&p) {
-                        at.scale(d, 0, deadline_of(d)).await?;
-                        undone.push(format!("Deployment {} scaled to 0", name(d)));
-                    }
-                }
-            }
+            undone = undo_prepared(&at, &record, &p).await?;
             at.save(service, &record).await?;
         }
         Ok(WithdrawOutput {
