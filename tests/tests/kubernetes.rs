@@ -811,6 +811,37 @@ async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_g
         !reason.contains("forbidden"),
         "the pods, events and logs were readable: {reason}"
     );
+    // A canary through a Gateway API route: discovery, the route's patch, the slot Services.
+    scene.plane.install_gateway_api().await?;
+    std::fs::write(scene.dir.path().join("shop.yaml"), manifests_with_route(2))?;
+    let routed = "    strategy: canary\n    rollback_window: 0s\n    canary: [{ weight: 50 }, { weight: 100 }]\n";
+    let id = scene.start_rollout(&plan("apps", "4.0.0", routed, ""))?;
+    let (state, reason) = scene.end(&id).await?;
+    assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    let status = cutover_tests::cutover_json(
+        scene.dir.path(),
+        Some(&scene.server.address),
+        &["rollout", "status", &id, "--output", "json"],
+    )?
+    .to_string();
+    assert!(
+        status.contains("Gateway API HTTPRoute shop: 50%"),
+        "{status}"
+    );
+    // A drill's switch patches the app's Secret key, and the driver never reads a Secret:
+    // asked in `shop`, where the production overlay binds the driver's role alone.
+    let can = |verb: &str| -> anyhow::Result<String> {
+        // `can-i` answers on stdout, and exits 1 when the answer is no.
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&admin)
+            .args(["auth", "can-i", verb, "secrets", "-n", "shop", "--as"])
+            .arg("system:serviceaccount:cutover:cutover-worker")
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    assert_eq!(can("patch")?, "yes");
+    assert_eq!(can("get")?, "no");
     // A rolling deploy of another service exercises the rest of the driver's requests.
     let rolling = "    strategy: rolling\n    rollback_window: 0s\n";
     std::fs::write(
