@@ -164,6 +164,16 @@ impl Scene {
         Ok(serde_json::to_value(s.spec.and_then(|s| s.selector))?)
     }
 
+    /// `cutover rollout status ID --output json`, as text.
+    fn status_text(&self, id: &str) -> anyhow::Result<String> {
+        Ok(cutover_tests::cutover_json(
+            self.dir.path(),
+            Some(&self.server.address),
+            &["rollout", "status", id, "--output", "json"],
+        )?
+        .to_string())
+    }
+
     /// Promotes the rollout `id` past its hold with the CLI and waits until it succeeded.
     async fn promote_to_the_end(&self, id: &str) -> anyhow::Result<()> {
         let out = cutover(
@@ -367,12 +377,7 @@ async fn a_canary_holds_its_weight_as_a_replica_ratio() -> anyhow::Result<()> {
         json!({"app": "shop", "cutover.dev/slot": "green"})
     );
     // Status says how the weights were made.
-    let status = cutover_tests::cutover_json(
-        scene.dir.path(),
-        Some(&scene.server.address),
-        &["rollout", "status", &id, "--output", "json"],
-    )?;
-    let text = status.to_string();
+    let text = scene.status_text(&id)?;
     assert!(
         text.contains(
             "replica ratio: 1 of 4 pods in slot green (the cluster serves no Gateway API HTTPRoute)"
@@ -463,12 +468,7 @@ async fn a_canary_through_an_http_route_splits_traffic_by_backend_weights() -> a
         "the old slot is retired"
     );
     // Status says how the weights were made.
-    let status = cutover_tests::cutover_json(
-        scene.dir.path(),
-        Some(&scene.server.address),
-        &["rollout", "status", &id, "--output", "json"],
-    )?
-    .to_string();
+    let status = scene.status_text(&id)?;
     assert!(
         status.contains(
             "Gateway API HTTPRoute shop: 25% to shop-green (slot green), 75% to shop (slot blue)"
@@ -818,12 +818,7 @@ async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_g
     let id = scene.start_rollout(&plan("apps", "4.0.0", routed, ""))?;
     let (state, reason) = scene.end(&id).await?;
     assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
-    let status = cutover_tests::cutover_json(
-        scene.dir.path(),
-        Some(&scene.server.address),
-        &["rollout", "status", &id, "--output", "json"],
-    )?
-    .to_string();
+    let status = scene.status_text(&id)?;
     assert!(
         status.contains("Gateway API HTTPRoute shop: 50%"),
         "{status}"
