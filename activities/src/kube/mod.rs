@@ -460,12 +460,16 @@ impl DeployDriver for KubeDriver {
                 stopped.push(name(d));
             }
         }
+        let before = record.clone();
         if keep.is_empty() {
             record = Record::default();
         } else {
             record.prepared = None;
         }
-        at.save(service, &record).await?;
+        // A rolling deploy leaves nothing to retire: no write for an unchanged record.
+        if record != before {
+            at.save(service, &record).await?;
+        }
         stopped.sort();
         stopped.dedup();
         Ok(RetireOutput { stopped })
