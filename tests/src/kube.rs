@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as Watched};
@@ -42,6 +42,22 @@ pub fn binaries() -> anyhow::Result<PathBuf> {
         "scripts/controlplane failed; it builds kube-apiserver from source and needs Go"
     );
     Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+}
+
+/// A self-signed certificate `NAME.crt` and its key `NAME.key` in `dir`, for `cn`.
+pub(crate) fn self_signed(dir: &Path, name: &str, cn: &str) -> anyhow::Result<()> {
+    let (key, crt, subject) = (
+        format!("{name}.key"),
+        format!("{name}.crt"),
+        format!("/CN={cn}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &crt,
+            "-subj", &subject, "-days", "2",
+        ],
+    )
 }
 
 /// Runs `openssl` with `args` in `dir`.
@@ -86,24 +102,7 @@ impl ControlPlane {
         let bin = binaries()?;
         let dir = tempfile::tempdir()?;
         let d = dir.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-subj",
-                "/CN=cutover-test-ca",
-                "-days",
-                "2",
-            ],
-        )?;
+        self_signed(d, "ca", "cutover-test-ca")?;
         std::fs::write(
             d.join("san.cnf"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n",
@@ -455,6 +454,7 @@ pub enum Fate {
 /// image's [`Fate`] says (default: Ready). Stops when dropped.
 pub struct Kubelet {
     fates: Arc<Mutex<HashMap<String, Fate>>>,
+    logs: crate::kubelet_logs::Logs,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -463,8 +463,22 @@ impl Kubelet {
     pub fn start(client: Client, namespace: &str) -> Self {
         let fates: Arc<Mutex<HashMap<String, Fate>>> = Arc::default();
         let shared = fates.clone();
+        let logs = crate::kubelet_logs::Logs::default();
+        let seen = logs.clone();
         let ns = namespace.to_owned();
         let task = tokio::spawn(async move {
+            // Pods are bound to a Node whose kubelet endpoint serves their logs; held for as
+            // long as the stand-in runs.
+            let server =
+                match crate::kubelet_logs::start(&client, &format!("stand-in-{ns}"), seen.clone())
+                    .await
+                {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        eprintln!("kubelet stand-in: no log endpoint: {e:#}");
+                        None
+                    }
+                };
             let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
             let events: Api<Event> = Api::namespaced(client, &ns);
             let mut stream = watcher::watcher(pods.clone(), watcher::Config::default())
@@ -474,7 +488,18 @@ impl Kubelet {
                 let (Ok(Watched::Apply(pod)) | Ok(Watched::InitApply(pod))) = event else {
                     continue;
                 };
-                if pod.metadata.deletion_timestamp.is_some() || settled(&pod) {
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                if pod.metadata.deletion_timestamp.is_some() {
+                    // A bound pod stays Terminating until its kubelet says its containers
+                    // stopped: they stop at once here.
+                    let now = DeleteParams {
+                        grace_period_seconds: Some(0),
+                        ..DeleteParams::default()
+                    };
+                    let _ = pods.delete(&name, &now).await;
+                    continue;
+                }
+                if settled(&pod) {
                     continue;
                 }
                 let image = pod
@@ -494,10 +519,24 @@ impl Kubelet {
                     .lock()
                     .map(|f| f.get(&image).cloned().unwrap_or(default.clone()))
                     .unwrap_or(default);
+                if let Ok(mut p) = seen.pods.lock() {
+                    p.insert(name.clone(), image.clone());
+                }
+                let unbound = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
+                if let (Some(server), true) = (&server, unbound) {
+                    let _ = bind(&pods, &name, &server.node).await;
+                }
                 let _ = act(&pods, &events, &pod, &image, &fate).await;
             }
         });
-        Self { fates, task }
+        Self { fates, logs, task }
+    }
+
+    /// Containers running `image` print `text` (served to `pods/log` through the API server).
+    pub fn logs(&self, image: &str, text: &str) {
+        if let Ok(mut l) = self.logs.by_image.lock() {
+            l.insert(image.to_owned(), text.to_owned());
+        }
     }
 
     /// Pods running `image` meet `fate`.
@@ -512,6 +551,22 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Binds `pod` to `node`, as the scheduler would (the `binding` subresource).
+async fn bind(pods: &Api<Pod>, pod: &str, node: &str) -> anyhow::Result<()> {
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    pods.create_subresource::<_, serde_json::Value>(
+        "binding",
+        pod,
+        &PostParams::default(),
+        &binding,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether the stand-in already gave the pod its status.

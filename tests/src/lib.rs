@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod host;
 pub mod inproc;
 pub mod kube;
+mod kubelet_logs;
 pub mod pg;
 pub mod prom;
 pub mod serve;

@@ -804,12 +804,20 @@ async fn the_overlays_apply_and_the_driver_needs_no_right_the_overlay_does_not_g
         );
     }
     kubelet.set(&format!("{IMAGE}:3.0.0"), Fate::CrashLoop);
+    kubelet.logs(
+        &format!("{IMAGE}:3.0.0"),
+        "starting shop 3.0.0\npanic: DATABASE_URL is not set\n",
+    );
     let (state, reason) = scene.run(&plan("apps", "3.0.0", bg, "")).await?;
     assert_ne!(state, RolloutState::Succeeded);
     assert!(reason.contains("CrashLoopBackOff"), "{reason}");
     assert!(
         !reason.contains("forbidden"),
         "the pods, events and logs were readable: {reason}"
+    );
+    assert!(
+        reason.contains("panic: DATABASE_URL is not set"),
+        "the pod's last log lines, through the API server's log proxy: {reason}"
     );
     // A canary through a Gateway API route: discovery, the route's patch, the slot Services.
     scene.plane.install_gateway_api().await?;
@@ -882,8 +890,20 @@ async fn a_migration_runs_as_a_job_and_its_exit_code_is_the_verdict() -> anyhow:
         )
         .replace("steps:\n", &format!("steps:\n{migrate}"))
     };
+    kubelet.logs(
+        "registry.example.com/shop-migrate:1.0.0",
+        "connecting to the database\napplying 0001_init\nmigrated to version 1\n",
+    );
     let (state, reason) = scene.run(&with_migration("1.0.0")).await?;
     assert_eq!(state, RolloutState::Succeeded, "{reason}\n{}", scene.log());
+    // The Job's output was streamed into the worker's log and kept in the step's output.
+    let worker_log = scene.worker.log_text();
+    assert!(
+        worker_log.contains("applying 0001_init") && worker_log.contains("job="),
+        "{worker_log}"
+    );
+    let status = scene.status_text("rollout/shop/test")?;
+    assert!(status.contains("migrated to version 1"), "{status}");
     let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scene.client.clone(), "jobs")
         .list(&ListParams::default())
         .await?;
@@ -902,10 +922,18 @@ async fn a_migration_runs_as_a_job_and_its_exit_code_is_the_verdict() -> anyhow:
 
     // 2.0.0's migration exits 3: the rollout stops before its deploy, the Job is kept.
     kubelet.set("registry.example.com/shop-migrate:2.0.0", Fate::Exit(3));
+    kubelet.logs(
+        "registry.example.com/shop-migrate:2.0.0",
+        "applying 0002_orders\nERROR: relation \"orders\" already exists\n",
+    );
     let (state, reason) = scene.run(&with_migration("2.0.0")).await?;
     assert_ne!(state, RolloutState::Succeeded);
     assert!(reason.contains("MigrationFailed"), "{reason}");
     assert!(reason.contains("exit code 3"), "{reason}");
+    assert!(
+        reason.contains("ERROR: relation \"orders\" already exists"),
+        "the Job's last log lines: {reason}"
+    );
     assert!(reason.contains("kept for inspection"), "{reason}");
     assert_eq!(
         scene.image("shop").await?.0,

@@ -93,7 +93,7 @@ impl Endpoints {
                         .join(",")
                 })
                 .unwrap_or_default();
-            wait::rolled_out(&client, ns, name, &selector, to.rollout_within).await?;
+            wait::rolled_out(&client, ns, (name, &selector, None), to.rollout_within).await?;
             note.push_str(&format!("; Deployment {name} restarted and rolled out"));
         }
         Ok(At {

@@ -5,7 +5,11 @@
 //! worker adopts the Job already running instead of running the migration twice. A failed Job
 //! is kept for inspection; a later attempt (a person's `retry`) creates the next one.
 
-use futures::StreamExt;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, LogParams};
@@ -122,8 +126,19 @@ pub(super) async fn run(
     .default_backoff()
     .boxed();
     let mut last_error = None;
+    let tail = Tail::default();
+    let following = follow(client, namespace, name.clone(), tail.clone());
+    tokio::pin!(following);
+    let mut followed = false;
     let succeeded = loop {
-        match events.next().await {
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = &mut following, if !followed => {
+                followed = true;
+                continue;
+            }
+        };
+        match event {
             Some(Ok(Watched::Apply(j) | Watched::InitApply(j))) => {
                 if let Some(v) = verdict(&j) {
                     break v;
@@ -144,7 +159,14 @@ pub(super) async fn run(
             }
         }
     };
-    let (exit, logs) = outcome(client, namespace, &name).await;
+    // The container has exited: its log ends within moments.
+    if !followed {
+        let _ = tokio::time::timeout(Duration::from_secs(3), &mut following).await;
+    }
+    let (exit, mut logs) = outcome(client, namespace, &name, !tail.is_empty()).await;
+    if !tail.is_empty() {
+        logs = tail.lines();
+    }
     if succeeded {
         Ok(JobOutput { job: name, logs })
     } else {
@@ -163,8 +185,85 @@ pub(super) async fn run(
     }
 }
 
-/// The Job's pod's exit code and last log lines (when the kubelet can serve them).
-async fn outcome(client: &Client, namespace: &str, job: &str) -> (Option<i32>, Vec<String>) {
+/// The last lines of a Job's output, as it was followed.
+#[derive(Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, line: String) {
+        if let Ok(mut t) = self.0.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.lock().map_or(true, |t| t.is_empty())
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Lines of a Job's output kept for the step's output and failure.
+const TAIL_LINES: usize = 20;
+
+/// Streams the output of Job `job`'s pod as it runs: each line goes to the worker's log,
+/// tagged with the Job, as it is printed, and the last lines are kept in `tail`. Waits for
+/// the pod to start (a watch), then follows its log until the container exits. Returns at
+/// once if the log cannot be read (the verdict does not depend on it).
+async fn follow(client: &Client, namespace: &str, job: String, tail: Tail) {
+    let job = job.as_str();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().labels(&format!("job-name={job}"));
+    let mut started = watcher::watcher(pods.clone(), config)
+        .default_backoff()
+        .boxed();
+    let pod = loop {
+        match started.next().await {
+            Some(Ok(Watched::Apply(p) | Watched::InitApply(p))) => {
+                let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+                if matches!(phase, Some("Running" | "Succeeded" | "Failed")) {
+                    break p.metadata.name.unwrap_or_default();
+                }
+            }
+            Some(_) => {}
+            None => return,
+        }
+    };
+    drop(started);
+    let params = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let stream = match pods.log_stream(&pod, &params).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(job, pod, error = %e, "the Job's output cannot be followed");
+            return;
+        }
+    };
+    let mut lines = stream.lines();
+    while let Some(Ok(line)) = lines.next().await {
+        tracing::info!(job, "{line}");
+        tail.push(line);
+    }
+}
+
+/// The Job's pod's exit code and, unless `have_logs`, its last log lines (when the kubelet
+/// can serve them).
+async fn outcome(
+    client: &Client,
+    namespace: &str,
+    job: &str,
+    have_logs: bool,
+) -> (Option<i32>, Vec<String>) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let Ok(list) = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
@@ -182,9 +281,12 @@ async fn outcome(client: &Client, namespace: &str, job: &str) -> (Option<i32>, V
         .and_then(|c| c.first())
         .and_then(|c| c.state.as_ref()?.terminated.as_ref())
         .map(|t| t.exit_code);
+    if have_logs {
+        return (exit, Vec::new());
+    }
     let name = pod.metadata.name.clone().unwrap_or_default();
     let params = LogParams {
-        tail_lines: Some(20),
+        tail_lines: Some(TAIL_LINES as i64),
         ..LogParams::default()
     };
     let logs = match pods.logs(&name, &params).await {

@@ -226,11 +226,13 @@ impl At {
 
     async fn rolled_out(&self, deployment: &Value, deadline: Duration) -> Result<(), StepFailure> {
         let selector = render::selector_of(deployment);
+        let version = deployment["spec"]["template"]["metadata"]["annotations"]
+            [render::VERSION_ANNOTATION]
+            .as_str();
         wait::rolled_out(
             &self.client,
             &self.namespace,
-            &name(deployment),
-            &selector,
+            (&name(deployment), &selector, version),
             deadline,
         )
         .await

@@ -60,8 +60,24 @@ fn progress(d: &Deployment) -> Progress {
     }
 }
 
-/// A pod stuck for good: `container: reason (message)`.
-fn stuck(pod: &Pod) -> Option<String> {
+/// A pod of the version being rolled out (`version`: the template's `cutover.dev/version`;
+/// none, any pod) that is stuck for good: `container: reason (message)`. A terminating pod,
+/// or one of an older version the controller is about to replace, says nothing about this
+/// rollout.
+fn stuck(pod: &Pod, version: Option<&str>) -> Option<String> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    if let Some(version) = version {
+        let of = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(super::render::VERSION_ANNOTATION));
+        if of.map(String::as_str) != Some(version) {
+            return None;
+        }
+    }
     let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
     statuses.iter().find_map(|c| {
         let waiting = c.state.as_ref()?.waiting.as_ref()?;
@@ -82,12 +98,12 @@ fn stuck(pod: &Pod) -> Option<String> {
 }
 
 /// Waits until Deployment `name` has rolled out, or fails with the reason. `selector` finds
-/// its pods; `deadline` is a backstop in case no controller reports progress at all.
+/// its pods, `version` (the template's `cutover.dev/version`, when it has one) the ones this
+/// rollout starts; `deadline` is a backstop in case no controller reports progress at all.
 pub(super) async fn rolled_out(
     client: &Client,
     namespace: &str,
-    name: &str,
-    selector: &str,
+    (name, selector, version): (&str, &str, Option<&str>),
     deadline: Duration,
 ) -> Result<(), StepFailure> {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
@@ -132,7 +148,7 @@ pub(super) async fn rolled_out(
             },
             event = pod_events.next() => {
                 if let Some(Ok(Watched::Apply(pod) | Watched::InitApply(pod))) = event
-                    && let Some(reason) = stuck(&pod)
+                    && let Some(reason) = stuck(&pod, version)
                 {
                     let why = explain(client, namespace, selector).await;
                     return Err(StepFailure::DeployFailed(format!(
@@ -162,10 +178,13 @@ pub(super) async fn explain(client: &Client, namespace: &str, selector: &str) ->
         Err(e) => return format!("; pods could not be listed: {}", failure("list pods", e)),
     };
     let mut out = String::new();
-    for pod in list.iter().filter(|p| !ready(p)).take(3) {
+    let current = list
+        .iter()
+        .filter(|p| !ready(p) && p.metadata.deletion_timestamp.is_none());
+    for pod in current.take(3) {
         let pod_name = pod.metadata.name.clone().unwrap_or_default();
         out.push_str(&format!("\n  pod {pod_name}"));
-        if let Some(reason) = stuck(pod) {
+        if let Some(reason) = stuck(pod, None) {
             out.push_str(&format!(": {reason}"));
         }
         let fields = format!("involvedObject.name={pod_name}");
