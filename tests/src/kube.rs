@@ -5,8 +5,9 @@
 //! No kubelet or container runtime exists here, so pods never start by themselves:
 //! [`Kubelet`] plays the kubelet through the API, marking each pod Running and Ready, or
 //! holding it in the waiting state a scenario asks for, with the events a kubelet would
-//! record. Everything else (Deployments, ReplicaSets, RBAC, server-side apply, watches) is
-//! the real API server and controllers.
+//! record, and serving its output to the API server's log proxy (`kubelet_logs.rs`).
+//! Everything else (Deployments, ReplicaSets, RBAC, server-side apply, watches, `pods/log`)
+//! is the real API server and controllers.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
