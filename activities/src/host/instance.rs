@@ -79,6 +79,43 @@ pub(crate) fn port_in_use(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
 }
 
+/// Adopts an instance of `version` of `service` on `port` that runs without a pidfile: a
+/// worker killed between starting it and writing its pidfile leaves one holding the port.
+/// It is recognised by the environment Cutover gave it and by sharing this worker's network
+/// namespace (another host's instance on the same machine is not ours), and its pidfile is
+/// written. Returns its pid.
+pub(crate) fn adopt_orphan(
+    service_dir: &Path,
+    service: &str,
+    version: &str,
+    port: u16,
+) -> Option<i32> {
+    let ours = std::fs::read_link("/proc/self/ns/net").ok()?;
+    let wanted = [
+        format!("CUTOVER_SERVICE={service}"),
+        format!("CUTOVER_VERSION={version}"),
+        format!("PORT={port}"),
+    ];
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+        let matches = wanted.iter().all(|w| vars.contains(&w.as_bytes()));
+        let same_net = std::fs::read_link(entry.path().join("ns/net")).ok() == Some(ours.clone());
+        if matches && same_net && alive(pid) {
+            let started = start_time(pid)?;
+            let p = paths(service_dir, version, port);
+            std::fs::write(&p.pidfile, format!("{pid} {started}")).ok()?;
+            return Some(pid);
+        }
+    }
+    None
+}
+
 /// Starts `release`'s instance on `port`. The caller checked that the port is free.
 pub(crate) fn spawn(
     service_dir: &Path,
@@ -232,5 +269,58 @@ fn log_tail(log: &Path) -> String {
         String::new()
     } else {
         format!("; last lines of {}:\n{}", log.display(), tail.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process holding `port` with the environment Cutover gives an instance of `version`.
+    fn holder(port: u16, version: &str) -> std::process::Child {
+        let script = format!(
+            "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('ok',flush=True)\ntime.sleep(30)"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script])
+            .env("CUTOVER_SERVICE", "shop")
+            .env("CUTOVER_VERSION", version)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("read");
+        assert_eq!(line.trim(), "ok");
+        child
+    }
+
+    #[test]
+    fn an_instance_left_without_a_pidfile_is_adopted_and_a_strangers_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let mut orphan = holder(port, "2.0.0");
+        let p = paths(dir.path(), "2.0.0", port);
+        std::fs::create_dir_all(p.pidfile.parent().expect("run dir")).expect("mkdir");
+        assert!(port_in_use(port));
+        assert_eq!(
+            adopt_orphan(dir.path(), "shop", "1.0.0", port),
+            None,
+            "another version"
+        );
+        assert_eq!(
+            adopt_orphan(dir.path(), "cart", "2.0.0", port),
+            None,
+            "another service"
+        );
+        let pid = adopt_orphan(dir.path(), "shop", "2.0.0", port);
+        assert_eq!(pid, Some(orphan.id() as i32));
+        assert_eq!(live_pid(&p.pidfile), pid, "its pidfile now says so");
+        let _ = orphan.kill();
+        let _ = orphan.wait();
     }
 }

@@ -474,6 +474,10 @@ impl HostDriver {
                 }
             }
             if port_in_use(*port) {
+                if let Some(pid) = instance::adopt_orphan(dir, service, &release.version, *port) {
+                    info!(service, version = %release.version, port, pid, "adopted an instance started by a lost attempt");
+                    continue;
+                }
                 return Err(StepFailure::PortTaken { port: *port });
             }
             instance::spawn(dir, service, release, *port, &secrets)?;
