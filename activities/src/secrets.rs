@@ -90,6 +90,24 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// `failure` with every secret value in the API's words replaced by `***`: a refusal
+    /// of an object that carried a secret must not quote it into history.
+    pub(crate) fn redact_failure(&self, failure: StepFailure) -> StepFailure {
+        match failure {
+            StepFailure::KubeRefused { action, message } => StepFailure::KubeRefused {
+                action,
+                message: self.redact(&message),
+            },
+            StepFailure::KubeUnavailable { action, message } => StepFailure::KubeUnavailable {
+                action,
+                message: self.redact(&message),
+            },
+            other => other,
+        }
+    }
+}
+
 fn resolve_one(var: &str, reference: &SecretRef) -> Result<String, StepFailure> {
     match reference {
         SecretRef::Env(name) => std::env::var(name).map_err(|_| StepFailure::SecretUnavailable {
@@ -147,5 +165,22 @@ mod tests {
         let secrets = Secrets::resolve(&refs).expect("resolves");
         assert_eq!(secrets.redact("pw=hunter2-secret!"), "pw=***!");
         assert_eq!(format!("{secrets:?}"), "[\"PASSWORD\"]");
+    }
+
+    #[test]
+    fn an_api_refusal_quoting_a_secret_is_redacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("url");
+        std::fs::write(&file, "postgres://app:s3cret-pw@db/app\n").expect("write");
+        let secrets = Secrets::single("url", &SecretRef::File(file.display().to_string()))
+            .expect("resolves")
+            .with_url_password("url");
+        let refused = StepFailure::KubeRefused {
+            action: "apply Secret db".into(),
+            message: "stringData.URL: Invalid value: \"postgres://app:s3cret-pw@db/app\"".into(),
+        };
+        let text = secrets.redact_failure(refused).to_string();
+        assert!(!text.contains("s3cret-pw"), "{text}");
+        assert!(text.contains("apply Secret db"), "{text}");
     }
 }

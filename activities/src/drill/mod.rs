@@ -407,9 +407,12 @@ pub(crate) async fn switch_kube(
     input: &SwitchInput,
     to: &cutover_workflows::drill::contracts::KubeEndpoint,
 ) -> Result<At, StepFailure> {
-    let secrets = Secrets::single(URL, &input.primary)?;
+    let secrets = Secrets::single(URL, &input.primary)?.with_url_password(URL);
     let url = secrecy::SecretString::from(secrets.get(URL).unwrap_or_default().to_owned());
-    endpoints.switch(to, &url).await
+    endpoints
+        .switch(to, &url)
+        .await
+        .map_err(|e| secrets.redact_failure(e))
 }
 
 pub(crate) async fn switch(input: &SwitchInput) -> Result<At, StepFailure> {

@@ -126,10 +126,9 @@ pub(super) async fn ensure(
             "type": "Opaque",
             "stringData": data,
         });
-        // The API's message is kept; it never quotes a Secret's data.
         api.patch(name, &apply_params(), &Patch::Apply(&object))
             .await
-            .map_err(|e| failure(format!("apply Secret {name}"), e))?;
+            .map_err(|e| values.redact_failure(failure(format!("apply Secret {name}"), e)))?;
         let keys: Vec<&str> = values.iter().map(|(k, _)| k).collect();
         changes.push(format!("Secret {name} set ({})", keys.join(", ")));
     }
