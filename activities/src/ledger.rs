@@ -84,3 +84,36 @@ impl LazyLedger {
             .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
     }
 }
+
+impl LazyLedger {
+    pub(crate) async fn audit(
+        &self,
+        input: &cutover_workflows::contracts::AuditInput,
+        run_id: &str,
+    ) -> Result<(), StepFailure> {
+        let entries: Vec<_> = input
+            .entries
+            .iter()
+            .map(|e| cutover_ledger::NewAudit {
+                key: format!("{}/{run_id}/{}", input.workflow_id, e.seq),
+                at: e.at,
+                subject: input.workflow_id.clone(),
+                run_id: run_id.to_owned(),
+                service: input.service.clone(),
+                environment: input.environment.clone(),
+                action: e.action.clone(),
+                outcome: e.outcome.clone(),
+                person: e.person.clone(),
+                verified: e.verified.clone(),
+                step: e.step.clone(),
+                reason: e.reason.clone(),
+                source: "workflow".to_owned(),
+            })
+            .collect();
+        self.get()
+            .await?
+            .append_audit(&entries)
+            .await
+            .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
+    }
+}

@@ -134,6 +134,21 @@ impl RolloutActivityImpls {
             .map_err(StepFailure::into_activity_error)
     }
 
+    /// `ledger.record_audit`: appends to the audit trail, keyed by workflow, run and the
+    /// action's position (a retried write adds nothing).
+    #[activity(definition = contracts::RecordAudit)]
+    pub async fn record_audit(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: cutover_workflows::contracts::AuditInput,
+    ) -> Result<(), ActivityError> {
+        let run_id = ctx.info().workflow_run_id.clone().unwrap_or_default();
+        self.ledger
+            .audit(&input, &run_id)
+            .await
+            .map_err(StepFailure::into_activity_error)
+    }
+
     /// `postgres.migrate`: idempotent by construction — applied migrations are skipped.
     #[activity(definition = contracts::Migrate)]
     pub async fn migrate(

@@ -96,6 +96,79 @@ pub(crate) enum Command {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// The audit trail: every human action on a rollout, accepted or refused, with who, how
+    /// they were identified, when and why. Kept in the ledger, so it outlives Temporal's
+    /// history.
+    Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        /// Only this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only actions since: a duration ago (`7d`) or an RFC 3339 time.
+        #[arg(long, value_parser = parse_since)]
+        since: Option<i64>,
+        /// At most this many, the newest.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        last: u32,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Keys and tokens for verified identities (`cutover serve --access`).
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+/// `cutover audit verify`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Recompute the audit trail's hash chain: exit 0 if intact, 1 naming the first row that
+    /// was changed, removed or reordered.
+    Verify {
+        #[command(flatten)]
+        ledger: LedgerArg,
+    },
+}
+
+/// `cutover auth`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthCommand {
+    /// Make the receiver's assertion signing key: writes the private key (PEM, mode 0600) to
+    /// PATH and prints the public key for workers' `--assertion-public-key`.
+    Keygen {
+        /// Where to write the private key; refuses to overwrite.
+        path: PathBuf,
+    },
+    /// Make an API token for a person: prints the token (give it to them) and the line for
+    /// the tokens file (only the hash is stored).
+    Token,
+}
+
+/// An RFC 3339 time or a duration ago, as Unix milliseconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_millis());
+    }
+    let d = humantime::parse_duration(text).map_err(|_| {
+        format!("`{text}` is neither a duration (`7d`, `12h`) nor an RFC 3339 time")
+    })?;
+    let ago = chrono::Duration::from_std(d).map_err(|_| format!("`{text}` is too long ago"))?;
+    Ok((chrono::Utc::now() - ago).timestamp_millis())
+}
+
+/// `--via` and the token it uses.
+#[derive(Debug, Args)]
+pub(crate) struct ViaArgs {
+    /// Act through a `cutover serve` receiver (URL of the receiver, e.g.
+    /// `https://cutover.example.com`) with a verified identity, as plans that say who may act
+    /// require. The token comes from CUTOVER_TOKEN or --token-file.
+    #[arg(long, value_name = "URL")]
+    pub(crate) via: Option<String>,
+    /// A file holding the API token or OIDC token for --via.
+    #[arg(long, requires = "via")]
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 /// `--ledger`.
@@ -151,6 +224,11 @@ pub(crate) struct ServeArgs {
     pub(crate) generic_tolerance: std::time::Duration,
     /// Webhook deliveries and drill rows older than this are deleted from the ledger, at
     /// startup and daily (release records are kept). At least 1h.
+    /// People acting on rollouts through `POST /rollouts/SERVICE/ENVIRONMENT/ACTION`: the
+    /// signing key, API tokens and/or OIDC issuer (see the README's "Approvals and audit").
+    /// Without it those endpoints answer 503.
+    #[arg(long, env = "CUTOVER_ACCESS")]
+    pub access: Option<PathBuf>,
     #[arg(long, env = "CUTOVER_RETENTION", default_value = "90days", value_parser = parse_retention)]
     pub(crate) retention: std::time::Duration,
 }
@@ -468,11 +546,27 @@ pub(crate) enum RolloutCommand {
         /// `rollout/<service>/<environment>`.
         id: String,
         /// Who approves (default: $USER).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "")]
         approver: String,
         /// A comment, recorded with the approval.
         #[arg(long)]
         comment: Option<String>,
+        #[command(flatten)]
+        via: ViaArgs,
+    },
+    /// Refuse the release at the approval step that is waiting: the rollout stops there and
+    /// rolls back.
+    Refuse {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// Why, recorded in the status and the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Who (default: $USER).
+        #[arg(long, env = "USER", default_value = "")]
+        by: String,
+        #[command(flatten)]
+        via: ViaArgs,
     },
     /// Pause: the rollout stops before its next step and a running bake's clock stops.
     Pause {
@@ -482,24 +576,30 @@ pub(crate) enum RolloutCommand {
         #[arg(long, default_value = "paused from the CLI")]
         reason: String,
         /// Who (default: $USER).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "")]
         by: String,
+        #[command(flatten)]
+        via: ViaArgs,
     },
     /// Resume a paused rollout where it stopped.
     Resume {
         /// `rollout/<service>/<environment>`.
         id: String,
         /// Who (default: $USER).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "")]
         by: String,
+        #[command(flatten)]
+        via: ViaArgs,
     },
     /// End the running bake or canary hold now and go on (update: refused if none runs).
     Promote {
         /// `rollout/<service>/<environment>`.
         id: String,
         /// Who (default: $USER).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "")]
         by: String,
+        #[command(flatten)]
+        via: ViaArgs,
     },
     /// Abort: stop at the next checkpoint and undo what the rollout did (traffic back,
     /// reversible migrations reverted unless past a point of no return).
@@ -510,16 +610,20 @@ pub(crate) enum RolloutCommand {
         #[arg(long, default_value = "aborted from the CLI")]
         reason: String,
         /// Who (default: $USER).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "")]
         by: String,
+        #[command(flatten)]
+        via: ViaArgs,
     },
     /// Re-run the failed step that `on_failure: pause` is holding, after a manual fix.
     Retry {
         /// `rollout/<service>/<environment>`.
         id: String,
         /// Who (default: $USER).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "")]
         by: String,
+        #[command(flatten)]
+        via: ViaArgs,
     },
     /// Cancel a running rollout: the running step is stopped (its processes killed).
     Cancel {

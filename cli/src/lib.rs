@@ -11,9 +11,11 @@ pub mod serve;
 use std::process::ExitCode;
 
 pub use cli::Cli;
+use cutover_workflows::guard::Action;
+
 use cli::{
-    Command, DevCommand, DrillCommand, PlanCommand, ReleaseCommand, RolloutCommand,
-    TriggersCommand, WebhooksCommand,
+    AuditCommand, AuthCommand, Command, DevCommand, DrillCommand, PlanCommand, ReleaseCommand,
+    RolloutCommand, TriggersCommand, WebhooksCommand,
 };
 
 /// Runs one parsed command line and maps its outcome to an exit code.
@@ -41,21 +43,50 @@ pub async fn run(cli: Cli) -> ExitCode {
             id,
             approver,
             comment,
-        }) => cmd::control::approve(&cli.global, &id, approver, comment).await,
-        Command::Rollout(RolloutCommand::Pause { id, reason, by }) => {
-            cmd::control::pause(&cli.global, &id, by, reason).await
+            via,
+        }) => {
+            let direct = cmd::control::approve(&cli.global, &id, approver, comment.clone());
+            steer(via, &id, Action::Approve, comment, direct).await
         }
-        Command::Rollout(RolloutCommand::Resume { id, by }) => {
-            cmd::control::resume(&cli.global, &id, by).await
+        Command::Rollout(RolloutCommand::Refuse {
+            id,
+            reason,
+            by,
+            via,
+        }) => {
+            let direct =
+                cmd::control::control(&cli.global, &id, Action::Refuse, by, Some(reason.clone()));
+            steer(via, &id, Action::Refuse, Some(reason), direct).await
         }
-        Command::Rollout(RolloutCommand::Promote { id, by }) => {
-            cmd::control::promote(&cli.global, &id, by).await
+        Command::Rollout(RolloutCommand::Pause {
+            id,
+            reason,
+            by,
+            via,
+        }) => {
+            let direct = cmd::control::pause(&cli.global, &id, by, reason.clone());
+            steer(via, &id, Action::Pause, Some(reason), direct).await
         }
-        Command::Rollout(RolloutCommand::Abort { id, reason, by }) => {
-            cmd::control::abort(&cli.global, &id, by, reason).await
+        Command::Rollout(RolloutCommand::Resume { id, by, via }) => {
+            let direct = cmd::control::resume(&cli.global, &id, by);
+            steer(via, &id, Action::Resume, None, direct).await
         }
-        Command::Rollout(RolloutCommand::Retry { id, by }) => {
-            cmd::control::retry(&cli.global, &id, by).await
+        Command::Rollout(RolloutCommand::Promote { id, by, via }) => {
+            let direct = cmd::control::promote(&cli.global, &id, by);
+            steer(via, &id, Action::Promote, None, direct).await
+        }
+        Command::Rollout(RolloutCommand::Abort {
+            id,
+            reason,
+            by,
+            via,
+        }) => {
+            let direct = cmd::control::abort(&cli.global, &id, by, reason.clone());
+            steer(via, &id, Action::Abort, Some(reason), direct).await
+        }
+        Command::Rollout(RolloutCommand::Retry { id, by, via }) => {
+            let direct = cmd::control::retry(&cli.global, &id, by);
+            steer(via, &id, Action::Retry, None, direct).await
         }
         Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
             cmd::rollout::cancel(&cli.global, &id, &reason).await
@@ -109,6 +140,29 @@ pub async fn run(cli: Cli) -> ExitCode {
         }) => cmd::ledger::deliveries(ledger.ledger.as_deref(), last, stuck, output.output).await,
         Command::Agents { output } => cmd::agents::list(&cli.global, output.output).await,
         Command::Locks { output } => cmd::locks::list(&cli.global, output.output).await,
+        Command::Audit {
+            command: Some(AuditCommand::Verify { ledger }),
+            ..
+        } => cmd::audit::verify(ledger.ledger.as_deref()).await,
+        Command::Audit {
+            command: None,
+            service,
+            since,
+            last,
+            ledger,
+            output,
+        } => {
+            cmd::audit::list(
+                ledger.ledger.as_deref(),
+                service,
+                since,
+                last,
+                output.output,
+            )
+            .await
+        }
+        Command::Auth(AuthCommand::Keygen { path }) => cmd::audit::keygen(&path),
+        Command::Auth(AuthCommand::Token) => cmd::audit::token(),
         Command::Releases {
             service,
             environment,
@@ -129,5 +183,19 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(),
+    }
+}
+
+/// A control action through a receiver (`--via`), or `direct`ly to Temporal.
+async fn steer(
+    via: cli::ViaArgs,
+    id: &str,
+    action: Action,
+    reason: Option<String>,
+    direct: impl Future<Output = exit::Outcome>,
+) -> exit::Outcome {
+    match via.via {
+        Some(url) => cmd::via::act(&url, via.token_file.as_deref(), id, action, reason).await,
+        None => direct.await,
     }
 }

@@ -6,6 +6,7 @@
 //! portable and reached through sqlx's `Any` driver, so both are the same code. Migrations are
 //! applied when the ledger is opened; a second open applies nothing.
 
+mod audit;
 mod deliveries;
 mod drills;
 mod releases;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use audit::{AuditFilter, AuditProblem, AuditRow, NewAudit};
 pub use deliveries::{Claim, DeliveryRow, NewDelivery};
 pub use drills::DrillRecord;
 pub use releases::ReleaseRecord;

@@ -25,6 +25,7 @@ async fn approve(
             ApproveRequest {
                 approver: who.to_owned(),
                 comment: Some(format!("{who} says ok")),
+                assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),
         )
@@ -209,6 +210,7 @@ async fn a_paused_bake_keeps_its_remaining_time_across_a_worker_restart() -> any
             PauseRequest {
                 by: "ops".to_owned(),
                 reason: "checking graphs".to_owned(),
+                assertion: None,
             },
             WorkflowSignalOptions::default(),
         )
@@ -250,6 +252,7 @@ async fn a_paused_bake_keeps_its_remaining_time_across_a_worker_restart() -> any
             RolloutWorkflow::resume,
             ResumeRequest {
                 by: "ops".to_owned(),
+                assertion: None,
             },
             WorkflowSignalOptions::default(),
         )
@@ -315,6 +318,7 @@ async fn promote_ends_a_bake_and_is_refused_once_the_rollout_is_over() -> anyhow
             RolloutWorkflow::promote,
             PromoteRequest {
                 by: "lead".to_owned(),
+                assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),
         )

@@ -12,18 +12,70 @@ async fn postgres_migrates_once_and_keeps_deliveries_and_releases() -> anyhow::R
     let pg = PgCluster::start()?;
     let url = pg.url("postgres");
     let first = Ledger::open(&url).await?;
-    assert_eq!(first.applied_migrations().await?, vec![1, 2]);
+    assert_eq!(first.applied_migrations().await?, vec![1, 2, 3]);
     first.close().await;
     let ledger = Ledger::open(&url).await?;
     assert_eq!(
         ledger.applied_migrations().await?,
-        vec![1, 2],
+        vec![1, 2, 3],
         "nothing applied twice"
     );
     assert_eq!(
         pg.psql("postgres", "SELECT count(*) FROM _sqlx_migrations")?,
-        "2"
+        "3"
     );
+
+    // The audit trail on PostgreSQL: writers racing for the chain's end make one chain; a
+    // filter by service and time; an edited row found.
+    let entry = |key: String, service: &str, at: i64| cutover_ledger::NewAudit {
+        key,
+        at: Some(at),
+        subject: format!("rollout/{service}/prod"),
+        run_id: "r".into(),
+        service: service.into(),
+        environment: "prod".into(),
+        action: "approve".into(),
+        outcome: "accepted".into(),
+        person: "ana".into(),
+        verified: "token".into(),
+        step: None,
+        reason: None,
+        source: "workflow".into(),
+    };
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let ledger = ledger.clone();
+            let batch: Vec<_> = (0..5)
+                .map(|i| {
+                    entry(
+                        format!("w{w}/{i}"),
+                        if w % 2 == 0 { "even" } else { "odd" },
+                        i,
+                    )
+                })
+                .collect();
+            tokio::spawn(async move { ledger.append_audit(&batch).await })
+        })
+        .collect();
+    for w in writers {
+        w.await??;
+    }
+    let (count, _) = ledger.verify_audit().await?.map_err(anyhow::Error::msg)?;
+    assert_eq!(count, 30);
+    let even = ledger
+        .audit(&cutover_ledger::AuditFilter {
+            service: Some("even".into()),
+            since: Some(3),
+            limit: None,
+        })
+        .await?;
+    assert_eq!(even.len(), 6, "3 writers x at 3 and 4");
+    pg.psql(
+        "postgres",
+        "UPDATE audit SET reason = 'edited' WHERE position = 7",
+    )?;
+    let problem = ledger.verify_audit().await?.expect_err("tampered");
+    assert!(problem.to_string().starts_with("row 7 "), "{problem}");
 
     let delivery = NewDelivery {
         provider: "github".into(),

@@ -140,6 +140,7 @@ async fn a_receiver_resolves_deliveries_claimed_but_never_settled_when_it_starts
         kind: TriggerKind::Github,
         detail: None,
         delivery: Some("github:d-started".into()),
+        author: None,
     });
     let started = cutover_client::start_rollout(h.client(), &plan, &h.queue, None).await?;
     outcome(h.client(), &started.workflow_id).await?;

@@ -60,6 +60,7 @@ async fn signal_abort(client: &Client, id: &str) -> anyhow::Result<()> {
             AbortRequest {
                 by: "ana".to_owned(),
                 reason: "looks wrong".to_owned(),
+                assertion: None,
             },
             WorkflowSignalOptions::default(),
         )
@@ -74,6 +75,7 @@ async fn promote(client: &Client, id: &str) -> anyhow::Result<String> {
             RolloutWorkflow::promote,
             PromoteRequest {
                 by: "ana".to_owned(),
+                assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),
         )
@@ -222,6 +224,7 @@ async fn a_pause_in_a_deploys_rollback_window_stops_its_clock_until_resume() -> 
                     PauseRequest {
                         by: "ana".to_owned(),
                         reason: "watching".to_owned(),
+                        assertion: None,
                     },
                     WorkflowSignalOptions::default(),
                 )
@@ -238,6 +241,7 @@ async fn a_pause_in_a_deploys_rollback_window_stops_its_clock_until_resume() -> 
                     RolloutWorkflow::resume,
                     ResumeRequest {
                         by: "ana".to_owned(),
+                        assertion: None,
                     },
                     WorkflowSignalOptions::default(),
                 )
@@ -372,6 +376,7 @@ async fn on_failure_pause_holds_the_failed_step_until_retry_runs_it_again() -> a
                     RolloutWorkflow::retry,
                     ResumeRequest {
                         by: "ana".to_owned(),
+                        assertion: None,
                     },
                     WorkflowExecuteUpdateOptions::default(),
                 )

@@ -78,6 +78,23 @@ pub(crate) struct Config {
     /// (connected to Temporal and polling; 503 while starting or draining). Off by default.
     #[arg(long, env = "CUTOVER_HEALTH_LISTEN", value_name = "ADDR:PORT")]
     pub(crate) health_listen: Option<std::net::SocketAddr>,
+
+    /// Public keys of the `cutover serve` receivers whose identity assertions this worker's
+    /// rollouts accept: 64 hex digits, or a file holding a PEM `PUBLIC KEY` (`cutover auth
+    /// keygen` prints both). Repeat, or separate with commas, to rotate keys. Plans that say
+    /// who may act (`approvers:`, `controls:`, `separation:`) refuse every action without one.
+    #[arg(long = "assertion-public-key", env = "CUTOVER_ASSERTION_PUBLIC_KEYS", value_delimiter = ',', value_parser = parse_public_key, value_name = "HEX|FILE")]
+    pub(crate) assertion_public_keys: Vec<ed25519_dalek::VerifyingKey>,
+}
+
+fn parse_public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let text = text.trim();
+    if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        return cutover_workflows::guard::parse_verifying_key(text);
+    }
+    let pem = std::fs::read_to_string(text)
+        .map_err(|e| format!("neither 64 hex digits nor a readable key file ({text}: {e})"))?;
+    cutover_workflows::guard::parse_verifying_key(&pem).map_err(|e| format!("{text}: {e}"))
 }
 
 /// How log lines are written.

@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    cutover_workflows::guard::set_verifying_keys(config.assertion_public_keys.clone());
     if let Some(addr) = config.health_listen {
         health::serve(addr).await?;
     }

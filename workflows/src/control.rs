@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::guard::{Action, Assertion};
+
 /// `pause` signal: stop before the next step, and stop the clock of a running bake.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PauseRequest {
@@ -14,6 +16,9 @@ pub struct PauseRequest {
     /// Why.
     #[serde(default)]
     pub reason: String,
+    /// Who is acting, signed by `cutover serve` (required by plans that say who may act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
 }
 
 /// `resume` signal: carry on from where the pause stopped it.
@@ -21,6 +26,9 @@ pub struct PauseRequest {
 pub struct ResumeRequest {
     /// Who.
     pub by: String,
+    /// Who is acting, signed by `cutover serve` (required by plans that say who may act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
 }
 
 /// `approve` update.
@@ -31,6 +39,9 @@ pub struct ApproveRequest {
     /// What they say.
     #[serde(default)]
     pub comment: Option<String>,
+    /// Who is acting, signed by `cutover serve` (required by plans that say who may act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
 }
 
 /// The answer to `approve`.
@@ -51,6 +62,9 @@ pub struct ApproveResult {
 pub struct PromoteRequest {
     /// Who.
     pub by: String,
+    /// Who is acting, signed by `cutover serve` (required by plans that say who may act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
 }
 
 /// The answer to `promote`.
@@ -84,4 +98,41 @@ pub struct AbortRequest {
     /// Why.
     #[serde(default)]
     pub reason: String,
+    /// Who is acting, signed by `cutover serve` (required by plans that say who may act).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
+}
+
+/// `control` update: any human action, in one shape. `cutover serve` sends this, with an
+/// assertion, for actions people take through it; the answer says whether the workflow
+/// accepted the action, and why not (a refusal by the plan's rules is an answer, not an
+/// error, so the receiver can tell it from "nothing to act on").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlRequest {
+    /// What.
+    pub action: Action,
+    /// Who, as the caller says (replaced by the assertion's person when there is one).
+    pub by: String,
+    /// Why, or a comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who is acting, signed by `cutover serve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assertion: Option<Assertion>,
+}
+
+/// The answer to `control`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlResult {
+    /// Whether the action was accepted.
+    pub accepted: bool,
+    /// The action.
+    pub action: Action,
+    /// Who, as the workflow knows them.
+    pub by: String,
+    /// The step it concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// What happened, or why it was refused.
+    pub message: String,
 }

@@ -11,6 +11,7 @@ pub mod contracts;
 pub mod control;
 pub mod drill;
 mod duration_serde;
+pub mod guard;
 pub mod hosts;
 pub mod input;
 pub mod lock;

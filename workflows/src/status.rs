@@ -240,6 +240,13 @@ pub struct HumanAction {
     pub reason: Option<String>,
     /// The step it concerned, if any.
     pub step: Option<String>,
+    /// How the person was identified: `token`, `oidc`, or `claimed` (absent in rollouts that
+    /// predate verified identities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
+    /// Why the action was refused; absent when it was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// A pause in effect.

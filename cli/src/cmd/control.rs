@@ -27,6 +27,7 @@ pub(crate) async fn approve(
             ApproveRequest {
                 approver: approver.clone(),
                 comment,
+                assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),
         )
@@ -51,7 +52,10 @@ pub(crate) async fn promote(global: &Global, id: &str, by: String) -> Outcome {
     let answer = handle
         .execute_update(
             RolloutWorkflow::promote,
-            PromoteRequest { by },
+            PromoteRequest {
+                by,
+                assertion: None,
+            },
             WorkflowExecuteUpdateOptions::default(),
         )
         .await
@@ -65,7 +69,11 @@ pub(crate) async fn pause(global: &Global, id: &str, by: String, reason: String)
     handle
         .signal(
             RolloutWorkflow::pause,
-            PauseRequest { by, reason },
+            PauseRequest {
+                by,
+                reason,
+                assertion: None,
+            },
             WorkflowSignalOptions::default(),
         )
         .await
@@ -81,7 +89,10 @@ pub(crate) async fn resume(global: &Global, id: &str, by: String) -> Outcome {
     handle
         .signal(
             RolloutWorkflow::resume,
-            ResumeRequest { by },
+            ResumeRequest {
+                by,
+                assertion: None,
+            },
             WorkflowSignalOptions::default(),
         )
         .await
@@ -95,7 +106,11 @@ pub(crate) async fn abort(global: &Global, id: &str, by: String, reason: String)
     handle
         .signal(
             RolloutWorkflow::abort,
-            AbortRequest { by, reason },
+            AbortRequest {
+                by,
+                reason,
+                assertion: None,
+            },
             WorkflowSignalOptions::default(),
         )
         .await
@@ -111,12 +126,48 @@ pub(crate) async fn retry(global: &Global, id: &str, by: String) -> Outcome {
     let step = handle
         .execute_update(
             RolloutWorkflow::retry,
-            ResumeRequest { by },
+            ResumeRequest {
+                by,
+                assertion: None,
+            },
             WorkflowExecuteUpdateOptions::default(),
         )
         .await
         .map_err(|e| refused(&id, "retry", e))?;
     println!("retrying step `{step}` of {id}");
+    Ok(())
+}
+
+/// Any action through the `control` update (`refuse` has no update of its own).
+pub(crate) async fn control(
+    global: &Global,
+    id: &str,
+    action: cutover_workflows::guard::Action,
+    by: String,
+    reason: Option<String>,
+) -> Outcome {
+    let (id, handle) = rollout_handle(global, id).await?;
+    let answer = handle
+        .execute_update(
+            RolloutWorkflow::control,
+            cutover_workflows::control::ControlRequest {
+                action,
+                by,
+                reason,
+                assertion: None,
+            },
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await
+        .map_err(|e| refused(&id, action.as_str(), e))?;
+    if !answer.accepted {
+        return Err(Failure::Failed(anyhow!(
+            "{} refused: {}",
+            action.as_str(),
+            answer.message
+        )));
+    }
+    println!("{}: {}", answer.by, answer.message);
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! One module per command group; each returns an [`Outcome`](crate::exit::Outcome).
 
 pub(crate) mod agents;
+pub(crate) mod audit;
 pub(crate) mod control;
 pub(crate) mod dev;
 pub(crate) mod drill;
@@ -12,6 +13,7 @@ pub(crate) mod manifests;
 pub(crate) mod plan;
 pub(crate) mod release;
 pub(crate) mod rollout;
+pub(crate) mod via;
 pub(crate) mod watch;
 
 use std::path::Path;

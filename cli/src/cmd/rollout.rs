@@ -19,6 +19,7 @@ pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
         kind: cutover_workflows::plan::TriggerKind::Cli,
         detail: std::env::var("USER").ok().filter(|u| !u.is_empty()),
         delivery: None,
+        author: std::env::var("USER").ok().filter(|u| !u.is_empty()),
     });
     let connected = connect(global).await?;
     // A refusal (e.g. a rollout of this service and environment is running) names the

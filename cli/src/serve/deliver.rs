@@ -274,6 +274,7 @@ async fn handle(
         },
         detail: Some(format!("delivery {delivery_id}, rule {rule}")),
         delivery: Some(tag.clone()),
+        author: event.author.clone(),
     });
     // 8. The claim, naming the rollout it is about to start.
     let claim = app

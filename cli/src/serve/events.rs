@@ -44,6 +44,7 @@ pub(crate) fn github(event: &str, body: &Value) -> Parsed {
             branch,
             tag,
             commit,
+            author: text(body, "/sender/login").map(|a| clip(&a)),
         })
     };
     match event {
@@ -119,6 +120,7 @@ pub(crate) fn gitlab(event: &str, body: &Value) -> Parsed {
             branch,
             tag,
             commit,
+            author: text(body, "/user_username").map(|a| clip(&a)),
         })
     };
     match event {
@@ -184,7 +186,7 @@ pub(crate) fn gitlab(event: &str, body: &Value) -> Parsed {
     }
 }
 
-/// A generic delivery: `{"repository", "event", "branch"?, "tag"?, "commit"?}`.
+/// A generic delivery: `{"repository", "event", "branch"?, "tag"?, "commit"?, "author"?}`.
 pub(crate) fn generic(body: &Value) -> Result<Parsed, String> {
     let repository = text(body, "/repository").ok_or("missing string field `repository`")?;
     let event = text(body, "/event").ok_or("missing string field `event`")?;
@@ -198,6 +200,7 @@ pub(crate) fn generic(body: &Value) -> Result<Parsed, String> {
         branch: text(body, "/branch"),
         tag: text(body, "/tag"),
         commit: text(body, "/commit"),
+        author: text(body, "/author").map(|a| clip(&a)),
     }))
 }
 

@@ -3,13 +3,17 @@
 //!
 //! - `POST /webhooks/github|gitlab|generic` — authenticated, size-limited, deduplicated by
 //!   delivery ID ([`deliver`]);
+//! - `POST /rollouts/{service}/{environment}/{action}` — people approving, refusing,
+//!   promoting, pausing, resuming, aborting, retrying, with a verified identity ([`control`]);
 //! - `GET /healthz` — the process is up;
 //! - `GET /readyz` — Temporal and the ledger answer;
 //! - `GET /metrics` — Prometheus text.
 //!
 //! The receiver answers as soon as the workflow has started; it never waits for a rollout.
 
+pub(crate) mod access;
 pub(crate) mod auth;
+mod control;
 mod deliver;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -56,6 +60,8 @@ pub(crate) struct App {
     metrics: metrics::Metrics,
     /// Ledger rows older than this are deleted (deliveries, drills).
     retention: Duration,
+    /// Who may use the control endpoints, and the key that vouches for them.
+    access: Option<access::Access>,
 }
 
 /// Where the generic provider's signature, timestamp and delivery ID are.
@@ -168,6 +174,10 @@ impl Receiver {
                 )));
             }
         };
+        let access = match &args.access {
+            Some(path) => Some(access::Access::load(path).await?),
+            None => None,
+        };
         let cwd = std::env::current_dir().context("reading the working directory")?;
         let ledger_url = Ledger::resolve_url(args.ledger.as_deref(), &cwd);
         let ledger = Ledger::open(&ledger_url)
@@ -196,6 +206,7 @@ impl Receiver {
             },
             metrics: metrics::Metrics::new(),
             retention: args.retention,
+            access,
         });
         Ok(Self { app, tls })
     }
@@ -263,6 +274,10 @@ pub(crate) async fn serve(global: &Global, args: &ServeArgs) -> Outcome {
 fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/webhooks/{provider}", post(deliver::deliver))
+        .route(
+            "/rollouts/{service}/{environment}/{action}",
+            post(control::act),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))

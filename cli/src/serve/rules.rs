@@ -149,6 +149,9 @@ pub struct CiEvent {
     pub tag: Option<String>,
     /// The commit.
     pub commit: Option<String>,
+    /// Who caused it (GitHub `sender.login`, GitLab `user_username`, generic `author`): the
+    /// release's author, whom `separation: author` keeps from approving it.
+    pub author: Option<String>,
 }
 
 /// What a matching rule decided.
@@ -332,6 +335,7 @@ mod tests {
             branch: Some(branch.into()),
             tag: None,
             commit: Some("0123456789abcdef0123".into()),
+            author: None,
         }
     }
 
@@ -373,6 +377,7 @@ mod tests {
         );
         let hostile = CiEvent {
             commit: Some("abc; rm -rf /".into()),
+            author: None,
             ..push("main")
         };
         assert_eq!(

@@ -360,6 +360,24 @@ impl Fakes {
             .await
     }
 
+    /// Records `action:person:outcome` of each entry, comma-separated, as the call's detail.
+    #[activity(definition = contracts::RecordAudit)]
+    pub async fn record_audit(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: cutover_workflows::contracts::AuditInput,
+    ) -> Result<(), ActivityError> {
+        let detail = input
+            .entries
+            .iter()
+            .map(|e| format!("{}:{}:{}", e.action, e.person, e.outcome))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.script
+            .act(&ctx, "ledger.record_audit", "", 0, detail)
+            .await
+    }
+
     #[activity(definition = contracts::Migrate)]
     pub async fn migrate(
         self: Arc<Self>,

@@ -75,6 +75,8 @@ kinds! {
     PortTaken => names::PORT_TAKEN,
     /// An approval step's timeout passed without enough approvals.
     ApprovalTimedOut => names::APPROVAL_TIMED_OUT,
+    /// An approver refused the release at an approval step.
+    ApprovalRefused => names::APPROVAL_REFUSED,
     /// No agent of the step's host took the activity in time.
     HostUnavailable => names::HOST_UNAVAILABLE,
     /// The Kubernetes API refused a request (forbidden by RBAC, an invalid object).

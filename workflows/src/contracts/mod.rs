@@ -113,6 +113,40 @@ pub enum StepOutput {
     Analysis(AnalysisOutput),
 }
 
+/// Input of `ledger.record_audit`: human actions on one rollout, in the order they came.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditInput {
+    /// The rollout's workflow ID (the run ID is the activity's own).
+    pub workflow_id: String,
+    /// The service.
+    pub service: String,
+    /// The environment.
+    pub environment: String,
+    /// The actions.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// One human action, accepted or refused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its position among the rollout's actions: with the run ID, the row's key.
+    pub seq: u32,
+    /// `approve`, `refuse`, `pause`, `resume`, `abort`, `promote`, `retry`.
+    pub action: String,
+    /// Who: verified, or as claimed.
+    pub person: String,
+    /// `token`, `oidc`, or `claimed`.
+    pub verified: String,
+    /// `accepted` or `refused`.
+    pub outcome: String,
+    /// The step it concerned.
+    pub step: Option<String>,
+    /// Their reason or comment; for a refusal, why it was refused.
+    pub reason: Option<String>,
+    /// Unix milliseconds, the workflow's clock.
+    pub at: Option<i64>,
+}
+
 /// Input of `ledger.record_release`: the release as the workflow knows it now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseInput {
@@ -203,6 +237,9 @@ pub mod error_kind {
     pub const PORT_TAKEN: &str = "PortTaken";
     /// An approval step's timeout passed without enough approvals (`on_timeout: abort`).
     pub const APPROVAL_TIMED_OUT: &str = "ApprovalTimedOut";
+    /// An approver refused the release at an approval step (`cutover rollout refuse`). Not
+    /// retryable: a person said no.
+    pub const APPROVAL_REFUSED: &str = "ApprovalRefused";
     /// No agent of the step's host took the activity within the step's
     /// `schedule_to_start_timeout`. Not retryable: nothing ran, and waiting again changes
     /// nothing until someone starts the agent.
@@ -220,7 +257,8 @@ pub struct RolloutActivities;
 
 /// Marker types of the activities, for `#[activity(definition = ...)]` in implementations.
 pub use rollout_activities::{
-    Build, Measure, Migrate, Provision, RecordRelease, RunCommand, UndoMigrations, Verify,
+    Build, Measure, Migrate, Provision, RecordAudit, RecordRelease, RunCommand, UndoMigrations,
+    Verify,
 };
 pub use target_activities::{Job, Prepare, Retire, Rollback, Rolling, Route, Shift, Withdraw};
 
@@ -236,6 +274,13 @@ impl RolloutActivities {
     /// Writes the rollout's release record to the ledger (an upsert: safe to repeat).
     #[activity(name = "ledger.record_release")]
     pub fn record_release(input: ReleaseInput) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
+    /// Appends human actions to the ledger's audit trail (keyed by workflow, run and
+    /// sequence number: safe to repeat).
+    #[activity(name = "ledger.record_audit")]
+    pub fn record_audit(input: AuditInput) -> Result<(), ActivityError> {
         unimplemented!()
     }
 

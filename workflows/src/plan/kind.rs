@@ -124,7 +124,7 @@ impl StepKind {
                 "between_waves",
             ],
             StepKind::Rollback => &["root"],
-            StepKind::Approval => &["required", "on_timeout"],
+            StepKind::Approval => &["required", "on_timeout", "approvers"],
             StepKind::Bake => &["duration"],
             StepKind::Analysis => crate::plan::parse::ANALYSIS_KEYS,
         }

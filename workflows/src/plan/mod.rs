@@ -38,9 +38,9 @@ pub mod syntax {
     pub use super::yaml::{Node, Value};
 }
 pub use types::{
-    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, DEFAULT_HOST_WAIT,
-    DatabaseProvision, DeploySpec, Driver, HealthCheck, HttpProbe, JsonExpectation, MetricSource,
-    MetricSpec, MigrateSpec, OnFailure, OnTimeout, Placement, Plan, PrometheusQuery, ProvisionSpec,
-    RetryPolicy, RollbackSpec, SecretRef, SqlQuery, Step, StepAction, Strategy, Target, Trigger,
-    TriggerKind, VerifySpec,
+    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, Controls,
+    DEFAULT_HOST_WAIT, DatabaseProvision, DeploySpec, Driver, HealthCheck, HttpProbe,
+    JsonExpectation, MetricSource, MetricSpec, MigrateSpec, OnFailure, OnTimeout, Placement, Plan,
+    PrometheusQuery, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Separation, SqlQuery,
+    Step, StepAction, Strategy, Target, Trigger, TriggerKind, VerifySpec,
 };

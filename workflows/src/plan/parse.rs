@@ -81,6 +81,8 @@ impl Cx {
                 "defaults",
                 "steps",
                 "on_failure",
+                "controls",
+                "separation",
             ],
         );
         let service = self
@@ -156,7 +158,17 @@ impl Cx {
             },
             None => Some(OnFailure::Rollback),
         };
+        let controls = match fields.get("controls") {
+            Some(n) => self.controls(n).map(Some),
+            None => Some(None),
+        };
+        let separation = match fields.get("separation") {
+            Some(n) => self.separation(n).map(Some),
+            None => Some(None),
+        };
         Some(Plan {
+            controls: controls?,
+            separation: separation?,
             on_failure: on_failure?,
             service: service?,
             environment: environment?,

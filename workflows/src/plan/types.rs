@@ -27,6 +27,45 @@ pub struct Plan {
     /// What started this rollout; set by the starter (CLI, webhook receiver), not by plans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// Who may promote, pause, resume, abort and retry; absent, anyone may (see
+    /// [`crate::guard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controls: Option<Controls>,
+    /// `separation: author`: the person whose push or start created the release may not
+    /// approve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separation: Option<Separation>,
+}
+
+/// Who may take each control action: people by name, groups as `group:NAME`. An action not
+/// listed is open to anyone with a verified identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controls {
+    /// `cutover rollout promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote: Option<Vec<String>>,
+    /// `cutover rollout pause`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Vec<String>>,
+    /// `cutover rollout resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Vec<String>>,
+    /// `cutover rollout abort`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<Vec<String>>,
+    /// `cutover rollout retry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Vec<String>>,
+}
+
+/// Duties that must be held by different people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Separation {
+    /// Whoever created the release (the push's author, the person who ran `rollout start`)
+    /// may not approve it.
+    Author,
 }
 
 /// What started a rollout, kept in its release record.
@@ -41,6 +80,10 @@ pub struct Trigger {
     /// receiver that loses a start race can tell the running rollout is its own delivery's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
+    /// The person who created the release: the push's sender, the user who ran
+    /// `rollout start`. `separation: author` refuses their approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 /// Who started a rollout.
@@ -686,6 +729,9 @@ pub struct ApprovalSpec {
     pub timeout: Option<Duration>,
     /// What happens when the timeout passes.
     pub on_timeout: OnTimeout,
+    /// Who may approve or refuse: people by name, groups as `group:NAME`. Empty: anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 /// What an approval that timed out does.

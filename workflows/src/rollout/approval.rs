@@ -19,7 +19,9 @@ pub(super) async fn approval(
     ctx.state_mut(|s| s.awaiting_approval = Some(index));
     let required = spec.required as usize;
     let enough = move |s: &RolloutWorkflow| {
-        s.status.steps[index].approvals.len() >= required || s.aborted.is_some()
+        s.status.steps[index].approvals.len() >= required
+            || s.aborted.is_some()
+            || s.refusal.is_some()
     };
     let timed_out = match spec.timeout {
         None => ctx
@@ -36,6 +38,18 @@ pub(super) async fn approval(
     let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
     if ctx.state(|s| s.aborted.is_some()) {
         return Err(Interrupted::Aborted);
+    }
+    if let Some((by, why)) = ctx.state(|s| s.refusal.clone()) {
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        };
+        return Err(Interrupted::Failed(StepError {
+            kind: crate::contracts::error_kind::ErrorKind::ApprovalRefused,
+            message: format!("refused by {by}{why}"),
+            retryable: false,
+        }));
     }
     let approvers: Vec<String> = ctx.state(|s| {
         s.status.steps[index]

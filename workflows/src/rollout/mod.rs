@@ -8,6 +8,7 @@
 
 mod analysis;
 mod approval;
+mod audit;
 mod deploy;
 mod failure;
 mod fleet;
@@ -28,9 +29,10 @@ use temporalio_sdk::{
 
 use crate::contracts::AbortRequest;
 use crate::control::{
-    ApproveRequest, ApproveResult, PauseRequest, PromoteRequest, PromoteResult, ResumeRequest,
-    check_name,
+    ApproveRequest, ApproveResult, ControlRequest, ControlResult, PauseRequest, PromoteRequest,
+    PromoteResult, ResumeRequest, check_name,
 };
+use crate::guard::{self, Action, Assertion};
 use crate::input::Input;
 use crate::plan::{OnFailure, Plan, StepAction};
 use crate::status::{
@@ -69,6 +71,12 @@ pub struct RolloutWorkflow {
     retry_requested: bool,
     /// How far each deploy step got, by step index, so a retried attempt resumes there.
     deploys: BTreeMap<usize, deploy::Progress>,
+    /// Set by `refuse` at an approval step: who and why.
+    refusal: Option<(String, String)>,
+    /// Identity assertions already used: each is good for one action.
+    spent_nonces: std::collections::BTreeSet<String>,
+    /// Human actions not yet in the ledger's audit trail.
+    audit: audit::Outbox,
 }
 
 #[workflow_methods]
@@ -137,6 +145,9 @@ impl RolloutWorkflow {
             held_failure: None,
             retry_requested: false,
             deploys: BTreeMap::new(),
+            refusal: None,
+            spent_nonces: std::collections::BTreeSet::new(),
+            audit: audit::Outbox::default(),
         }
     }
 
@@ -155,35 +166,42 @@ impl RolloutWorkflow {
                 .build()
                 .into());
         }
-        // Rollouts started before the ledger existed replay without its two activities.
-        let ledger = ctx.patched(ledger::PATCH);
-        if ledger {
-            let started = now(ctx);
-            ctx.state_mut(|s| s.status.started_at = started);
-            ledger::record(ctx).await;
-        }
-        // One change at a time per service and environment (rollouts started before the lock
-        // existed replay without it).
-        let result = if ctx.patched(crate::lock::PATCH) {
-            let (service, environment) =
-                ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
-            match crate::lock::holding(ctx, "rollout", &service, &environment, steps).await {
-                Ok(result) => result,
-                Err(crate::lock::NotTaken::Cancelled) => {
-                    let reason = ctx.cancellation_token().reason();
-                    cancelled(ctx, reason)
-                }
-                Err(crate::lock::NotTaken::Refused(why)) => {
-                    fail(ctx, format!("not started: {why}"))
-                }
+        // Human actions reach the audit trail beside the steps (no command unless there are
+        // any); the pump drains once the work below closes the outbox.
+        let pump = audit::pump(ctx.clone());
+        let work = async {
+            // Rollouts started before the ledger existed replay without its two activities.
+            let ledger = ctx.patched(ledger::PATCH);
+            if ledger {
+                let started = now(ctx);
+                ctx.state_mut(|s| s.status.started_at = started);
+                ledger::record(ctx).await;
             }
-        } else {
-            steps(ctx).await
+            // One change at a time per service and environment (rollouts started before the lock
+            // existed replay without it).
+            let result = if ctx.patched(crate::lock::PATCH) {
+                let (service, environment) =
+                    ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
+                match crate::lock::holding(ctx, "rollout", &service, &environment, steps).await {
+                    Ok(result) => result,
+                    Err(crate::lock::NotTaken::Cancelled) => {
+                        let reason = ctx.cancellation_token().reason();
+                        cancelled(ctx, reason)
+                    }
+                    Err(crate::lock::NotTaken::Refused(why)) => {
+                        fail(ctx, format!("not started: {why}"))
+                    }
+                }
+            } else {
+                steps(ctx).await
+            };
+            if ledger {
+                ledger::record(ctx).await;
+            }
+            ctx.state_mut(|s| s.audit.closing = true);
+            result
         };
-        if ledger {
-            ledger::record(ctx).await;
-        }
-        result
+        futures::future::join(work, pump).await.0
     }
 
     /// The rollout's state, current step and every step's attempts, times and last error.
@@ -200,9 +218,16 @@ impl RolloutWorkflow {
             return;
         }
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
-        let by = clip(&req.by);
         let reason = clip(&req.reason);
-        self.record("pause", &by, Some(reason.clone()), at);
+        let Ok(by) = self.admit(
+            at,
+            Action::Pause,
+            &req.by,
+            Some(reason.clone()),
+            req.assertion.as_ref(),
+        ) else {
+            return;
+        };
         self.status.paused = Some(Pause {
             by,
             reason,
@@ -217,8 +242,12 @@ impl RolloutWorkflow {
             return;
         }
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
-        self.record("resume", &clip(&req.by), None, at);
-        self.status.paused = None;
+        if self
+            .admit(at, Action::Resume, &req.by, None, req.assertion.as_ref())
+            .is_ok()
+        {
+            self.status.paused = None;
+        }
     }
 
     /// Stops the rollout at its next checkpoint (between steps, or in a bake, canary hold or
@@ -229,10 +258,16 @@ impl RolloutWorkflow {
             return;
         }
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
-        let by = clip(&req.by);
         let reason = clip(&req.reason);
-        self.record("abort", &by, Some(reason.clone()), at);
-        self.aborted = Some((by, reason));
+        if let Ok(by) = self.admit(
+            at,
+            Action::Abort,
+            &req.by,
+            Some(reason.clone()),
+            req.assertion.as_ref(),
+        ) {
+            self.aborted = Some((by, reason));
+        }
     }
 
     #[update_validator(retry)]
@@ -242,26 +277,19 @@ impl RolloutWorkflow {
         req: &ResumeRequest,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         check_name("by", &req.by)?;
-        match self.held_failure {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "nothing to retry: no failed step is held (the rollout is at {}, {})",
-                self.position(),
-                self.status.state.as_str()
-            )
-            .into()),
-        }
+        Ok(self.check(Action::Retry)?)
     }
 
     /// Re-runs the failed step that `on_failure: pause` is holding, after a manual fix.
     #[update]
-    pub fn retry(&mut self, ctx: &mut SyncWorkflowContext<Self>, req: ResumeRequest) -> String {
+    pub fn retry(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        req: ResumeRequest,
+    ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
-        self.record("retry", &clip(&req.by), None, at);
-        self.retry_requested = true;
-        self.held_failure
-            .map(|i| self.status.steps[i].name.clone())
-            .unwrap_or_default()
+        self.admit(at, Action::Retry, &req.by, None, req.assertion.as_ref())?;
+        Ok(self.apply_retry())
     }
 
     #[update_validator(approve)]
@@ -271,17 +299,7 @@ impl RolloutWorkflow {
         req: &ApproveRequest,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         check_name("approver", &req.approver)?;
-        if self.status.state.is_final() {
-            return Err(format!("the rollout has ended ({})", self.status.state.as_str()).into());
-        }
-        if self.awaiting_approval.is_none() {
-            return Err(format!(
-                "nothing is waiting for approval: the rollout is at {}",
-                self.position()
-            )
-            .into());
-        }
-        Ok(())
+        Ok(self.check(Action::Approve)?)
     }
 
     /// Approves the approval step that is waiting. Distinct approvers count; a second approval
@@ -291,27 +309,17 @@ impl RolloutWorkflow {
         &mut self,
         ctx: &mut SyncWorkflowContext<Self>,
         req: ApproveRequest,
-    ) -> ApproveResult {
+    ) -> Result<ApproveResult, Box<dyn std::error::Error + Send + Sync>> {
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
-        let index = self.awaiting_approval.unwrap_or_default();
-        let approver = clip(&req.approver);
         let comment = req.comment.as_deref().map(clip);
-        self.record("approve", &approver, comment.clone(), at);
-        let step = &mut self.status.steps[index];
-        let counted = !step.approvals.iter().any(|a| a.approver == approver);
-        if counted {
-            step.approvals.push(Approval {
-                approver,
-                comment,
-                at,
-            });
-        }
-        ApproveResult {
-            step: step.name.clone(),
-            counted,
-            approvals: step.approvals.len() as u32,
-            required: step.required_approvals.unwrap_or(1),
-        }
+        let by = self.admit(
+            at,
+            Action::Approve,
+            &req.approver,
+            comment.clone(),
+            req.assertion.as_ref(),
+        )?;
+        Ok(self.apply_approve(by, comment, at))
     }
 
     #[update_validator(promote)]
@@ -321,21 +329,7 @@ impl RolloutWorkflow {
         req: &PromoteRequest,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         check_name("by", &req.by)?;
-        if self.status.state.is_final() {
-            return Err(format!(
-                "the rollout has ended ({}); there is nothing to promote",
-                self.status.state.as_str()
-            )
-            .into());
-        }
-        if self.holding.is_none() {
-            return Err(format!(
-                "nothing to promote: no bake or canary step is waiting (the rollout is at {})",
-                self.position()
-            )
-            .into());
-        }
-        Ok(())
+        Ok(self.check(Action::Promote)?)
     }
 
     /// Ends the running bake or canary hold now; the rollout goes on.
@@ -344,16 +338,91 @@ impl RolloutWorkflow {
         &mut self,
         ctx: &mut SyncWorkflowContext<Self>,
         req: PromoteRequest,
-    ) -> PromoteResult {
+    ) -> Result<PromoteResult, Box<dyn std::error::Error + Send + Sync>> {
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
-        self.record("promote", &clip(&req.by), None, at);
-        self.promotions += 1;
-        PromoteResult {
-            step: self
-                .holding
-                .map(|i| self.status.steps[i].name.clone())
-                .unwrap_or_default(),
-        }
+        self.admit(at, Action::Promote, &req.by, None, req.assertion.as_ref())?;
+        Ok(self.apply_promote())
+    }
+
+    #[update_validator(control)]
+    fn validate_control(
+        &self,
+        _ctx: &WorkflowContextView,
+        req: &ControlRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        check_name("by", &req.by)?;
+        Ok(self.check(req.action)?)
+    }
+
+    /// Any human action, answered: accepted, or refused with the reason (the plan's rules,
+    /// or an identity that does not verify). `cutover serve` sends its actions this way.
+    #[update]
+    pub fn control(
+        &mut self,
+        ctx: &mut SyncWorkflowContext<Self>,
+        req: ControlRequest,
+    ) -> ControlResult {
+        let at = ctx.workflow_time().map(DateTime::<Utc>::from);
+        let text = req.reason.as_deref().map(clip);
+        let step = self
+            .acted_step(req.action)
+            .map(|i| self.status.steps[i].name.clone());
+        let answer = |accepted: bool, by: String, message: String| ControlResult {
+            accepted,
+            action: req.action,
+            by,
+            step: step.clone(),
+            message,
+        };
+        let by = match self.admit(
+            at,
+            req.action,
+            &req.by,
+            text.clone(),
+            req.assertion.as_ref(),
+        ) {
+            Ok(by) => by,
+            Err(why) => return answer(false, clip(&req.by), why),
+        };
+        let message = match req.action {
+            Action::Approve => {
+                let r = self.apply_approve(by.clone(), text, at);
+                format!(
+                    "{} step `{}` ({} of {} approvals)",
+                    if r.counted {
+                        "approved"
+                    } else {
+                        "had already approved"
+                    },
+                    r.step,
+                    r.approvals,
+                    r.required
+                )
+            }
+            Action::Refuse => {
+                self.refusal = Some((by.clone(), text.unwrap_or_default()));
+                "refused: the rollout stops at this approval and rolls back".to_owned()
+            }
+            Action::Promote => format!("promoted: step `{}` ends now", self.apply_promote().step),
+            Action::Retry => format!("retrying step `{}`", self.apply_retry()),
+            Action::Pause => {
+                self.status.paused = Some(Pause {
+                    by: by.clone(),
+                    reason: text.unwrap_or_default(),
+                    since: at,
+                });
+                "paused: it stops before its next step".to_owned()
+            }
+            Action::Resume => {
+                self.status.paused = None;
+                "resumed".to_owned()
+            }
+            Action::Abort => {
+                self.aborted = Some((by.clone(), text.unwrap_or_default()));
+                "aborted: it stops at its next checkpoint and rolls back".to_owned()
+            }
+        };
+        answer(true, by, message)
     }
 }
 
@@ -486,20 +555,152 @@ fn abort_reason(ctx: &WorkflowContext<RolloutWorkflow>) -> Option<String> {
 }
 
 impl RolloutWorkflow {
-    fn record(
+    /// Identifies and authorises a human action (see [`guard`]) and records it — accepted or
+    /// refused — for `status` and the audit trail. Returns who acted, or why not.
+    fn admit(
         &mut self,
-        action: &str,
-        by: &str,
-        reason: Option<String>,
         at: Option<DateTime<Utc>>,
-    ) {
-        self.status.actions.push(HumanAction {
-            action: action.to_owned(),
-            by: by.to_owned(),
-            at,
-            reason,
-            step: self.status.current_step.clone(),
+        action: Action,
+        by: &str,
+        text: Option<String>,
+        assertion: Option<&Assertion>,
+    ) -> Result<String, String> {
+        let step_index = self.acted_step(action);
+        let approvers = step_index
+            .and_then(|i| match &self.plan.steps.get(i)?.action {
+                StepAction::Approval(a) => Some(a.approvers.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let step_name = step_index.map(|i| self.status.steps[i].name.clone());
+        let claimed = clip(by);
+        let request = guard::Request {
+            plan: &self.plan,
+            workflow_id: &self.status.workflow_id,
+            action,
+            step: step_name.as_deref(),
+            by: &claimed,
+            assertion,
+            now: at,
+            spent: &self.spent_nonces,
+        };
+        let (who, verdict) = match guard::identify(&request) {
+            Ok(who) => {
+                let verdict = guard::authorize(&request, &who, &approvers);
+                (Some(who), verdict)
+            }
+            Err(why) => (None, Err(why)),
+        };
+        let (person, method) = who.as_ref().map_or((claimed, "claimed".to_owned()), |w| {
+            (w.person.clone(), w.method.clone())
         });
+        if verdict.is_ok()
+            && let Some(nonce) = who.and_then(|w| w.nonce)
+        {
+            self.spent_nonces.insert(nonce);
+        }
+        self.status.actions.push(HumanAction {
+            action: action.as_str().to_owned(),
+            by: person.clone(),
+            at,
+            reason: text,
+            step: step_name.or_else(|| self.status.current_step.clone()),
+            verified: Some(method),
+            refused: verdict.as_ref().err().cloned(),
+        });
+        verdict.map(|()| person)
+    }
+
+    /// The step an action concerns: the waiting approval, the running hold, the held failure.
+    fn acted_step(&self, action: Action) -> Option<usize> {
+        match action {
+            Action::Approve | Action::Refuse => self.awaiting_approval,
+            Action::Promote => self.holding,
+            Action::Retry => self.held_failure,
+            Action::Pause | Action::Resume | Action::Abort => None,
+        }
+    }
+
+    /// Whether there is anything for the action to act on now; the update validators' check
+    /// (a refusal here is not recorded: nothing was attempted on the rollout).
+    fn check(&self, action: Action) -> Result<(), String> {
+        if self.status.state.is_final() {
+            return Err(format!(
+                "the rollout has ended ({}); there is nothing to {}",
+                self.status.state.as_str(),
+                action.as_str()
+            ));
+        }
+        let ok = match action {
+            Action::Approve | Action::Refuse => self.awaiting_approval.is_some(),
+            Action::Promote => self.holding.is_some(),
+            Action::Retry => self.held_failure.is_some(),
+            Action::Pause => self.status.paused.is_none(),
+            Action::Resume => self.status.paused.is_some(),
+            Action::Abort => self.aborted.is_none(),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match action {
+            Action::Approve | Action::Refuse => format!(
+                "nothing is waiting for approval: the rollout is at {}",
+                self.position()
+            ),
+            Action::Promote => format!(
+                "nothing to promote: no bake or canary step is waiting (the rollout is at {})",
+                self.position()
+            ),
+            Action::Retry => format!(
+                "nothing to retry: no failed step is held (the rollout is at {}, {})",
+                self.position(),
+                self.status.state.as_str()
+            ),
+            Action::Pause => "the rollout is already paused".to_owned(),
+            Action::Resume => "the rollout is not paused".to_owned(),
+            Action::Abort => "the rollout is already being aborted".to_owned(),
+        })
+    }
+
+    fn apply_approve(
+        &mut self,
+        approver: String,
+        comment: Option<String>,
+        at: Option<DateTime<Utc>>,
+    ) -> ApproveResult {
+        let index = self.awaiting_approval.unwrap_or_default();
+        let step = &mut self.status.steps[index];
+        let counted = !step.approvals.iter().any(|a| a.approver == approver);
+        if counted {
+            step.approvals.push(Approval {
+                approver,
+                comment,
+                at,
+            });
+        }
+        ApproveResult {
+            step: step.name.clone(),
+            counted,
+            approvals: step.approvals.len() as u32,
+            required: step.required_approvals.unwrap_or(1),
+        }
+    }
+
+    fn apply_promote(&mut self) -> PromoteResult {
+        self.promotions += 1;
+        PromoteResult {
+            step: self
+                .holding
+                .map(|i| self.status.steps[i].name.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn apply_retry(&mut self) -> String {
+        self.retry_requested = true;
+        self.held_failure
+            .map(|i| self.status.steps[i].name.clone())
+            .unwrap_or_default()
     }
 
     /// Where the rollout is, in words, for refusals.
