@@ -71,12 +71,8 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
             a.at.map(|t| t.format("%H:%M:%S").to_string())
                 .unwrap_or_default(),
             a.action,
-            a.by,
-            a.reason
-                .as_deref()
-                .filter(|r| !r.is_empty())
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            who(a),
+            said(a)
         ));
     }
     lines
@@ -375,16 +371,12 @@ pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
             what: format!(
                 "{} by {}{}{}",
                 a.action,
-                a.by,
+                who(a),
                 a.step
                     .as_deref()
                     .map(|s| format!(" at step `{s}`"))
                     .unwrap_or_default(),
-                a.reason
-                    .as_deref()
-                    .filter(|r| !r.is_empty())
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default()
+                said(a)
             ),
             rank: 1,
         });
@@ -406,6 +398,27 @@ pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
     }
     events.sort_by_key(|e| (e.at, e.rank));
     events
+}
+
+/// The person, and how they were identified when it was verified: `ana (oidc)`.
+fn who(a: &cutover_workflows::status::HumanAction) -> String {
+    match a.verified.as_deref() {
+        Some(method @ ("token" | "oidc")) => format!("{} ({method})", a.by),
+        _ => a.by.clone(),
+    }
+}
+
+/// `: their reason`, or ` — REFUSED: why` for an action the rollout refused.
+fn said(a: &cutover_workflows::status::HumanAction) -> String {
+    match &a.refused {
+        Some(why) => format!(" — REFUSED: {why}"),
+        None => a
+            .reason
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,20 @@ async fn post(url: &str, auth: Option<&str>, body: &str) -> anyhow::Result<(u16,
     Ok((code, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
+/// A rules file and its plan: `cutover serve` needs one to start.
+fn receiver_files(d: &Path) {
+    write_file(
+        d,
+        "plan.yaml",
+        "service: shop\nenvironment: prod\nversion: \"2\"\nsteps:\n  - { name: hello, kind: command, command: \"true\" }\n",
+    );
+    write_file(
+        d,
+        "rules.yaml",
+        "rules:\n  - { name: main, provider: github, repository: acme/shop, event: push, branch: main, plan: plan.yaml, environment: prod }\n",
+    );
+}
+
 #[tokio::test]
 async fn a_guarded_approval_takes_only_verified_allowed_people_and_the_audit_outlives_history()
 -> anyhow::Result<()> {
@@ -158,16 +172,7 @@ async fn a_guarded_approval_takes_only_verified_allowed_people_and_the_audit_out
             issuer.url
         ),
     );
-    write_file(
-        d,
-        "plan.yaml",
-        "service: shop\nenvironment: prod\nversion: \"2\"\nsteps:\n  - { name: hello, kind: command, command: \"true\" }\n",
-    );
-    write_file(
-        d,
-        "rules.yaml",
-        "rules:\n  - { name: main, provider: github, repository: acme/shop, event: push, branch: main, plan: plan.yaml, environment: prod }\n",
-    );
+    receiver_files(d);
     let ledger = format!("sqlite://{}/.cutover/ledger.db", d.display());
     let receiver = Receiver::start(
         d,
@@ -474,6 +479,22 @@ async fn a_guarded_approval_takes_only_verified_allowed_people_and_the_audit_out
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     assert!(d.join("released").exists());
 
+    // The history replays (with the key the worker verified with), and says who was refused.
+    cutover_workflows::guard::set_verifying_keys(vec![
+        cutover_workflows::guard::parse_verifying_key(&public).map_err(anyhow::Error::msg)?,
+    ]);
+    cutover_tests::replays(server.client(), &id, "approval-guarded").await?;
+    let history = cutover(d, Some(&server.address), &["rollout", "history", &id]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        text.contains("approve by carol (oidc) at step `sign-off`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("approve by dave (token) at step `sign-off` — REFUSED: dave may not approve"),
+        "{text}"
+    );
+
     // The history goes; the trail stays.
     // `temporal workflow delete -w` asks for confirmation on its standard input.
     let mut delete = Command::new(temporal_cli()?)
@@ -643,6 +664,7 @@ async fn a_refusal_at_an_open_approval_rolls_back_and_is_audited() -> anyhow::Re
         ),
         ("refuse", "lee", Some("claimed"))
     );
+    cutover_tests::replays(h.client(), &id, "rollout-approval-refused-audited").await?;
     let ledger = format!("sqlite://{}/.cutover/ledger.db", h.dir_str());
     let rows = wait_for(Duration::from_secs(30), "the audit row", || async {
         let out = cutover(
@@ -665,4 +687,167 @@ async fn a_refusal_at_an_open_approval_rolls_back_and_is_audited() -> anyhow::Re
     assert_eq!(rows[0]["action"], "refuse");
     assert_eq!(rows[0]["reason"], "not this week");
     Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_access_configuration_is_refused_at_start_with_what_to_fix() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    receiver_files(d);
+    write_file(d, "good.key", &"ab".repeat(32));
+    write_file(
+        d,
+        "raw-tokens.yaml",
+        "people:\n  ana:\n    tokens: [cut_supersecretvalue]\n",
+    );
+    write_file(
+        d,
+        "good-tokens.yaml",
+        &format!("people:\n  ana:\n    tokens: [sha256:{}]\n", "0".repeat(64)),
+    );
+    write_file(d, "jwks.json", "{not json");
+    let secret = write_file(d, "github.secret", "s3cret");
+    let cases = [
+        ("tokens: good-tokens.yaml\n", "signing_key"),
+        (
+            "signing_key: { file: missing.key }\ntokens: good-tokens.yaml\n",
+            "cannot read the signing key",
+        ),
+        (
+            "signing_key: { file: plan.yaml }\ntokens: good-tokens.yaml\n",
+            "signing_key: expected 64 hex digits",
+        ),
+        (
+            "signing_key: { file: good.key }\n",
+            "name `tokens:`, `oidc:` or both",
+        ),
+        (
+            "signing_key: { file: good.key }\ntokens: good-tokens.yaml\nextra: 1\n",
+            "unknown field `extra`",
+        ),
+        (
+            "signing_key: { file: good.key }\ntokens: raw-tokens.yaml\n",
+            "people.ana.tokens[0]: expected `sha256:`",
+        ),
+        (
+            "signing_key: { file: good.key }\noidc: { issuer: https://i, audience: a, jwks: jwks.json }\n",
+            "the JWKS is not valid",
+        ),
+        (
+            "signing_key: { env: CUTOVER_TEST_UNSET_KEY }\ntokens: good-tokens.yaml\n",
+            "CUTOVER_TEST_UNSET_KEY is not set",
+        ),
+        ("signing_key: [\n", "access-8.yaml:2:1: invalid YAML"),
+    ];
+    for (i, (text, want)) in cases.into_iter().enumerate() {
+        let access = write_file(d, &format!("access-{i}.yaml"), text);
+        let ledger = format!("sqlite://{}/l{i}.db", d.display());
+        let err = match cutover::serve::Receiver::from_args([
+            "--rules",
+            d.join("rules.yaml").to_str().context("path")?,
+            "--ledger",
+            &ledger,
+            "--access",
+            access.to_str().context("path")?,
+            "--github-secret-file",
+            secret.to_str().context("path")?,
+        ])
+        .await
+        {
+            Ok(_) => anyhow::bail!("{text}: accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(want), "{text}: `{err}` should say `{want}`");
+        assert!(
+            !err.contains("supersecretvalue"),
+            "no token in errors: {err}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_cli_says_what_is_wrong_with_audit_and_via_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let err = |args: &[&str], code: i32, want: &str| {
+        let mut cmd = Command::new(cutover_tests::bin("cutover"));
+        cmd.current_dir(d).args(args).env_remove("CUTOVER_TOKEN");
+        let out = cmd.output().expect("cutover");
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {text}");
+        assert!(
+            text.contains(want),
+            "{args:?}: `{text}` should say `{want}`"
+        );
+    };
+    err(
+        &["audit", "--since", "last tuesday"],
+        2,
+        "neither a duration",
+    );
+    err(&["audit", "--last", "0"], 2, "--last");
+    err(
+        &[
+            "rollout",
+            "approve",
+            "rollout/a/b",
+            "--via",
+            "http://127.0.0.1:1",
+        ],
+        2,
+        "set CUTOVER_TOKEN or pass --token-file",
+    );
+    err(
+        &[
+            "rollout",
+            "pause",
+            "not-an-id",
+            "--via",
+            "http://127.0.0.1:1",
+            "--token-file",
+            "/dev/null",
+        ],
+        2,
+        "the token is empty",
+    );
+    std::fs::write(d.join("t"), "tok").expect("write");
+    err(
+        &[
+            "rollout",
+            "pause",
+            "a/b/c/d",
+            "--via",
+            "http://127.0.0.1:1",
+            "--token-file",
+            "t",
+        ],
+        2,
+        "is not a rollout ID",
+    );
+    err(
+        &[
+            "rollout",
+            "resume",
+            "a/b",
+            "--via",
+            "http://127.0.0.1:1",
+            "--token-file",
+            "t",
+        ],
+        1,
+        "cannot reach http://127.0.0.1:1",
+    );
+    std::fs::write(d.join("k"), "x").expect("write");
+    err(&["auth", "keygen", "k"], 2, "never overwritten");
+    assert_eq!(
+        std::fs::read_to_string(d.join("k")).expect("read"),
+        "x",
+        "left as it was"
+    );
+    // An empty ledger verifies, and says so.
+    let out = cutover(d, None, &["audit", "verify"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("intact: 0 rows")
+    );
 }

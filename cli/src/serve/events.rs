@@ -120,7 +120,9 @@ pub(crate) fn gitlab(event: &str, body: &Value) -> Parsed {
             branch,
             tag,
             commit,
-            author: text(body, "/user_username").map(|a| clip(&a)),
+            author: text(body, "/user_username")
+                .or_else(|| text(body, "/user/username"))
+                .map(|a| clip(&a)),
         })
     };
     match event {
@@ -258,6 +260,34 @@ mod tests {
         assert_eq!(
             (e.kind, e.commit.as_deref()),
             (EventKind::Pipeline, Some("def"))
+        );
+    }
+
+    #[test]
+    fn the_release_author_is_who_caused_the_event() {
+        let push = json!({"ref": "refs/heads/main", "after": "a", "sender": {"login": "bob"}, "repository": {"full_name": "acme/hello"}});
+        let Parsed::Event(e) = github("push", &push) else {
+            panic!("event")
+        };
+        assert_eq!(e.author.as_deref(), Some("bob"));
+        let push = json!({"ref": "refs/heads/main", "after": "a", "user_username": "carol", "project": {"path_with_namespace": "acme/hello"}});
+        let Parsed::Event(e) = gitlab("Push Hook", &push) else {
+            panic!("event")
+        };
+        assert_eq!(e.author.as_deref(), Some("carol"));
+        let pipeline = json!({"object_attributes": {"status": "success", "ref": "main", "tag": false, "sha": "d"}, "user": {"username": "dan"}, "project": {"path_with_namespace": "acme/hello"}});
+        let Parsed::Event(e) = gitlab("Pipeline Hook", &pipeline) else {
+            panic!("event")
+        };
+        assert_eq!(e.author.as_deref(), Some("dan"));
+        let Ok(Parsed::Event(e)) = generic(
+            &json!({"repository": "r", "event": "push", "branch": "main", "author": "eve\u{7}"}),
+        ) else {
+            panic!("event")
+        };
+        assert!(
+            e.author.is_some_and(|a| !a.contains('\u{7}')),
+            "hostile names are clipped"
         );
     }
 

@@ -93,7 +93,7 @@ pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
         },
         |_, root| Some(to_json(root)),
     )
-    .map_err(|d| format!("{}: {d}", path.display()))?;
+    .map_err(|d| d.render(&path.display().to_string()))?;
     serde_path_to_error::deserialize(value)
         .map_err(|e| format!("{}: at `{}`: {}", path.display(), e.path(), e.inner()))
 }

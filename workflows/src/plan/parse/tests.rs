@@ -667,3 +667,78 @@ fn a_region_drill_names_the_router_and_both_regions() {
         );
     }
 }
+
+#[test]
+fn who_may_act_is_checked_with_positions() {
+    let base = "service: s\nenvironment: e\nversion: \"1\"\n";
+    let step = "steps:\n  - { name: ok, kind: approval, approvers: [ana, \"group:ops\"] }\n";
+    let plan = parse_plan(
+        &format!("{base}separation: author\ncontrols: {{ abort: [lead], promote: [\"group:ops\"] }}\n{step}"),
+        PlanLimits::default(),
+    )
+    .expect("valid");
+    assert_eq!(plan.separation, Some(crate::plan::Separation::Author));
+    let controls = plan.controls.as_ref().expect("controls");
+    assert_eq!(controls.abort.as_deref(), Some(&["lead".to_owned()][..]));
+    assert!(controls.pause.is_none(), "unlisted actions stay open");
+    let StepAction::Approval(a) = &plan.steps[0].action else {
+        panic!("approval")
+    };
+    assert_eq!(a.approvers, ["ana", "group:ops"]);
+    assert!(crate::guard::guarded(&plan));
+
+    for (text, line, path, message) in [
+        (
+            format!("{base}separation: duties\n{step}"),
+            4,
+            "separation",
+            "unknown separation `duties`",
+        ),
+        (
+            format!("{base}controls: {{ deploy: [ana] }}\n{step}"),
+            4,
+            "controls.deploy",
+            "unknown key",
+        ),
+        (
+            format!("{base}controls: {{ abort: [] }}\n{step}"),
+            4,
+            "controls.abort",
+            "0 entries",
+        ),
+        (
+            format!("{base}controls: {{ abort: \"ana\" }}\n{step}"),
+            4,
+            "controls.abort",
+            "expected a list",
+        ),
+        (
+            format!("{base}steps:\n  - {{ name: a, kind: approval, approvers: [ana, ana] }}\n"),
+            5,
+            "steps[0].approvers[1]",
+            "listed twice",
+        ),
+        (
+            format!(
+                "{base}steps:\n  - {{ name: a, kind: approval, approvers: [\"ana; rm -rf /\"] }}\n"
+            ),
+            5,
+            "steps[0].approvers[0]",
+            "letters, digits",
+        ),
+        (
+            format!("{base}steps:\n  - {{ name: a, kind: approval, approvers: [\"group:\"] }}\n"),
+            5,
+            "steps[0].approvers[0]",
+            "1 to 100 characters",
+        ),
+    ] {
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.line == line && d.path == path && d.message.contains(message)),
+            "{text}\nexpected {line} {path}: {message}, got {found:?}"
+        );
+    }
+}
