@@ -158,6 +158,17 @@ fn parse_since(text: &str) -> Result<i64, String> {
     Ok((chrono::Utc::now() - ago).timestamp_millis())
 }
 
+/// What `rollout wait` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum WaitFor {
+    /// An approval step is waiting for people.
+    Approval,
+    /// The rollout is paused.
+    Paused,
+    /// The rollout ended and succeeded.
+    Done,
+}
+
 /// `--via` and the token it uses.
 #[derive(Debug, Args)]
 pub(crate) struct ViaArgs {
@@ -519,6 +530,21 @@ pub(crate) enum RolloutCommand {
     History {
         /// `rollout/<service>/<environment>`.
         id: String,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Wait until a rollout reaches a point, for scripts: exit 0 when it does, 1 if the
+    /// rollout ended otherwise (or the timeout passed), 2 on bad usage.
+    Wait {
+        /// `rollout/<service>/<environment>`.
+        id: String,
+        /// `approval`: an approval step waits for people; `paused`: the rollout is paused
+        /// (by a person, or holding a failed step); `done`: it ended and succeeded.
+        #[arg(long = "for", value_enum)]
+        until: WaitFor,
+        /// Give up after this long (default: wait as long as it takes).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
         #[command(flatten)]
         output: OutputArg,
     },

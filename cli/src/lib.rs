@@ -30,6 +30,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             cmd::watch::status(&cli.global, &id, output.output).await
         }
         Command::Rollout(RolloutCommand::Watch { id }) => cmd::watch::watch(&cli.global, &id).await,
+        Command::Rollout(RolloutCommand::Wait {
+            id,
+            until,
+            timeout,
+            output,
+        }) => cmd::wait::wait(&cli.global, &id, until, timeout, output.output).await,
         Command::Rollout(RolloutCommand::History { id, output }) => {
             cmd::watch::history(&cli.global, &id, output.output).await
         }

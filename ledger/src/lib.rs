@@ -252,13 +252,13 @@ mod tests {
         let first = Ledger::open(&url).await.expect("opens");
         assert_eq!(
             first.applied_migrations().await.expect("versions"),
-            vec![1, 2]
+            vec![1, 2, 3]
         );
         first.close().await;
         let second = Ledger::open(&url).await.expect("opens again");
         assert_eq!(
             second.applied_migrations().await.expect("versions"),
-            vec![1, 2]
+            vec![1, 2, 3]
         );
         let err = Ledger::open("mysql://root:pw@localhost/x")
             .await

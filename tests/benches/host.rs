@@ -172,6 +172,7 @@ async fn migrations() -> anyhow::Result<()> {
                         directory: dir.display().to_string(),
                         dry_run: false,
                         target_version: None,
+                        direction: Default::default(),
                     },
                 },
             )

@@ -626,11 +626,31 @@ async fn a_refusal_at_an_open_approval_rolls_back_and_is_audited() -> anyhow::Re
     let id = h
         .start_rollout("service: gate\nenvironment: test\nversion: \"1\"\nsteps:\n  - { name: sign-off, kind: approval }\n")
         .await?;
-    wait_for(Duration::from_secs(30), "the approval", || async {
-        let st = status(h.client(), &id).await?;
-        (st.current_step.as_deref() == Some("sign-off")).then_some(())
-    })
-    .await?;
+    // `rollout wait`: a script's way to act at the right moment.
+    let wait = |args: &[&str]| {
+        let mut all = vec!["rollout", "wait", id.as_str()];
+        all.extend_from_slice(args);
+        cutover(h.dir.path(), Some(&h.server.address), &all)
+    };
+    let reached = wait(&["--for", "approval", "--timeout", "60s", "--output", "json"]);
+    assert!(
+        reached.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reached.stderr)
+    );
+    let said: Value = serde_json::from_slice(&reached.stdout)?;
+    assert_eq!(
+        (said["reached"].as_str(), said["step"].as_str()),
+        (Some("waiting for approval"), Some("sign-off"))
+    );
+    let not_paused = wait(&["--for", "paused", "--timeout", "1s"]);
+    assert_eq!(not_paused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_paused.stderr).contains("was not paused within 1s"));
+    assert_eq!(
+        wait(&["--for", "lunch"]).status.code(),
+        Some(2),
+        "bad usage"
+    );
     let out = cutover(
         h.dir.path(),
         Some(&h.server.address),
@@ -648,6 +668,14 @@ async fn a_refusal_at_an_open_approval_rolls_back_and_is_audited() -> anyhow::Re
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let done = wait(&["--for", "done"]);
+    assert_eq!(done.status.code(), Some(1), "it ended, but not succeeded");
+    assert!(
+        String::from_utf8_lossy(&done.stderr)
+            .contains("ended failed without being succeeded: step `sign-off` failed"),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
     );
     let failed = outcome(h.client(), &id).await.expect_err("refused");
     assert!(

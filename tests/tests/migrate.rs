@@ -36,6 +36,7 @@ fn spec(dir: &Path, url: &str, migrations: &Path) -> MigrateSpec {
         directory: migrations.display().to_string(),
         dry_run: false,
         target_version: None,
+        direction: Default::default(),
     }
 }
 
@@ -107,24 +108,100 @@ async fn apply_then_reapply_changes_nothing() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_target_version_below_what_is_applied_changes_nothing() -> anyhow::Result<()> {
+async fn a_target_below_what_is_applied_is_refused_unless_the_step_goes_down() -> anyhow::Result<()>
+{
     let pg = PgCluster::start()?;
     let tmp = tempfile::tempdir()?;
     let m = tmp.path().join("migrations");
-    write(&m, "0001_items.sql", "CREATE TABLE items (id int);");
-    write(&m, "0002_more.sql", "CREATE TABLE more (id int);");
-    migrate(spec(tmp.path(), &pg.url("postgres"), &m))
+    write(&m, "0001_items.up.sql", "CREATE TABLE items (id int);");
+    write(&m, "0001_items.down.sql", "DROP TABLE items;");
+    write(
+        &m,
+        "0002_note.up.sql",
+        "ALTER TABLE items ADD COLUMN note text;",
+    );
+    write(
+        &m,
+        "0002_note.down.sql",
+        "ALTER TABLE items DROP COLUMN note;",
+    );
+    let url = pg.url("postgres");
+    migrate(spec(tmp.path(), &url, &m))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // An older release (which only knows migration 1) is deployed again.
-    let mut older = spec(tmp.path(), &pg.url("postgres"), &m);
+    let note = "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'";
+    // Up to a version below the database's: refused with the way to do it; nothing changes.
+    let mut older = spec(tmp.path(), &url, &m);
     older.target_version = Some(1);
-    let out = migrate(older).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert!(out.applied.is_empty());
-    assert_eq!(out.previous_version, 2);
+    let (kind, non_retryable, message) =
+        failure(migrate(older.clone()).await.expect_err("refused"));
+    assert_eq!((kind.as_str(), non_retryable), ("InvalidInput", true));
+    assert!(
+        message.contains("at version 2, above target_version 1")
+            && message.contains("direction: down"),
+        "{message}"
+    );
+    assert_eq!(pg.psql("postgres", note)?, "1");
+    // Down to 1, then down again (nothing to do), then up to 2 again.
+    older.direction = cutover_workflows::plan::Direction::Down;
+    let out = migrate(older.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        (out.reverted.as_slice(), out.previous_version),
+        (&[2][..], 2)
+    );
+    assert_eq!(pg.psql("postgres", note)?, "0");
+    let again = migrate(older).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(again.reverted.is_empty(), "already at 1: {again:?}");
+    let up = migrate(spec(tmp.path(), &url, &m))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(versions(&up), [2]);
+    assert_eq!(pg.psql("postgres", note)?, "1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_irreversible_migration_in_the_way_refuses_before_reverting_anything()
+-> anyhow::Result<()> {
+    let pg = PgCluster::start()?;
+    let tmp = tempfile::tempdir()?;
+    let m = tmp.path().join("migrations");
+    write(&m, "0001_items.up.sql", "CREATE TABLE items (id int);");
+    write(&m, "0001_items.down.sql", "DROP TABLE items;");
+    write(&m, "0002_backfill.sql", "INSERT INTO items VALUES (1);");
+    write(
+        &m,
+        "0003_note.up.sql",
+        "ALTER TABLE items ADD COLUMN note text;",
+    );
+    write(
+        &m,
+        "0003_note.down.sql",
+        "ALTER TABLE items DROP COLUMN note;",
+    );
+    let url = pg.url("postgres");
+    migrate(spec(tmp.path(), &url, &m))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut down = spec(tmp.path(), &url, &m);
+    down.direction = cutover_workflows::plan::Direction::Down;
+    down.target_version = Some(1);
+    let (kind, _, message) = failure(migrate(down).await.expect_err("irreversible"));
+    assert_eq!(kind, "InvalidInput");
+    assert!(
+        message.contains("0002_backfill.sql has no `.down.sql`"),
+        "{message}"
+    );
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'")?,
+        "1",
+        "3 was not reverted either"
+    );
     assert_eq!(
         pg.psql("postgres", "SELECT count(*) FROM _sqlx_migrations")?,
-        "2"
+        "3"
     );
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use cutover_workflows::contracts::{AppliedMigration, MigrateOutput, PendingMigration, StepRef};
-use cutover_workflows::plan::{MigrateSpec, SecretRef};
+use cutover_workflows::plan::{Direction, MigrateSpec, SecretRef};
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::postgres::PgDatabaseError;
 use sqlx::{PgConnection, PgPool, Row};
@@ -35,6 +35,9 @@ pub(crate) async fn migrate(
     let dir = directory(&spec.directory)?;
     let files = file_names(&dir)?;
     let mut migrator = load(&dir).await?;
+    if spec.direction == Direction::Down {
+        return down(ctx, step, spec, &migrator, &files, &secrets).await;
+    }
     if let Some(target) = spec.target_version {
         let kept: Vec<_> = migrator
             .iter()
@@ -48,6 +51,15 @@ pub(crate) async fn migrate(
     }
     let pool = connect(secrets.get(URL).unwrap_or_default(), &secrets).await?;
     let applied = applied(&pool, &secrets).await?;
+    // A target below what is applied is a request to go back, which `up` cannot do: say so
+    // rather than report success and change nothing.
+    if let (Some(target), Some(&current)) = (spec.target_version, applied.keys().max())
+        && current > target
+    {
+        return Err(StepFailure::InvalidInput(format!(
+            "the database is at version {current}, above target_version {target}: to revert to {target}, add `direction: down` to the step (nothing was changed)"
+        )));
+    }
 
     // Refuse edited migrations before touching anything, naming the file and both checksums.
     for m in migrator
@@ -82,6 +94,7 @@ pub(crate) async fn migrate(
             already_applied: applied.len() as u32,
             dry_run: true,
             previous_version: applied.keys().max().copied().unwrap_or(0),
+            reverted: Vec::new(),
         });
     }
 
@@ -111,6 +124,73 @@ pub(crate) async fn migrate(
         pending: Vec::new(),
         dry_run: false,
         previous_version,
+        reverted: Vec::new(),
+    })
+}
+
+/// `direction: down`: reverts applied migrations newer than the target, newest first — after
+/// checking, before touching anything, that each has its `.down.sql` and was not edited.
+async fn down(
+    ctx: &ActivityContext,
+    step: &StepRef,
+    spec: &MigrateSpec,
+    migrator: &Migrator,
+    files: &BTreeMap<i64, String>,
+    secrets: &Secrets,
+) -> Result<MigrateOutput, StepFailure> {
+    let target = spec.target_version.unwrap_or(0);
+    let pool = connect(secrets.get(URL).unwrap_or_default(), secrets).await?;
+    let applied = applied(&pool, secrets).await?;
+    let previous_version = applied.keys().max().copied().unwrap_or(0);
+    let in_the_way: Vec<i64> = applied.keys().copied().filter(|v| *v > target).collect();
+    let irreversible: Vec<String> = in_the_way
+        .iter()
+        .filter(|v| {
+            !migrator
+                .iter()
+                .any(|m| m.version == **v && m.migration_type.is_down_migration())
+        })
+        .map(|v| file_of(files, *v))
+        .collect();
+    if !irreversible.is_empty() {
+        return Err(StepFailure::InvalidInput(format!(
+            "cannot revert to version {target}: {} {} no `.down.sql` (irreversible); nothing was reverted",
+            irreversible.join(", "),
+            if irreversible.len() == 1 {
+                "has"
+            } else {
+                "have"
+            }
+        )));
+    }
+    for v in &in_the_way {
+        let up = migrator
+            .iter()
+            .find(|m| m.version == *v && !m.migration_type.is_down_migration());
+        if let (Some(m), Some(recorded)) = (up, applied.get(v))
+            && recorded.as_slice() != &*m.checksum
+        {
+            return Err(StepFailure::MigrationChanged {
+                version: *v,
+                file: file_of(files, *v),
+                applied: hex::encode(recorded),
+                current: hex::encode(&m.checksum),
+            });
+        }
+    }
+    pool.close().await;
+    let reverted = crate::heartbeat::beating(ctx, async {
+        undo(&spec.database_url, &spec.directory, target).await
+    })
+    .await?;
+    info!(rollout = %step.rollout, step = %step.step, to = target, reverted = ?reverted, "migrated down");
+    Ok(MigrateOutput {
+        applied: Vec::new(),
+        pending: Vec::new(),
+        already_applied: applied.len() as u32,
+        dry_run: false,
+        previous_version,
+        reverted,
     })
 }
 

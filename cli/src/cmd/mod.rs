@@ -14,6 +14,7 @@ pub(crate) mod plan;
 pub(crate) mod release;
 pub(crate) mod rollout;
 pub(crate) mod via;
+pub(crate) mod wait;
 pub(crate) mod watch;
 
 use std::path::Path;

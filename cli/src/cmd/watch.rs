@@ -196,12 +196,12 @@ async fn finish(connected: &Connected, id: &str, screen: &mut Screen) -> Outcome
     }
 }
 
-enum QueryProblem {
+pub(crate) enum QueryProblem {
     NotFound,
     NoAnswer(String),
 }
 
-async fn query(
+pub(crate) async fn query(
     connected: &Connected,
     id: &str,
     timeout: Duration,

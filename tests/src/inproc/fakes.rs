@@ -394,6 +394,7 @@ impl Fakes {
             already_applied: 0,
             dry_run: false,
             previous_version: 0,
+            reverted: Vec::new(),
         })
     }
 

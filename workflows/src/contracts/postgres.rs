@@ -29,6 +29,9 @@ pub struct MigrateOutput {
     /// The highest version applied before this step (0: none); what a rollback returns to.
     #[serde(default)]
     pub previous_version: i64,
+    /// With `direction: down`: the versions reverted, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverted: Vec<i64>,
 }
 
 /// A migration this step applied.

@@ -85,7 +85,7 @@ impl StepKind {
     /// The keys this kind accepts besides the common ones (`name`, `kind`, `timeout`, ...).
     pub fn keys(self) -> &'static [&'static str] {
         match self {
-            StepKind::Command => PROCESS_KEYS,
+            StepKind::Command => &["command", "args", "env", "secret_env", "workdir", "undo"],
             StepKind::Build => &[
                 "command",
                 "args",
@@ -93,6 +93,7 @@ impl StepKind {
                 "secret_env",
                 "workdir",
                 "artifact",
+                "undo",
             ],
             StepKind::Verify => &[
                 "url",
@@ -106,7 +107,13 @@ impl StepKind {
                 "interval",
             ],
             StepKind::Provision => &["root", "database", "env_file"],
-            StepKind::Migrate => &["database_url", "directory", "dry_run", "target_version"],
+            StepKind::Migrate => &[
+                "database_url",
+                "directory",
+                "dry_run",
+                "target_version",
+                "direction",
+            ],
             StepKind::Deploy => &[
                 "root",
                 "strategy",

@@ -39,8 +39,8 @@ pub mod syntax {
 }
 pub use types::{
     AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, Controls,
-    DEFAULT_HOST_WAIT, DatabaseProvision, DeploySpec, Driver, HealthCheck, HttpProbe,
+    DEFAULT_HOST_WAIT, DatabaseProvision, DeploySpec, Direction, Driver, HealthCheck, HttpProbe,
     JsonExpectation, MetricSource, MetricSpec, MigrateSpec, OnFailure, OnTimeout, Placement, Plan,
     PrometheusQuery, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Separation, SqlQuery,
-    Step, StepAction, Strategy, Target, Trigger, TriggerKind, VerifySpec,
+    Step, StepAction, Strategy, Target, Trigger, TriggerKind, UndoSpec, VerifySpec,
 };

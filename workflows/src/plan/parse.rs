@@ -552,8 +552,13 @@ impl Cx {
             Some(n) => self.duration(n, &join(path, "schedule_to_start_timeout")),
             None => Some(DEFAULT_HOST_WAIT),
         };
+        let undo = match fields.get("undo") {
+            Some(n) => self.undo(n, &join(path, "undo")).map(|u| Some(Box::new(u))),
+            None => Some(None),
+        };
         let (timeout, heartbeat_timeout) = (timeout?, heartbeat_timeout?);
         Some(Step {
+            undo: undo?,
             point_of_no_return: point_of_no_return?,
             on: on?,
             schedule_to_start_timeout: schedule_to_start_timeout?,

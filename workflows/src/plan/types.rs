@@ -387,9 +387,25 @@ pub struct Step {
         with = "duration_serde"
     )]
     pub schedule_to_start_timeout: Duration,
+    /// `command` and `build` steps: what undoes the step's effect when the rollout rolls back
+    /// (run by the saga, newest first, unless a `point_of_no_return` step completed since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<Box<UndoSpec>>,
     /// What the step does.
     #[serde(flatten)]
     pub action: StepAction,
+}
+
+/// A step's compensation: a command with its own timeout and attempts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UndoSpec {
+    /// What to run.
+    pub command: CommandSpec,
+    /// Start-to-close timeout of one attempt.
+    #[serde(with = "duration_serde")]
+    pub timeout: Duration,
+    /// Attempts before the undo is given up (and the rollout ends `failed`, saying so).
+    pub attempts: u32,
 }
 
 /// Where a step's activities run.
@@ -572,9 +588,30 @@ pub struct MigrateSpec {
     /// List what would be applied; change nothing.
     #[serde(default)]
     pub dry_run: bool,
-    /// Apply migrations up to and including this version only.
+    /// Apply migrations up to and including this version only; with `direction: down`, the
+    /// version to revert to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_version: Option<i64>,
+    /// `up` (apply) or `down` (revert to `target_version` with the `.down.sql` files).
+    #[serde(default, skip_serializing_if = "Direction::is_up")]
+    pub direction: Direction,
+}
+
+/// Which way a `migrate` step goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Apply pending migrations.
+    #[default]
+    Up,
+    /// Revert applied migrations newer than the target, newest first.
+    Down,
+}
+
+impl Direction {
+    fn is_up(&self) -> bool {
+        *self == Direction::Up
+    }
 }
 
 /// A `provision` step: everything the service needs before its first deploy. Idempotent.

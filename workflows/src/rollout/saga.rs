@@ -16,8 +16,8 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext};
 
 use super::RolloutWorkflow;
 use crate::contracts::{
-    RetireInput, RollbackInput, RolloutActivities, StepOutput, StepRef, TargetActivities,
-    UndoMigrationsInput,
+    CommandInput, RetireInput, RollbackInput, RolloutActivities, StepOutput, StepRef,
+    TargetActivities, UndoMigrationsInput,
 };
 use crate::plan::{RollbackSpec, StepAction};
 use crate::status::{HostState, StepState};
@@ -32,6 +32,11 @@ pub(super) enum Compensation {
         previous: Option<String>,
         /// On a fleet, the host it was deployed on (undone by that host's agent).
         host: Option<String>,
+    },
+    /// A step's own `undo:` command.
+    Command {
+        index: usize,
+        undo: crate::plan::UndoSpec,
     },
     /// Migrations reverted to `to_version`.
     Migrate {
@@ -58,7 +63,13 @@ pub(super) fn record(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) {
                     applied: out.applied.iter().map(|m| m.version).collect(),
                 })
             }
-            _ => None,
+            _ => s.plan.steps[index]
+                .undo
+                .as_ref()
+                .map(|undo| Compensation::Command {
+                    index,
+                    undo: (**undo).clone(),
+                }),
         };
         if let Some(c) = compensation {
             s.compensations.push(c);
@@ -109,11 +120,13 @@ pub(super) async fn compensate(
     let mut fleets: std::collections::BTreeMap<usize, Vec<String>> = Default::default();
     for c in compensations.iter().rev() {
         let index = match c {
-            Compensation::Deploy { index, .. } | Compensation::Migrate { index, .. } => *index,
+            Compensation::Deploy { index, .. }
+            | Compensation::Migrate { index, .. }
+            | Compensation::Command { index, .. } => *index,
         };
         let fleet_host = match c {
             Compensation::Deploy { host, .. } => host.clone(),
-            Compensation::Migrate { .. } => None,
+            Compensation::Migrate { .. } | Compensation::Command { .. } => None,
         };
         let (name, options) = ctx.state(|s| {
             let step = &s.plan.steps[index];
@@ -173,6 +186,33 @@ pub(super) async fn compensate(
                     )
                 })
                 .map_err(|e| format!("could not stop the instances of `{name}`: {e}")),
+            Compensation::Command { .. } if point.is_some() => Err(format!(
+                "`{name}` was not undone: step `{}` is a point of no return and had completed",
+                point.clone().unwrap_or_default(),
+            )),
+            Compensation::Command { undo, .. } => {
+                let mut options = options.clone();
+                options.close_timeouts =
+                    temporalio_sdk::ActivityCloseTimeouts::StartToClose(undo.timeout);
+                options.retry_policy = Some(
+                    TemporalRetryPolicy::builder()
+                        .maximum_attempts(undo.attempts)
+                        .initial_interval(Duration::from_secs(1))
+                        .build(),
+                );
+                options.summary = Some(format!("undo {name}"));
+                ctx.execute_activity(
+                    RolloutActivities::run_command,
+                    CommandInput {
+                        step,
+                        spec: undo.command.clone(),
+                    },
+                    options,
+                )
+                .await
+                .map(|_| format!("`{name}` undone (`{}`)", undo.command.command))
+                .map_err(|e| format!("undoing `{name}` failed: {e}"))
+            }
             Compensation::Migrate {
                 applied,
                 to_version,

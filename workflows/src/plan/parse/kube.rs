@@ -319,6 +319,15 @@ impl Cx {
         path: &str,
         target: &KubeTarget,
     ) -> Option<KubeJob> {
+        if let Some(n) = fields.get("direction") {
+            self.report(
+                n,
+                &join(path, "direction"),
+                "`direction` on a Kubernetes migration Job".to_owned(),
+                "the Job's own command decides: pass it in `job.args`, e.g. `args: [down, \"1\"]`",
+            );
+            return None;
+        }
         let node = self.required(
             fields,
             "job",

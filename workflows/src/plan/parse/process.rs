@@ -108,3 +108,38 @@ impl Cx {
         ok.then_some(out)
     }
 }
+
+impl Cx {
+    /// `undo: {command, args, env, secret_env, workdir, timeout, attempts}`.
+    pub(super) fn undo(&mut self, node: &super::Node, path: &str) -> Option<crate::plan::UndoSpec> {
+        let fields = self.fields(node, path)?;
+        self.unknown_keys(
+            &fields,
+            &[
+                "command",
+                "args",
+                "env",
+                "secret_env",
+                "workdir",
+                "timeout",
+                "attempts",
+            ],
+        );
+        let command = self.command(&fields, path);
+        let timeout = match fields.get("timeout") {
+            Some(n) => self.duration(n, &join(path, "timeout")),
+            None => Some(std::time::Duration::from_secs(600)),
+        };
+        let attempts = match fields.get("attempts") {
+            Some(n) => self
+                .integer(n, &join(path, "attempts"), 1, 100)
+                .map(|v| v as u32),
+            None => Some(3),
+        };
+        Some(crate::plan::UndoSpec {
+            command: command?,
+            timeout: timeout?,
+            attempts: attempts?,
+        })
+    }
+}

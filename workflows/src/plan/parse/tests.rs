@@ -742,3 +742,93 @@ fn who_may_act_is_checked_with_positions() {
         );
     }
 }
+
+#[test]
+fn a_migrate_down_needs_a_target() {
+    let base = "service: s\nenvironment: e\nversion: \"1\"\nsteps:\n  - { name: m, kind: migrate, database_url: { env: DB }, directory: migrations";
+    let plan = parse_plan(
+        &format!("{base}, direction: down, target_version: 1 }}\n"),
+        PlanLimits::default(),
+    )
+    .expect("valid");
+    let StepAction::Migrate(spec) = &plan.steps[0].action else {
+        panic!("migrate")
+    };
+    assert_eq!(
+        (spec.direction, spec.target_version),
+        (crate::plan::Direction::Down, Some(1))
+    );
+    for (text, message) in [
+        (
+            format!("{base}, direction: down }}\n"),
+            "`direction: down` without `target_version`",
+        ),
+        (
+            format!("{base}, direction: sideways, target_version: 1 }}\n"),
+            "unknown direction `sideways`",
+        ),
+        (
+            format!("{base}, direction: down, target_version: 1, dry_run: true }}\n"),
+            "`dry_run` with `direction: down`",
+        ),
+    ] {
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.line == 5 && d.message.contains(message)),
+            "{text}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn undo_is_a_command_of_command_and_build_steps() {
+    let base = "service: s\nenvironment: e\nversion: \"1\"\nsteps:\n";
+    let plan = parse_plan(
+        &format!("{base}  - {{ name: tf, kind: command, command: terraform, args: [apply], undo: {{ command: terraform, args: [destroy], timeout: 20m, attempts: 2 }} }}\n"),
+        PlanLimits::default(),
+    )
+    .expect("valid");
+    let undo = plan.steps[0].undo.as_ref().expect("undo");
+    assert_eq!(
+        (undo.command.command.as_str(), undo.timeout, undo.attempts),
+        ("terraform", Duration::from_secs(1200), 2)
+    );
+    for (text, path, message) in [
+        (
+            format!(
+                "{base}  - {{ name: a, kind: verify, url: \"http://x\", undo: {{ command: rm }} }}\n"
+            ),
+            "steps[0].undo",
+            "unknown key",
+        ),
+        (
+            format!("{base}  - {{ name: a, kind: command, command: x, undo: {{ args: [y] }} }}\n"),
+            "steps[0].undo",
+            "missing required key `command`",
+        ),
+        (
+            format!(
+                "{base}  - {{ name: a, kind: command, command: x, undo: {{ command: y, attempts: 0 }} }}\n"
+            ),
+            "steps[0].undo.attempts",
+            "",
+        ),
+        (
+            format!(
+                "{base}  - {{ name: a, kind: command, command: x, undo: {{ command: y, then: z }} }}\n"
+            ),
+            "steps[0].undo.then",
+            "unknown key",
+        ),
+    ] {
+        let found = problems(&text);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.path == path && d.message.contains(message)),
+            "{text}: {found:?}"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! What plans can say beyond steps in a row: compensations (`undo:`) that the saga runs when
+//! a rollout rolls back, on a real dev server and worker.
+
+use anyhow::Context;
+use cutover_tests::{Harness, outcome, status};
+use cutover_workflows::status::{RolloutState, StepState};
+
+#[tokio::test]
+async fn an_undo_reverses_its_steps_effect_when_a_later_step_fails() -> anyhow::Result<()> {
+    let h = Harness::start("undo").await?;
+    let d = h.dir_str();
+    // `infra` makes state (a file standing in for `terraform apply`), `config` too; `smoke`
+    // fails for good. The saga undoes `config` then `infra`, newest first; `note` has no undo
+    // and stays.
+    let id = h
+        .start_rollout(&format!(
+            r#"service: infra
+environment: test
+version: "1"
+steps:
+  - name: infra
+    kind: command
+    command: sh
+    args: ["-c", "echo created >> {d}/infra; echo infra >> {d}/order"]
+    undo: {{ command: sh, args: ["-c", "rm {d}/infra; echo undo-infra >> {d}/order"], timeout: 30s, attempts: 2 }}
+  - name: note
+    kind: command
+    command: touch
+    args: [{d}/note]
+  - name: config
+    kind: build
+    command: sh
+    args: ["-c", "echo config >> {d}/config; echo config >> {d}/order"]
+    undo: {{ command: sh, args: ["-c", "rm {d}/config; echo undo-config >> {d}/order"] }}
+  - name: smoke
+    kind: command
+    command: "false"
+    retry: {{ maximum_attempts: 1 }}
+"#
+        ))
+        .await?;
+    let err = outcome(h.client(), &id).await.expect_err("rolled back");
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("`config` undone") && text.contains("`infra` undone"),
+        "{text}"
+    );
+    let path = |n: &str| h.dir.path().join(n);
+    assert!(
+        !path("infra").exists() && !path("config").exists(),
+        "both undone"
+    );
+    assert!(path("note").exists(), "a step without undo stays as it is");
+    assert_eq!(
+        std::fs::read_to_string(path("order"))?,
+        "infra\nconfig\nundo-config\nundo-infra\n",
+        "undone in reverse, once each"
+    );
+    let st = status(h.client(), &id).await.context("status")?;
+    assert_eq!(st.state, RolloutState::RolledBack);
+    let states: Vec<_> = st.steps.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [
+            StepState::RolledBack,
+            StepState::Succeeded,
+            StepState::RolledBack,
+            StepState::Failed
+        ]
+    );
+    cutover_tests::replays(h.client(), &id, "rollout-undo-commands").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn past_a_point_of_no_return_an_undo_is_not_run_and_the_rollout_says_so() -> anyhow::Result<()>
+{
+    let h = Harness::start("undo-ponr").await?;
+    let d = h.dir_str();
+    let id = h
+        .start_rollout(&format!(
+            "service: infra\nenvironment: test\nversion: \"1\"\nsteps:\n  - {{ name: infra, kind: command, command: touch, args: [{d}/infra], undo: {{ command: rm, args: [{d}/infra] }} }}\n  - {{ name: cutover, kind: command, command: \"true\", point_of_no_return: true }}\n  - {{ name: smoke, kind: command, command: \"false\", retry: {{ maximum_attempts: 1 }} }}\n"
+        ))
+        .await?;
+    let err = outcome(h.client(), &id).await.expect_err("failed");
+    assert!(
+        format!("{err:?}")
+            .contains("`infra` was not undone: step `cutover` is a point of no return"),
+        "{err:?}"
+    );
+    assert!(h.dir.path().join("infra").exists());
+    Ok(())
+}
