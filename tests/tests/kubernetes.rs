@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use cutover_tests::kube::{ControlPlane, Fate, Kubelet};
-use cutover_tests::{DevServer, WorkerProcess, bin, cutover, outcome, unique_queue, wait_for};
+use cutover_tests::{
+    DevServer, WorkerProcess, bin, cutover, outcome, status, unique_queue, wait_for,
+};
 use cutover_workflows::status::RolloutState;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
@@ -176,6 +178,13 @@ impl Scene {
 
     /// Promotes the rollout `id` past its hold with the CLI and waits until it succeeded.
     async fn promote_to_the_end(&self, id: &str) -> anyhow::Result<()> {
+        // The cluster can show the canary's weight before the step's activity has reported
+        // it and the hold has begun: promote once the rollout says it holds.
+        wait_for(Duration::from_secs(60), "the canary's hold", || async {
+            let st = status(self.server.client(), id).await?;
+            st.steps.iter().any(|s| s.hold_ms.is_some()).then_some(())
+        })
+        .await?;
         let out = cutover(
             self.dir.path(),
             Some(&self.server.address),
