@@ -119,6 +119,12 @@ pub(crate) enum Command {
     /// Keys and tokens for verified identities (`cutover serve --access`).
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Print a shell completion script: `source <(cutover completions bash)`, or save it
+    /// where your shell loads completions from.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `cutover audit verify`.
@@ -671,6 +677,9 @@ pub(crate) enum DevCommand {
         /// Start the server without its web UI.
         #[arg(long)]
         headless: bool,
+        /// The web UI's port (when 8233 is taken, or several dev servers run side by side).
+        #[arg(long, env = "CUTOVER_UI_PORT", default_value_t = 8233, value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "headless")]
+        ui_port: u16,
     },
     /// Stop the worker and the dev server. State is kept for the next `up`.
     Down {

@@ -97,9 +97,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
             cmd::rollout::cancel(&cli.global, &id, &reason).await
         }
-        Command::Dev(DevCommand::Up { home, headless }) => {
-            cmd::dev::up(&cli.global, &home, headless).await
-        }
+        Command::Dev(DevCommand::Up {
+            home,
+            headless,
+            ui_port,
+        }) => cmd::dev::up(&cli.global, &home, headless, ui_port).await,
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
         Command::Drill(DrillCommand::Validate { file }) => cmd::drill::validate(&file),
@@ -169,6 +171,16 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Auth(AuthCommand::Keygen { path }) => cmd::audit::keygen(&path),
         Command::Auth(AuthCommand::Token) => cmd::audit::token(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut cli::Cli::command(),
+                "cutover",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Releases {
             service,
             environment,

@@ -224,7 +224,7 @@ fn step_line(step: &StepStatus, width: usize, now: Option<DateTime<Utc>>) -> Str
         StepState::Cancelled => "⊘",
         StepState::RolledBack => "↶",
     };
-    let attempts = if step.attempts == 0 {
+    let attempts = if step.attempts == 0 || step.kind.is_wait() {
         String::new()
     } else if step.max_attempts == 0 {
         format!("attempt {}", step.attempts)
@@ -354,13 +354,17 @@ pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
                 .unwrap_or_default();
             events.push(Event {
                 at: Some(at),
-                what: format!(
-                    "step `{}` {} after {} attempt{}{error}",
-                    step.name,
-                    step.state.as_str(),
-                    step.attempts,
-                    if step.attempts == 1 { "" } else { "s" }
-                ),
+                what: if step.kind.is_wait() {
+                    format!("step `{}` {}{error}", step.name, step.state.as_str())
+                } else {
+                    format!(
+                        "step `{}` {} after {} attempt{}{error}",
+                        step.name,
+                        step.state.as_str(),
+                        step.attempts,
+                        if step.attempts == 1 { "" } else { "s" }
+                    )
+                },
                 rank: 2,
             });
         }

@@ -678,6 +678,28 @@ async fn a_refusal_at_an_open_approval_rolls_back_and_is_audited() -> anyhow::Re
         String::from_utf8_lossy(&done.stderr)
     );
     let failed = outcome(h.client(), &id).await.expect_err("refused");
+    // An approval has no attempts to count.
+    let history = cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "history", &id],
+    );
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(
+        text.contains("step `sign-off` failed: ApprovalRefused: refused by lee"),
+        "{text}"
+    );
+    assert!(!text.contains("attempt"), "{text}");
+    let shown = cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "status", &id],
+    );
+    assert!(
+        !String::from_utf8_lossy(&shown.stdout).contains("attempt 1"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
     assert!(
         format!("{failed:?}").contains("refused by lee: not this week"),
         "{failed:?}"

@@ -364,3 +364,38 @@ fn drill_validate_accepts_the_example_and_points_at_problems() {
         stderr(&out)
     );
 }
+
+#[test]
+fn completions_load_in_bash_and_know_the_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = cutover_tests::cutover(dir.path(), None, &["completions", "bash"]);
+    assert!(script.status.success());
+    let path = dir.path().join("cutover.bash");
+    std::fs::write(&path, &script.stdout).expect("write");
+    // Loaded by bash, the function offers `rollout` and, after it, `wait` and `approve`.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; complete -p cutover; COMP_WORDS=(cutover rollout w); COMP_CWORD=2; COMP_LINE='cutover rollout w'; COMP_POINT=${{#COMP_LINE}}; _cutover cutover w rollout; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            path.display()
+        ))
+        .output()
+        .expect("bash");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("-F _cutover cutover"), "{text}");
+    assert!(
+        text.lines().any(|l| l == "wait") && text.lines().any(|l| l == "watch"),
+        "{text}"
+    );
+    for shell in ["zsh", "fish"] {
+        let out = cutover_tests::cutover(dir.path(), None, &["completions", shell]);
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("rollout"));
+    }
+    let bad = cutover_tests::cutover(dir.path(), None, &["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

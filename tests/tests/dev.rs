@@ -143,3 +143,38 @@ fn up_without_the_temporal_cli_says_how_to_install_it() {
         text(&out)
     );
 }
+
+#[tokio::test]
+async fn up_serves_the_ui_on_the_port_asked_for() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let dev = Dev {
+        home: dir.path(),
+        address: format!("127.0.0.1:{}", free_port()?),
+    };
+    let ui = free_port()?;
+    let up = dev.run(&["dev", "up", "--ui-port", &ui.to_string()]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    assert!(
+        text(&up).contains(&format!("Temporal UI: http://127.0.0.1:{ui}")),
+        "{}",
+        text(&up)
+    );
+    let url = format!("http://127.0.0.1:{ui}/");
+    cutover_tests::wait_for(
+        std::time::Duration::from_secs(30),
+        "the UI to answer",
+        || async {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    )
+    .await?;
+    let bad = dev.run(&["dev", "up", "--ui-port", "0"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let both = dev.run(&["dev", "up", "--ui-port", "9999", "--headless"]);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both));
+    Ok(())
+}

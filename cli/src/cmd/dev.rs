@@ -1,7 +1,7 @@
 //! `cutover dev up|down`: the embedded default on one machine.
 //!
 //! `up` starts, unless already running, a Temporal dev server persisted to
-//! `<home>/temporal.db` (UI on :8233) and a `cutover-worker`, both detached from the terminal
+//! `<home>/temporal.db` (UI on :8233, or `--ui-port`) and a `cutover-worker`, both detached from the terminal
 //! with pidfiles and logs under `<home>`. `down` stops them; the database stays, so rollouts
 //! survive a `down`/`up`.
 
@@ -21,10 +21,9 @@ use crate::exit::{Failure, Outcome};
 
 const SERVER_PID: &str = "temporal.pid";
 const WORKER_PID: &str = "worker.pid";
-const UI_PORT: u16 = 8233;
 
 /// Starts what is not running yet, then says where to look.
-pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome {
+pub(crate) async fn up(global: &Global, home: &Path, headless: bool, ui_port: u16) -> Outcome {
     fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
     let home = home
         .canonicalize()
@@ -51,7 +50,7 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
         ])
         .arg("--db-filename")
         .arg(home.join("temporal.db"))
-        .args(["--ui-port", &UI_PORT.to_string(), "--log-level", "warn"]);
+        .args(["--ui-port", &ui_port.to_string(), "--log-level", "warn"]);
         for name in cutover_workflows::search_attributes::ALL {
             cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
         }
@@ -108,7 +107,7 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool) -> Outcome 
         }
     }
     if !headless {
-        println!("Temporal UI: http://127.0.0.1:{UI_PORT}");
+        println!("Temporal UI: http://127.0.0.1:{ui_port}");
     }
     Ok(())
 }

@@ -33,9 +33,19 @@ pub(crate) async fn report(
         return Ok(());
     }
     if output == Output::Json {
+        // Phases are stored as JSON text; a reader wants them as the array they are.
+        let rows: Vec<serde_json::Value> = drills
+            .iter()
+            .map(|d| {
+                let mut row = serde_json::to_value(d).unwrap_or_default();
+                row["phases"] = serde_json::from_str(&d.phases)
+                    .unwrap_or_else(|_| serde_json::Value::Array(Vec::new()));
+                row
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&drills).unwrap_or_default()
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
         return Ok(());
     }

@@ -82,6 +82,12 @@ impl StepKind {
         Self::ALL.iter().map(|k| k.as_str()).collect()
     }
 
+    /// Whether steps of this kind wait (for people, for time) rather than run an activity:
+    /// they have no attempts to count or retry.
+    pub fn is_wait(self) -> bool {
+        matches!(self, StepKind::Approval | StepKind::Bake)
+    }
+
     /// The keys this kind accepts besides the common ones (`name`, `kind`, `timeout`, ...).
     pub fn keys(self) -> &'static [&'static str] {
         match self {

@@ -115,12 +115,17 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
         };
         let again = error.retryable && step.retry.allows_attempt_after(tries);
         if !again {
+            let tried = if step.action.kind().is_wait() {
+                String::new()
+            } else {
+                format!(
+                    " after {attempt} attempt{}",
+                    if attempt == 1 { "" } else { "s" }
+                )
+            };
             let mut reason = format!(
-                "step `{}` failed after {attempt} attempt{}: {}: {}",
-                step.name,
-                if attempt == 1 { "" } else { "s" },
-                error.kind,
-                error.message
+                "step `{}` failed{tried}: {}: {}",
+                step.name, error.kind, error.message
             );
             // A deploy that fails for good is withdrawn before anything else happens, whatever
             // `on_failure` says: the rollout then reports what serves, checked.
