@@ -829,3 +829,36 @@ async fn a_worker_killed_at_50_percent_of_a_canary_resumes_at_50() -> anyhow::Re
     assert_eq!(site.serving().await?, "2.0.0");
     cutover_tests::replays(h.client(), &id, "canary-killed-at-50").await
 }
+
+#[tokio::test]
+async fn a_first_deploy_does_not_wait_out_the_default_rollback_window() -> anyhow::Result<()> {
+    let h = Harness::start("first-window").await?;
+    let site = Site::new(&h)?;
+    let _guard = HostGuard::new(std::path::Path::new(&site.root), "fw");
+    // No `rollback_window:`: the default (30s) keeps an old version running after the
+    // switch, and a first deploy has none, so it starts no timer at all.
+    let id = h
+        .start_rollout(&site.plan("fw", "1.0.0", "blue-green", ""))
+        .await?;
+    let summary = outcome(h.client(), &id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(summary.outcome, RolloutState::Succeeded);
+    let events = cutover_tests::history_events(h.client(), &id).await?;
+    let text = serde_json::to_string(&events)?;
+    assert!(!text.contains("TimerStarted"), "no window was held: {text}");
+    // Marker payloads are base64 in the JSON history.
+    let patched = text.split('"').any(|field| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(field)
+            .is_ok_and(|bytes| {
+                String::from_utf8_lossy(&bytes).contains("deploy-first-no-window-v1")
+            })
+    });
+    assert!(
+        patched,
+        "the change is patched, so older histories replay as they ran"
+    );
+    cutover_tests::replays(h.client(), &id, "deploy-first-no-window").await
+}

@@ -31,6 +31,9 @@ pub(super) const RESUME_PATCH: &str = "deploy-resume-v1";
 pub(super) const NEXT_SHIFT_PATCH: &str = "deploy-resume-at-next-shift-v1";
 /// The patch that withdraws a deploy that failed for good.
 pub(super) const WITHDRAW_PATCH: &str = "deploy-withdraw-v1";
+/// The patch that stopped first deploys (no previous version to keep running) from waiting
+/// out the rollback window: there is nothing to roll back to, or to retire.
+pub(super) const FIRST_DEPLOY_NO_WINDOW_PATCH: &str = "deploy-first-no-window-v1";
 
 /// How far a deploy step got; kept across its attempts.
 #[derive(Clone, Debug, Default)]
@@ -159,7 +162,8 @@ pub(super) async fn deploy(
         prepared
     };
     let window_held = resume && progress(ctx, index).window_held;
-    if !spec.rollback_window.is_zero() && !window_held {
+    let nothing_to_keep = prepared.previous.is_none() && ctx.patched(FIRST_DEPLOY_NO_WINDOW_PATCH);
+    if !spec.rollback_window.is_zero() && !window_held && !nothing_to_keep {
         // The window is a hold like a bake: `pause` stops its clock, `abort` rolls back at
         // once (the old version is still running), `promote` ends it early. Rollouts started
         // before this replay with the plain timer they ran.
