@@ -524,6 +524,10 @@ pub(crate) enum RolloutCommand {
         /// Follow the rollout until it ends; exit 0 if it succeeded, 1 if not.
         #[arg(long)]
         wait: bool,
+        /// Set a variable the plan declares under `vars:` (repeat for several). Values enter
+        /// the rollout's history: never pass a secret this way.
+        #[arg(long = "var", value_name = "NAME=VALUE")]
+        vars: Vec<String>,
     },
     /// Print a rollout's state and every step's attempts, times and last error.
     Status {

@@ -23,8 +23,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Plan(PlanCommand::Validate { file }) => cmd::plan::validate(&file),
         Command::Plan(PlanCommand::Show { file, objects }) => cmd::plan::show(&file, objects).await,
-        Command::Rollout(RolloutCommand::Start { plan, wait }) => {
-            cmd::rollout::start(&cli.global, &plan, wait).await
+        Command::Rollout(RolloutCommand::Start { plan, wait, vars }) => {
+            cmd::rollout::start(&cli.global, &plan, wait, &vars).await
         }
         Command::Rollout(RolloutCommand::Status { id, output }) => {
             cmd::watch::status(&cli.global, &id, output.output).await

@@ -91,3 +91,83 @@ async fn past_a_point_of_no_return_an_undo_is_not_run_and_the_rollout_says_so() 
     assert!(h.dir.path().join("infra").exists());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_builds_digest_and_a_variable_reach_a_later_commands_arguments() -> anyhow::Result<()> {
+    let h = Harness::start("vars").await?;
+    let d = h.dir_str();
+    cutover_tests::write_file(
+        h.dir.path(),
+        "p.yaml",
+        &format!(
+            r#"service: shop
+environment: staging
+version: "2.1"
+vars: {{ region: eu, literal: unused }}
+steps:
+  - name: build
+    kind: build
+    command: sh
+    args: ["-c", "printf 'image bytes' > {d}/app.img"]
+    artifact: {d}/app.img
+  - name: tag
+    kind: command
+    command: sh
+    args: ["-c", "echo \"$1\" > {d}/tagged", "_", "${{service}}:${{version}}@sha256:${{steps.build.artifact.sha256}} in ${{vars.region}} $${{HOME}}"]
+"#
+        ),
+    );
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &[
+            "--task-queue",
+            &h.queue,
+            "rollout",
+            "start",
+            "p.yaml",
+            "--var",
+            "region=us",
+            "--wait",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(b"image bytes"));
+    assert_eq!(
+        std::fs::read_to_string(h.dir.path().join("tagged"))?,
+        format!("shop:2.1@sha256:{digest} in us ${{HOME}}\n")
+    );
+    cutover_tests::replays(
+        h.client(),
+        "rollout/shop/staging",
+        "rollout-vars-and-outputs",
+    )
+    .await?;
+
+    // An undeclared --var is refused before anything starts.
+    let bad = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &[
+            "--task-queue",
+            &h.queue,
+            "rollout",
+            "start",
+            "p.yaml",
+            "--var",
+            "zone=b",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("declares no such variable (it has literal, region)")
+    );
+    Ok(())
+}

@@ -13,8 +13,10 @@ use crate::exit::{Failure, Outcome};
 use crate::render;
 
 /// Starts a plan; with `wait`, follows it to the end.
-pub(crate) async fn start(global: &Global, plan: &Path, wait: bool) -> Outcome {
+pub(crate) async fn start(global: &Global, plan: &Path, wait: bool, vars: &[String]) -> Outcome {
     let mut plan = load_plan(plan)?;
+    cutover_workflows::plan::vars::apply_overrides(&mut plan.vars, vars)
+        .map_err(|e| Failure::Input(anyhow!(e)))?;
     plan.trigger = Some(cutover_workflows::plan::Trigger {
         kind: cutover_workflows::plan::TriggerKind::Cli,
         detail: std::env::var("USER").ok().filter(|u| !u.is_empty()),

@@ -16,6 +16,7 @@ mod kube;
 pub(crate) mod manifests;
 mod parse;
 mod types;
+pub mod vars;
 mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

@@ -83,8 +83,16 @@ impl Cx {
                 "on_failure",
                 "controls",
                 "separation",
+                "vars",
             ],
         );
+        let vars = match fields.get("vars") {
+            Some(n) => self.vars(n),
+            None => Some(std::collections::BTreeMap::new()),
+        };
+        if let Some(v) = &vars {
+            self.vars = v.keys().cloned().collect();
+        }
         let service = self
             .required(
                 &fields,
@@ -167,6 +175,7 @@ impl Cx {
             None => Some(None),
         };
         Some(Plan {
+            vars: vars?,
             controls: controls?,
             separation: separation?,
             on_failure: on_failure?,
@@ -382,6 +391,7 @@ impl Cx {
                         );
                         ok = false;
                     }
+                    ok &= self.references(item, &format!("steps[{i}]"), &seen);
                     if !seen.insert(step.name.clone()) {
                         self.report(
                             item,

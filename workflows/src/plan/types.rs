@@ -35,6 +35,10 @@ pub struct Plan {
     /// approve it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub separation: Option<Separation>,
+    /// Values steps refer to as `${vars.NAME}` (see [`crate::plan::vars`]); `rollout start
+    /// --var NAME=VALUE` overrides them. They enter the workflow's history: no secrets here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// Who may take each control action: people by name, groups as `group:NAME`. An action not

@@ -36,8 +36,84 @@ pub(super) enum StepEnd {
     Aborted,
 }
 
+/// The patch that added `${...}` resolution: rollouts started before it ran their strings as
+/// written.
+pub(super) const VARS_PATCH: &str = "plan-vars-v1";
+
+/// Resolves the `${...}` in step `index` (its action and its undo) from the plan and earlier
+/// steps' recorded outputs, and keeps the result in the plan, so retries, compensations and
+/// replays all see the same strings. Nothing changes for steps without `${`.
+fn resolve(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> Result<(), String> {
+    use crate::plan::vars::{Ref, interpolate_all, mentions, output_at};
+    let (action, undo) = ctx.state(|s| {
+        let step = &s.plan.steps[index];
+        (
+            serde_json::to_value(&step.action).unwrap_or_default(),
+            serde_json::to_value(&step.undo).unwrap_or_default(),
+        )
+    });
+    if !(mentions(&action) || mentions(&undo)) || !ctx.patched(VARS_PATCH) {
+        return Ok(());
+    }
+    let resolved = ctx.state(|s| {
+        let lookup = |r: &Ref| -> Result<String, String> {
+            match r {
+                Ref::Service => Ok(s.plan.service.clone()),
+                Ref::Environment => Ok(s.plan.environment.clone()),
+                Ref::Version => Ok(s.plan.version.clone()),
+                Ref::Var(name) => s
+                    .plan
+                    .vars
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("no variable `{name}`")),
+                Ref::Step { step, path } => {
+                    let earlier = s.plan.steps[..index]
+                        .iter()
+                        .position(|p| &p.name == step)
+                        .ok_or_else(|| format!("no earlier step `{step}`"))?;
+                    let output = s.status.steps[earlier]
+                        .output
+                        .as_ref()
+                        .and_then(|o| serde_json::to_value(o).ok());
+                    output_at(step, output.as_ref(), path)
+                }
+            }
+        };
+        let (mut action, mut undo) = (action.clone(), undo.clone());
+        interpolate_all(&mut action, &lookup)?;
+        interpolate_all(&mut undo, &lookup)?;
+        let action = serde_json::from_value(action).map_err(|e| e.to_string())?;
+        let undo = serde_json::from_value(undo).map_err(|e| e.to_string())?;
+        Ok::<_, String>((action, undo))
+    })?;
+    ctx.state_mut(|s| {
+        let step = &mut s.plan.steps[index];
+        step.action = resolved.0;
+        step.undo = resolved.1;
+    });
+    Ok(())
+}
+
 /// Runs step `index` until it succeeds, fails for good, or the rollout is cancelled.
 pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
+    if let Err(why) = resolve(ctx, index) {
+        let started = now(ctx);
+        let reason = ctx.state_mut(|s| {
+            let name = s.plan.steps[index].name.clone();
+            let st = &mut s.status.steps[index];
+            st.state = StepState::Failed;
+            st.started_at = started;
+            st.finished_at = started;
+            st.last_error = Some(StepError {
+                kind: crate::contracts::error_kind::ErrorKind::InvalidInput,
+                message: why.clone(),
+                retryable: false,
+            });
+            format!("step `{name}` failed: InvalidInput: {why}")
+        });
+        return StepEnd::Failed(reason);
+    }
     let (step, rollout, release) = ctx.state(|s| {
         (
             s.plan.steps[index].clone(),

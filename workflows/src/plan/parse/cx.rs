@@ -58,6 +58,8 @@ pub struct Cx {
     problems: Vec<Diagnostic>,
     /// A plan's Kubernetes target, once read: its deploy and rollback steps act there.
     pub(crate) kube: Option<crate::plan::kube::KubeTarget>,
+    /// A plan's `vars:` names, once read: what `${vars.NAME}` may refer to.
+    pub(crate) vars: std::collections::BTreeSet<String>,
 }
 
 /// The entries of one mapping, with bookkeeping of which keys were used.

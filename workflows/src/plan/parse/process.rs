@@ -143,3 +143,100 @@ impl Cx {
         })
     }
 }
+
+impl Cx {
+    /// `vars: {NAME: value}`.
+    pub(super) fn vars(
+        &mut self,
+        node: &super::Node,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let fields = self.fields(node, "vars")?;
+        let mut out = std::collections::BTreeMap::new();
+        let mut ok = true;
+        for (name, (key, value)) in &fields.entries {
+            let path = join("vars", name);
+            if let Err(why) = crate::plan::vars::check_var_name(name) {
+                self.report(key, &path, why, "rename it, e.g. `image_tag`");
+                ok = false;
+                continue;
+            }
+            match self.string(value, &path) {
+                Some(v) if v.len() <= crate::plan::vars::MAX_VALUE => {
+                    out.insert(name.clone(), v);
+                }
+                Some(_) => {
+                    self.report(
+                        value,
+                        &path,
+                        "the value is too long",
+                        "keep values under 4 KiB",
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// Checks every `${...}` in a step's strings: known names, declared variables, steps that
+    /// come earlier (`before`).
+    pub(super) fn references(
+        &mut self,
+        node: &super::Node,
+        path: &str,
+        before: &std::collections::BTreeSet<String>,
+    ) -> bool {
+        use super::Value;
+        use crate::plan::vars::{Ref, references};
+        match &node.value {
+            Value::Scalar { text, .. } if text.contains("${") => match references(text) {
+                Ok(refs) => {
+                    let mut ok = true;
+                    for r in refs {
+                        let problem = match &r {
+                            Ref::Var(name) if !self.vars.contains(name) => Some((
+                                format!(
+                                    "`${{vars.{name}}}`: the plan declares no variable `{name}`"
+                                ),
+                                "declare it under `vars:` (a default; `rollout start --var` overrides it)",
+                            )),
+                            Ref::Step { step, .. } if !before.contains(step) => Some((
+                                format!(
+                                    "`${{steps.{step}...}}`: no earlier step is named `{step}`"
+                                ),
+                                "refer to a step that runs before this one",
+                            )),
+                            _ => None,
+                        };
+                        if let Some((message, hint)) = problem {
+                            self.report(node, path, message, hint);
+                            ok = false;
+                        }
+                    }
+                    ok
+                }
+                Err(why) => {
+                    self.report(
+                        node,
+                        path,
+                        why,
+                        "see `${...}` in the README's Plans section",
+                    );
+                    false
+                }
+            },
+            Value::Scalar { .. } => true,
+            Value::Sequence(items) => items.iter().enumerate().fold(true, |ok, (i, n)| {
+                self.references(n, &format!("{path}[{i}]"), before) && ok
+            }),
+            Value::Mapping(entries) => entries.iter().fold(true, |ok, (k, v)| {
+                let key = match &k.value {
+                    Value::Scalar { text, .. } => text.clone(),
+                    _ => String::new(),
+                };
+                self.references(v, &join(path, &key), before) && ok
+            }),
+        }
+    }
+}

@@ -832,3 +832,49 @@ fn undo_is_a_command_of_command_and_build_steps() {
         );
     }
 }
+
+#[test]
+fn references_are_checked_with_their_positions() {
+    let base = "service: s\nenvironment: e\nversion: \"1\"\nvars: { region: eu }\nsteps:\n  - { name: build, kind: build, command: make, artifact: out }\n";
+    let plan = parse_plan(
+        &format!("{base}  - {{ name: tag, kind: command, command: tag, args: [\"${{steps.build.artifact.sha256}}\", \"${{vars.region}}\", \"${{version}}\"] }}\n"),
+        PlanLimits::default(),
+    )
+    .expect("valid");
+    assert_eq!(plan.vars["region"], "eu");
+    for (step, message) in [
+        (
+            "  - { name: t, kind: command, command: tag, args: [\"${vars.zone}\"] }\n",
+            "declares no variable `zone`",
+        ),
+        (
+            "  - { name: t, kind: command, command: tag, args: [\"${steps.later.x}\"] }\n",
+            "no earlier step is named `later`",
+        ),
+        (
+            "  - { name: t, kind: command, command: tag, env: { A: \"${HOME}\" } }\n",
+            "not a reference Cutover knows",
+        ),
+        (
+            "  - { name: t, kind: command, command: tag, args: [\"${version\"] }\n",
+            "without a closing",
+        ),
+    ] {
+        let found = problems(&format!("{base}{step}"));
+        assert!(
+            found
+                .iter()
+                .any(|d| d.line == 7 && d.message.contains(message)),
+            "{step}: {found:?}"
+        );
+    }
+    let found = problems(
+        "service: s\nenvironment: e\nversion: \"1\"\nvars: { 9lives: x }\nsteps:\n  - { name: a, kind: command, command: x }\n",
+    );
+    assert!(
+        found
+            .iter()
+            .any(|d| d.path == "vars.9lives" && d.message.contains("not a variable name")),
+        "{found:?}"
+    );
+}
