@@ -352,6 +352,8 @@ pub(crate) enum DrillCommand {
         /// met, 1 if not or if the drill failed.
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Drills on a calendar (Temporal Schedules): create, list, describe, pause, unpause,
     /// trigger, delete.
@@ -501,6 +503,8 @@ pub(crate) enum PlanCommand {
     Validate {
         /// The plan file.
         file: PathBuf,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Print the plan with every default filled in (JSON, itself a valid plan).
     Show {
@@ -528,6 +532,8 @@ pub(crate) enum RolloutCommand {
         /// the rollout's history: never pass a secret this way.
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Print a rollout's state and every step's attempts, times and last error.
     Status {

@@ -21,11 +21,16 @@ use cli::{
 /// Runs one parsed command line and maps its outcome to an exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Plan(PlanCommand::Validate { file }) => cmd::plan::validate(&file),
-        Command::Plan(PlanCommand::Show { file, objects }) => cmd::plan::show(&file, objects).await,
-        Command::Rollout(RolloutCommand::Start { plan, wait, vars }) => {
-            cmd::rollout::start(&cli.global, &plan, wait, &vars).await
+        Command::Plan(PlanCommand::Validate { file, output }) => {
+            cmd::plan::validate(&file, output.output)
         }
+        Command::Plan(PlanCommand::Show { file, objects }) => cmd::plan::show(&file, objects).await,
+        Command::Rollout(RolloutCommand::Start {
+            plan,
+            wait,
+            vars,
+            output,
+        }) => cmd::rollout::start(&cli.global, &plan, wait, &vars, output.output).await,
         Command::Rollout(RolloutCommand::Status { id, output }) => {
             cmd::watch::status(&cli.global, &id, output.output).await
         }
@@ -134,8 +139,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             environment,
             output,
         }) => cmd::release::status(&cli.global, &name, &environment, output.output).await,
-        Command::Drill(DrillCommand::Run { plan, wait }) => {
-            cmd::drill::run(&cli.global, &plan, wait).await
+        Command::Drill(DrillCommand::Run { plan, wait, output }) => {
+            cmd::drill::run(&cli.global, &plan, wait, output.output).await
         }
         Command::Triggers(TriggersCommand::Validate { file }) => {
             cmd::ledger::validate_triggers(&file)

@@ -229,6 +229,37 @@ async fn start_wait_exits_0_on_success_1_on_failure_2_on_a_bad_plan() -> anyhow:
     let out = run(bad.to_str().unwrap_or_default());
     assert_eq!(out.status.code(), Some(2));
 
+    // With --output json: one object when it starts, one when it ends, as the rollout names
+    // its state.
+    let out = cutover(
+        dir.path(),
+        Some(&server.address),
+        &[
+            "--task-queue",
+            &queue,
+            "rollout",
+            "start",
+            "fail.yaml",
+            "--wait",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines[0]["workflow_id"], "rollout/cli/fail");
+    assert!(lines[0]["run_id"].as_str().is_some_and(|r| !r.is_empty()));
+    assert_eq!(lines[1]["outcome"], "failed");
+    assert!(
+        lines[1]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CommandFailed")
+    );
+
     // A second start while one runs names the running rollout.
     write_file(
         dir.path(),
@@ -398,4 +429,51 @@ fn completions_load_in_bash_and_know_the_commands() {
     }
     let bad = cutover_tests::cutover(dir.path(), None, &["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn validate_speaks_json_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write_file(
+        dir.path(),
+        "good.yaml",
+        "service: a\nenvironment: b\nversion: \"1\"\nsteps:\n  - { name: hi, kind: command, command: echo }\n",
+    );
+    let out = cutover(
+        dir.path(),
+        None,
+        &[
+            "plan",
+            "validate",
+            good.to_str().unwrap_or_default(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (v["valid"].as_bool(), v["steps"].as_u64()),
+        (Some(true), Some(1))
+    );
+    let bad = fixture("unknown-kind.yaml");
+    let out = cutover(
+        dir.path(),
+        None,
+        &[
+            "plan",
+            "validate",
+            bad.to_str().unwrap_or_default(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["valid"], false);
+    let first = &v["problems"][0];
+    assert!(
+        first["line"].as_u64().is_some_and(|l| l > 0) && first["message"].as_str().is_some(),
+        "{v}"
+    );
 }

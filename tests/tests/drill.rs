@@ -153,6 +153,33 @@ async fn a_synchronous_switchover_loses_nothing_and_the_app_serves_from_the_new_
             .psql("postgres", "SELECT count(*) FROM cutover_drill_markers")?,
         status.markers.to_string()
     );
+    // Switched back, the same drill runs again; with `--output json` for a script.
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &[
+            "drill",
+            "run",
+            plan_file.to_str().unwrap_or_default(),
+            "--wait",
+            "--output",
+            "json",
+            "--task-queue",
+            &h.queue,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines[0]["workflow_id"], "drill/hello/test/db");
+    assert_eq!(lines[1]["state"], "passed", "{:?}", lines[1]);
+    assert!(lines[1]["rto_ms"].as_i64().is_some());
     Ok(())
 }
 

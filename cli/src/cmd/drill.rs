@@ -8,7 +8,7 @@ use temporalio_client::WorkflowGetResultOptions;
 use temporalio_client::errors::WorkflowGetResultError;
 
 use super::{connect, read_text};
-use crate::cli::Global;
+use crate::cli::{Global, Output};
 use crate::exit::{Failure, Outcome};
 
 pub(crate) fn load(path: &Path) -> Result<DrillPlan, Failure> {
@@ -38,13 +38,21 @@ pub(crate) fn validate(path: &Path) -> Outcome {
 }
 
 /// Starts the drill; with `wait`, follows it to the end.
-pub(crate) async fn run(global: &Global, path: &Path, wait: bool) -> Outcome {
+pub(crate) async fn run(global: &Global, path: &Path, wait: bool, output: Output) -> Outcome {
     let plan = load(path)?;
     let connected = connect(global).await?;
     let started = cutover_client::start_drill(&connected.client, &plan, &global.task_queue)
         .await
         .map_err(|e| Failure::Failed(e.into()))?;
-    println!("started {} (run {})", started.workflow_id, started.run_id);
+    let json = output == Output::Json;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"workflow_id": started.workflow_id, "run_id": started.run_id})
+        );
+    } else {
+        println!("started {} (run {})", started.workflow_id, started.run_id);
+    }
     if !wait {
         return Ok(());
     }
@@ -53,7 +61,11 @@ pub(crate) async fn run(global: &Global, path: &Path, wait: bool) -> Outcome {
         .get_workflow_handle::<DrillWorkflow>(started.workflow_id.clone());
     match handle.get_result(WorkflowGetResultOptions::default()).await {
         Ok(status) => {
-            print_status(&status);
+            if json {
+                println!("{}", serde_json::to_string(&status).unwrap_or_default());
+            } else {
+                print_status(&status);
+            }
             if status.state == cutover_workflows::drill::DrillState::Passed {
                 Ok(())
             } else {

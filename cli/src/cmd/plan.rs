@@ -5,12 +5,43 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::load_plan;
-use cutover_workflows::plan::StepAction;
+use cutover_workflows::plan::{PlanLimits, StepAction, parse_plan};
 
+use crate::cli::Output;
 use crate::exit::{Failure, Outcome};
 
-/// Reports every problem, or a one-line summary of a good plan.
-pub(crate) fn validate(path: &Path) -> Outcome {
+/// Reports every problem, or a one-line summary of a good plan; with `--output json`, either
+/// as one JSON object on standard output (`valid`, and `problems` with line, column, path,
+/// message and hint).
+pub(crate) fn validate(path: &Path, output: Output) -> Outcome {
+    if output == Output::Json {
+        let limits = PlanLimits::default();
+        let text = super::read_text(path, "plan", limits.max_bytes)?;
+        let parsed = parse_plan(&text, limits);
+        let answer = match &parsed {
+            Ok(plan) => serde_json::json!({
+                "file": path.display().to_string(),
+                "valid": true,
+                "service": plan.service,
+                "environment": plan.environment,
+                "version": plan.version,
+                "steps": plan.steps.len(),
+            }),
+            Err(problems) => serde_json::json!({
+                "file": path.display().to_string(),
+                "valid": false,
+                "problems": problems.0,
+            }),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&answer).unwrap_or_default()
+        );
+        return match parsed {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Failure::InputReported),
+        };
+    }
     let plan = load_plan(path)?;
     println!(
         "{}: ok — {} {} → {}, {} step{}",

@@ -13,7 +13,13 @@ use crate::exit::{Failure, Outcome};
 use crate::render;
 
 /// Starts a plan; with `wait`, follows it to the end.
-pub(crate) async fn start(global: &Global, plan: &Path, wait: bool, vars: &[String]) -> Outcome {
+pub(crate) async fn start(
+    global: &Global,
+    plan: &Path,
+    wait: bool,
+    vars: &[String],
+    output: Output,
+) -> Outcome {
     let mut plan = load_plan(plan)?;
     cutover_workflows::plan::vars::apply_overrides(&mut plan.vars, vars)
         .map_err(|e| Failure::Input(anyhow!(e)))?;
@@ -29,6 +35,9 @@ pub(crate) async fn start(global: &Global, plan: &Path, wait: bool, vars: &[Stri
     let started = start_rollout(&connected.client, &plan, &global.task_queue, None)
         .await
         .map_err(|e| Failure::Failed(e.into()))?;
+    if output == Output::Json {
+        return start_json(&connected, &started, &plan, wait).await;
+    }
     println!(
         "started {} (run {}) — {} {} → {}",
         started.workflow_id, started.run_id, plan.service, plan.version, plan.environment
@@ -45,6 +54,55 @@ pub(crate) async fn start(global: &Global, plan: &Path, wait: bool, vars: &[Stri
             started.workflow_id
         );
         Ok(())
+    }
+}
+
+/// `start --output json`: one object when started, and with `--wait` one more when it ended
+/// (`outcome`, `reason`); exit 0 only if it succeeded.
+async fn start_json(
+    connected: &cutover_client::Connected,
+    started: &cutover_client::Started,
+    plan: &cutover_workflows::plan::Plan,
+    wait: bool,
+) -> Outcome {
+    println!(
+        "{}",
+        serde_json::json!({
+            "workflow_id": started.workflow_id,
+            "run_id": started.run_id,
+            "service": plan.service,
+            "environment": plan.environment,
+            "version": plan.version,
+        })
+    );
+    if !wait {
+        return Ok(());
+    }
+    let handle = connected
+        .client
+        .get_workflow_handle::<cutover_workflows::RolloutWorkflow>(started.workflow_id.clone());
+    // The end, then the state as the rollout itself names it (`rolled_back`, not the
+    // workflow's `failed`).
+    let _ = handle
+        .get_result(temporalio_client::WorkflowGetResultOptions::default())
+        .await;
+    let status = handle
+        .query(
+            cutover_workflows::RolloutWorkflow::status,
+            (),
+            temporalio_client::WorkflowQueryOptions::default(),
+        )
+        .await
+        .map_err(|e| Failure::Failed(anyhow!("{}: {e}", started.workflow_id)))?;
+    let (outcome, reason) = (status.state.as_str(), status.reason);
+    println!(
+        "{}",
+        serde_json::json!({"workflow_id": started.workflow_id, "outcome": outcome, "reason": reason})
+    );
+    if outcome == "succeeded" {
+        Ok(())
+    } else {
+        Err(Failure::FailedReported)
     }
 }
 

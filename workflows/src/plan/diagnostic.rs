@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// One problem in a plan file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// 1-based line.
     pub line: usize,
