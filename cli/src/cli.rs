@@ -595,6 +595,8 @@ pub(crate) enum RolloutCommand {
         comment: Option<String>,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Refuse the release at the approval step that is waiting: the rollout stops there and
     /// rolls back.
@@ -609,6 +611,8 @@ pub(crate) enum RolloutCommand {
         by: String,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Pause: the rollout stops before its next step and a running bake's clock stops.
     Pause {
@@ -622,6 +626,8 @@ pub(crate) enum RolloutCommand {
         by: String,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Resume a paused rollout where it stopped.
     Resume {
@@ -632,6 +638,8 @@ pub(crate) enum RolloutCommand {
         by: String,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// End the running bake or canary hold now and go on (update: refused if none runs).
     Promote {
@@ -642,6 +650,8 @@ pub(crate) enum RolloutCommand {
         by: String,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Abort: stop at the next checkpoint and undo what the rollout did (traffic back,
     /// reversible migrations reverted unless past a point of no return).
@@ -656,6 +666,8 @@ pub(crate) enum RolloutCommand {
         by: String,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Re-run the failed step that `on_failure: pause` is holding, after a manual fix.
     Retry {
@@ -666,6 +678,8 @@ pub(crate) enum RolloutCommand {
         by: String,
         #[command(flatten)]
         via: ViaArgs,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Cancel a running rollout: the running step is stopped (its processes killed).
     Cancel {

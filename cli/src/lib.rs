@@ -55,49 +55,116 @@ pub async fn run(cli: Cli) -> ExitCode {
             approver,
             comment,
             via,
+            output,
         }) => {
-            let direct = cmd::control::approve(&cli.global, &id, approver, comment.clone());
-            steer(via, &id, Action::Approve, comment, direct).await
+            let direct = cmd::control::approve(&cli.global, &id, approver.clone(), comment.clone());
+            let how = Steer {
+                id: &id,
+                action: Action::Approve,
+                by: approver,
+                reason: comment,
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
         Command::Rollout(RolloutCommand::Refuse {
             id,
             reason,
             by,
             via,
+            output,
         }) => {
-            let direct =
-                cmd::control::control(&cli.global, &id, Action::Refuse, by, Some(reason.clone()));
-            steer(via, &id, Action::Refuse, Some(reason), direct).await
+            let direct = cmd::control::control(
+                &cli.global,
+                &id,
+                Action::Refuse,
+                by.clone(),
+                Some(reason.clone()),
+                cli::Output::Human,
+            );
+            let how = Steer {
+                id: &id,
+                action: Action::Refuse,
+                by,
+                reason: Some(reason),
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
         Command::Rollout(RolloutCommand::Pause {
             id,
             reason,
             by,
             via,
+            output,
         }) => {
-            let direct = cmd::control::pause(&cli.global, &id, by, reason.clone());
-            steer(via, &id, Action::Pause, Some(reason), direct).await
+            let direct = cmd::control::pause(&cli.global, &id, by.clone(), reason.clone());
+            let how = Steer {
+                id: &id,
+                action: Action::Pause,
+                by,
+                reason: Some(reason),
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
-        Command::Rollout(RolloutCommand::Resume { id, by, via }) => {
-            let direct = cmd::control::resume(&cli.global, &id, by);
-            steer(via, &id, Action::Resume, None, direct).await
+        Command::Rollout(RolloutCommand::Resume {
+            id,
+            by,
+            via,
+            output,
+        }) => {
+            let direct = cmd::control::resume(&cli.global, &id, by.clone());
+            let how = Steer {
+                id: &id,
+                action: Action::Resume,
+                by,
+                reason: None,
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
-        Command::Rollout(RolloutCommand::Promote { id, by, via }) => {
-            let direct = cmd::control::promote(&cli.global, &id, by);
-            steer(via, &id, Action::Promote, None, direct).await
+        Command::Rollout(RolloutCommand::Promote {
+            id,
+            by,
+            via,
+            output,
+        }) => {
+            let direct = cmd::control::promote(&cli.global, &id, by.clone());
+            let how = Steer {
+                id: &id,
+                action: Action::Promote,
+                by,
+                reason: None,
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
         Command::Rollout(RolloutCommand::Abort {
             id,
             reason,
             by,
             via,
+            output,
         }) => {
-            let direct = cmd::control::abort(&cli.global, &id, by, reason.clone());
-            steer(via, &id, Action::Abort, Some(reason), direct).await
+            let direct = cmd::control::abort(&cli.global, &id, by.clone(), reason.clone());
+            let how = Steer {
+                id: &id,
+                action: Action::Abort,
+                by,
+                reason: Some(reason),
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
-        Command::Rollout(RolloutCommand::Retry { id, by, via }) => {
-            let direct = cmd::control::retry(&cli.global, &id, by);
-            steer(via, &id, Action::Retry, None, direct).await
+        Command::Rollout(RolloutCommand::Retry {
+            id,
+            by,
+            via,
+            output,
+        }) => {
+            let direct = cmd::control::retry(&cli.global, &id, by.clone());
+            let how = Steer {
+                id: &id,
+                action: Action::Retry,
+                by,
+                reason: None,
+            };
+            steer(&cli.global, via, how, output.output, direct).await
         }
         Command::Rollout(RolloutCommand::Cancel { id, reason }) => {
             cmd::rollout::cancel(&cli.global, &id, &reason).await
@@ -209,16 +276,38 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// A control action through a receiver (`--via`), or `direct`ly to Temporal.
-async fn steer(
-    via: cli::ViaArgs,
-    id: &str,
+/// A control action: who, on what.
+struct Steer<'a> {
+    id: &'a str,
     action: Action,
+    by: String,
     reason: Option<String>,
+}
+
+/// A control action through a receiver (`--via`), or `direct`ly to Temporal; with `--output
+/// json`, directly through the `control` update, whose answer is printed as JSON.
+async fn steer(
+    global: &cli::Global,
+    via: cli::ViaArgs,
+    how: Steer<'_>,
+    output: cli::Output,
     direct: impl Future<Output = exit::Outcome>,
 ) -> exit::Outcome {
-    match via.via {
-        Some(url) => cmd::via::act(&url, via.token_file.as_deref(), id, action, reason).await,
-        None => direct.await,
+    match (via.via, output) {
+        (Some(url), _) => {
+            cmd::via::act(
+                &url,
+                via.token_file.as_deref(),
+                how.id,
+                how.action,
+                how.reason,
+                output,
+            )
+            .await
+        }
+        (None, cli::Output::Json) => {
+            cmd::control::control(global, how.id, how.action, how.by, how.reason, output).await
+        }
+        (None, cli::Output::Human) => direct.await,
     }
 }

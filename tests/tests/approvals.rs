@@ -662,12 +662,24 @@ async fn a_refusal_at_an_open_approval_rolls_back_and_is_audited() -> anyhow::Re
             "not this week",
             "--by",
             "lee",
+            "--output",
+            "json",
         ],
     );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        (
+            answer["accepted"].as_bool(),
+            answer["action"].as_str(),
+            answer["by"].as_str(),
+            answer["id"].as_str()
+        ),
+        (Some(true), Some("refuse"), Some("lee"), Some(id.as_str()))
     );
     let done = wait(&["--for", "done"]);
     assert_eq!(done.status.code(), Some(1), "it ended, but not succeeded");

@@ -145,6 +145,7 @@ pub(crate) async fn control(
     action: cutover_workflows::guard::Action,
     by: String,
     reason: Option<String>,
+    output: crate::cli::Output,
 ) -> Outcome {
     let (id, handle) = rollout_handle(global, id).await?;
     let answer = handle
@@ -160,6 +161,16 @@ pub(crate) async fn control(
         )
         .await
         .map_err(|e| refused(&id, action.as_str(), e))?;
+    if output == crate::cli::Output::Json {
+        let mut json = serde_json::to_value(&answer).unwrap_or_default();
+        json["id"] = id.clone().into();
+        println!("{json}");
+        return if answer.accepted {
+            Ok(())
+        } else {
+            Err(Failure::FailedReported)
+        };
+    }
     if !answer.accepted {
         return Err(Failure::Failed(anyhow!(
             "{} refused: {}",

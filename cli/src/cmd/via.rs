@@ -47,6 +47,7 @@ pub(crate) async fn act(
     id: &str,
     action: Action,
     reason: Option<String>,
+    output: crate::cli::Output,
 ) -> Outcome {
     let token = token(token_file)?;
     let endpoint = format!("{}{}", url.trim_end_matches('/'), path(id, action)?);
@@ -75,6 +76,18 @@ pub(crate) async fn act(
         .and_then(|v| v.as_str())
         .unwrap_or("(no answer)")
         .to_owned();
+    if output == crate::cli::Output::Json {
+        let mut json = body.clone();
+        if let Some(map) = json.as_object_mut() {
+            map.insert("status".to_owned(), status.as_u16().into());
+        }
+        println!("{json}");
+        return if status.is_success() {
+            Ok(())
+        } else {
+            Err(Failure::FailedReported)
+        };
+    }
     if status.is_success() {
         let by = body.get("by").and_then(|v| v.as_str()).unwrap_or("?");
         println!(
