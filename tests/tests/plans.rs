@@ -171,3 +171,27 @@ steps:
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_undo_that_fails_leaves_the_rollout_failed_saying_what_stayed() -> anyhow::Result<()> {
+    let h = Harness::start("undo-fails").await?;
+    let d = h.dir_str();
+    let id = h
+        .start_rollout(&format!(
+            "service: infra\nenvironment: test\nversion: \"1\"\nsteps:\n  - {{ name: infra, kind: command, command: touch, args: [{d}/infra], undo: {{ command: \"false\", attempts: 1 }} }}\n  - {{ name: smoke, kind: command, command: \"false\", retry: {{ maximum_attempts: 1 }} }}\n"
+        ))
+        .await?;
+    let err = outcome(h.client(), &id).await.expect_err("failed");
+    assert!(
+        format!("{err:?}").contains("undoing `infra` failed"),
+        "{err:?}"
+    );
+    let st = status(h.client(), &id).await.context("status")?;
+    assert_eq!(
+        st.state,
+        RolloutState::Failed,
+        "not rolled_back: something stayed"
+    );
+    assert!(h.dir.path().join("infra").exists());
+    Ok(())
+}

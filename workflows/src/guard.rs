@@ -176,7 +176,8 @@ pub fn parse_verifying_key(text: &str) -> Result<VerifyingKey, String> {
         return VerifyingKey::from_public_key_pem(text)
             .map_err(|e| format!("not an Ed25519 public key in PEM: {e}"));
     }
-    let bytes: [u8; 32] = decode_hex(text)
+    let bytes: [u8; 32] = hex::decode(text)
+        .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or("expected 64 hex digits or a PEM `PUBLIC KEY`")?;
     VerifyingKey::from_bytes(&bytes).map_err(|e| format!("not an Ed25519 public key: {e}"))
@@ -193,20 +194,11 @@ pub fn parse_signing_key(text: &str) -> Result<SigningKey, String> {
         return SigningKey::from_pkcs8_pem(text)
             .map_err(|_| "not an Ed25519 private key in PEM (PKCS#8)".to_owned());
     }
-    let bytes: [u8; 32] = decode_hex(text)
+    let bytes: [u8; 32] = hex::decode(text)
+        .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or("expected 64 hex digits or a PEM `PRIVATE KEY`")?;
     Ok(SigningKey::from_bytes(&bytes))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// Checks a plan entry naming who may act: `NAME` or `group:NAME`.

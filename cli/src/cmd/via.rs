@@ -27,18 +27,11 @@ fn token(file: Option<&Path>) -> Result<String, Failure> {
     Ok(token)
 }
 
-/// `rollout/<service>/<environment>` or `<service>/<environment>` → the endpoint's path.
+/// The endpoint's path for a rollout ID (`rollout/` may be left out, as everywhere).
 fn path(id: &str, action: Action) -> Result<String, Failure> {
-    let bare = id.strip_prefix("rollout/").unwrap_or(id);
-    match bare.split('/').collect::<Vec<_>>()[..] {
-        [service, environment] if !service.is_empty() && !environment.is_empty() => Ok(format!(
-            "/rollouts/{service}/{environment}/{}",
-            action.as_str()
-        )),
-        _ => Err(Failure::Input(anyhow!(
-            "`{id}` is not a rollout ID: use rollout/SERVICE/ENVIRONMENT"
-        ))),
-    }
+    let full = super::rollout_id(id)?;
+    let bare = full.trim_start_matches("rollout/");
+    Ok(format!("/rollouts/{bare}/{}", action.as_str()))
 }
 
 pub(crate) async fn act(
