@@ -19,6 +19,7 @@ mod ledger;
 mod lock;
 mod postgres;
 mod process;
+mod queue;
 mod rollout;
 mod secrets;
 mod verify;
@@ -32,6 +33,7 @@ pub use drill::DrillActivityImpls;
 pub use error::StepFailure;
 pub use kube::{DryRun, DryRunObject, dry_run as kube_dry_run};
 pub use lock::LockActivityImpls;
+pub use queue::QueueActivityImpls;
 pub use rollout::RolloutActivityImpls;
 
 /// Registers every Cutover workflow and every real activity on a worker's options: what
@@ -49,7 +51,8 @@ pub fn register_all<S: temporalio_sdk::worker_options_builder::State>(
         .register_activities(RolloutActivityImpls::with_ledger(ledger))
         .register_activities(TargetActivityImpls::default())
         .register_activities(DrillActivityImpls::with_ledger(ledger))
-        .register_activities(LockActivityImpls::new(client)))
+        .register_activities(LockActivityImpls::new(client.clone()))
+        .register_activities(QueueActivityImpls::new(client)))
 }
 
 /// Registers what a host agent (`cutover-worker --host NAME`) runs on its host's queue: the

@@ -532,6 +532,15 @@ pub(crate) enum RolloutCommand {
         /// the rollout's history: never pass a secret this way.
         #[arg(long = "var", value_name = "NAME=VALUE")]
         vars: Vec<String>,
+        /// While a rollout of the service and environment runs: `reject` this start,
+        /// `queue_latest` (start when it ends; a newer queued release replaces this one), or
+        /// `supersede` (abort it — it rolls back — then start).
+        #[arg(long, value_name = "reject|queue_latest|supersede", default_value = "reject", value_parser = on_busy)]
+        on_busy: cutover_workflows::queue::OnBusy,
+        /// Start even inside one of the plan's freeze windows; the reason is recorded with
+        /// your name in the rollout's actions and the audit trail.
+        #[arg(long, value_name = "REASON")]
+        override_freeze: Option<String>,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -641,13 +650,18 @@ pub(crate) enum RolloutCommand {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// End the running bake or canary hold now and go on (update: refused if none runs).
+    /// End the running bake, pause or analysis now and go on: a canary skips to its next gate
+    /// (or to 100%). Refused if nothing is waiting.
     Promote {
         /// `rollout/<service>/<environment>`.
         id: String,
         /// Who (default: $USER).
         #[arg(long, env = "USER", default_value = "")]
         by: String,
+        /// A canary skips its remaining weights, bakes, pauses and analyses, to 100%; an
+        /// approval gate still waits for its people.
+        #[arg(long)]
+        full: bool,
         #[command(flatten)]
         via: ViaArgs,
         #[command(flatten)]
@@ -727,6 +741,11 @@ pub(crate) enum Output {
     Human,
     /// For programs.
     Json,
+}
+
+/// `--on-busy`.
+fn on_busy(text: &str) -> Result<cutover_workflows::queue::OnBusy, String> {
+    cutover_workflows::queue::OnBusy::parse(text)
 }
 
 #[cfg(test)]

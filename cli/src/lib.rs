@@ -29,8 +29,18 @@ pub async fn run(cli: Cli) -> ExitCode {
             plan,
             wait,
             vars,
+            on_busy,
+            override_freeze,
             output,
-        }) => cmd::rollout::start(&cli.global, &plan, wait, &vars, output.output).await,
+        }) => {
+            let how = cmd::rollout::StartHow {
+                wait,
+                vars: &vars,
+                on_busy,
+                override_freeze,
+            };
+            cmd::rollout::start(&cli.global, &plan, how, output.output).await
+        }
         Command::Rollout(RolloutCommand::Status { id, output }) => {
             cmd::watch::status(&cli.global, &id, output.output).await
         }
@@ -63,6 +73,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 action: Action::Approve,
                 by: approver,
                 reason: comment,
+                full: false,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
@@ -79,6 +90,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Action::Refuse,
                 by.clone(),
                 Some(reason.clone()),
+                false,
                 cli::Output::Human,
             );
             let how = Steer {
@@ -86,6 +98,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 action: Action::Refuse,
                 by,
                 reason: Some(reason),
+                full: false,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
@@ -102,6 +115,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 action: Action::Pause,
                 by,
                 reason: Some(reason),
+                full: false,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
@@ -117,21 +131,24 @@ pub async fn run(cli: Cli) -> ExitCode {
                 action: Action::Resume,
                 by,
                 reason: None,
+                full: false,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
         Command::Rollout(RolloutCommand::Promote {
             id,
             by,
+            full,
             via,
             output,
         }) => {
-            let direct = cmd::control::promote(&cli.global, &id, by.clone());
+            let direct = cmd::control::promote(&cli.global, &id, by.clone(), full);
             let how = Steer {
                 id: &id,
                 action: Action::Promote,
                 by,
                 reason: None,
+                full,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
@@ -148,6 +165,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 action: Action::Abort,
                 by,
                 reason: Some(reason),
+                full: false,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
@@ -163,6 +181,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 action: Action::Retry,
                 by,
                 reason: None,
+                full: false,
             };
             steer(&cli.global, via, how, output.output, direct).await
         }
@@ -282,6 +301,8 @@ struct Steer<'a> {
     action: Action,
     by: String,
     reason: Option<String>,
+    /// `promote --full`.
+    full: bool,
 }
 
 /// A control action through a receiver (`--via`), or `direct`ly to Temporal; with `--output
@@ -301,12 +322,16 @@ async fn steer(
                 how.id,
                 how.action,
                 how.reason,
+                how.full,
                 output,
             )
             .await
         }
         (None, cli::Output::Json) => {
-            cmd::control::control(global, how.id, how.action, how.by, how.reason, output).await
+            cmd::control::control(
+                global, how.id, how.action, how.by, how.reason, how.full, output,
+            )
+            .await
         }
         (None, cli::Output::Human) => direct.await,
     }

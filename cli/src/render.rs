@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use cutover_workflows::analysis::Verdict;
 use cutover_workflows::status::{
-    AnalysisStatus, FleetStatus, RolloutStatus, StepState, StepStatus,
+    AnalysisStatus, CanaryStatus, FleetStatus, RolloutStatus, StepState, StepStatus,
 };
 use serde::Serialize;
 use temporalio_client::WorkflowExecution;
@@ -42,6 +42,9 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
         lines.push(step_line(step, width, now));
         if let Some(f) = &step.fleet {
             lines.extend(fleet_lines(f));
+        }
+        if let Some(c) = &step.canary {
+            lines.push(canary_line(c));
         }
         if let Some(a) = &step.analysis {
             lines.extend(analysis_lines(a, step.state == StepState::Running));
@@ -107,13 +110,46 @@ fn fleet_lines(f: &FleetStatus) -> Vec<String> {
         .collect()
 }
 
+/// A canary's script on one line, the entry under way marked.
+fn canary_line(c: &CanaryStatus) -> String {
+    let entries: Vec<String> = c
+        .script
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if i == c.position {
+                format!("▶ {e}")
+            } else {
+                e.clone()
+            }
+        })
+        .collect();
+    let done = if c.position >= c.script.len() {
+        " ✓"
+    } else {
+        ""
+    };
+    format!(
+        "      canary at {}%: {}{done}",
+        c.weight,
+        entries.join(" → ")
+    )
+}
+
 /// What a running approval or bake is waiting for, in words.
 fn waiting(step: &StepStatus, now: Option<DateTime<Utc>>) -> Option<String> {
     if step.state != StepState::Running {
         return None;
     }
     if let Some(required) = step.required_approvals {
-        let who: Vec<&str> = step.approvals.iter().map(|a| a.approver.as_str()).collect();
+        // A canary's gate counts only its own approvals.
+        let from = step.canary.as_ref().map_or(0, |c| c.approvals_from);
+        let who: Vec<&str> = step
+            .approvals
+            .iter()
+            .skip(from)
+            .map(|a| a.approver.as_str())
+            .collect();
         return Some(format!(
             "waiting for approval: {} of {required}{}",
             who.len(),
@@ -123,6 +159,14 @@ fn waiting(step: &StepStatus, now: Option<DateTime<Utc>>) -> Option<String> {
                 format!(" ({})", who.join(", "))
             }
         ));
+    }
+    if step.ends_at.is_none()
+        && step
+            .canary
+            .as_ref()
+            .is_some_and(|c| c.script.get(c.position).is_some_and(|e| e == "pause"))
+    {
+        return Some("held by the canary's pause: `cutover rollout promote` goes on".to_owned());
     }
     if let Some(ms) = step.remaining_ms {
         return Some(format!(
@@ -337,6 +381,24 @@ pub(crate) fn timeline(status: &RolloutStatus) -> Vec<Event> {
                 at: Some(at),
                 what: format!("step `{}` ({}) started", step.name, step.kind),
                 rank: 3,
+            });
+        }
+        // Each failed attempt; the one that failed the step is told with its end below.
+        let last = (step.state == StepState::Failed).then(|| step.errors.len().saturating_sub(1));
+        for (i, e) in step.errors.iter().enumerate() {
+            if Some(i) == last {
+                continue;
+            }
+            events.push(Event {
+                at: e.at,
+                what: format!(
+                    "step `{}` attempt {} failed: {}: {}",
+                    step.name,
+                    e.attempt,
+                    e.error.kind,
+                    e.error.message.lines().next().unwrap_or_default()
+                ),
+                rank: 2,
             });
         }
         if let Some(at) = step.finished_at {

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod connect;
 pub mod lock;
 pub mod poll;
+pub mod queue;
 pub mod release;
 pub mod rollout;
 pub mod schedule;
@@ -18,6 +19,7 @@ pub mod shutdown;
 pub mod telemetry;
 
 pub use connect::{ConnectError, ConnectOptions, Connected, connect};
+pub use queue::{Begun, begin_rollout};
 pub use release::{release_status, start_release};
 pub use rollout::{StartError, Started, start_drill, start_rollout};
 pub use schedule::{DrillSchedule, ScheduleError, create_drill_schedule};

@@ -63,6 +63,7 @@ async fn switches() -> anyhow::Result<()> {
             expect_status: 200,
             timeout: std::time::Duration::from_secs(15),
             interval: std::time::Duration::from_millis(20),
+            request_timeout: None,
         },
         rollback_window: std::time::Duration::ZERO,
         canary: Vec::new(),

@@ -377,6 +377,24 @@ pub async fn status(client: &Client, workflow_id: &str) -> Option<RolloutStatus>
         .ok()
 }
 
+/// Approves what rollout `id` waits for as `who`, straight through Temporal: (counted,
+/// approvals so far).
+pub async fn approve(client: &Client, id: &str, who: &str) -> anyhow::Result<(bool, u32)> {
+    let answer = client
+        .get_workflow_handle::<RolloutWorkflow>(id.to_owned())
+        .execute_update(
+            RolloutWorkflow::approve,
+            cutover_workflows::control::ApproveRequest {
+                approver: who.to_owned(),
+                comment: None,
+                assertion: None,
+            },
+            temporalio_client::WorkflowExecuteUpdateOptions::default(),
+        )
+        .await?;
+    Ok((answer.counted, answer.approvals))
+}
+
 /// Runs the `cutover` CLI and parses its standard output as JSON; fails with its stderr.
 pub fn cutover_json(
     cwd: &Path,

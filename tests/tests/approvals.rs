@@ -270,6 +270,7 @@ async fn a_guarded_approval_takes_only_verified_allowed_people_and_the_audit_out
                         action,
                         by: "ana".to_owned(),
                         reason: None,
+                        full: false,
                         assertion: Some(a),
                     },
                     WorkflowExecuteUpdateOptions::default(),

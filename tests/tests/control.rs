@@ -318,6 +318,7 @@ async fn promote_ends_a_bake_and_is_refused_once_the_rollout_is_over() -> anyhow
             RolloutWorkflow::promote,
             PromoteRequest {
                 by: "lead".to_owned(),
+                full: false,
                 assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),

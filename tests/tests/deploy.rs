@@ -217,6 +217,37 @@ async fn a_health_check_that_never_passes_fails_the_step_and_keeps_the_old_versi
         "the unhealthy instances were stopped"
     );
 
+    // An instance that answers, but not what was expected, is reported with what it said.
+    let ports: Vec<String> = (site.base..site.base + 4).map(|p| p.to_string()).collect();
+    let said = site
+        .plan(
+            "sick",
+            "2.5.0",
+            "blue-green",
+            "    rollback_window: 0s
+",
+        )
+        .replace(
+            "health: { timeout: 15s, interval: 100ms }",
+            "health: { timeout: 1s, interval: 100ms, request_timeout: 500ms }",
+        )
+        .replace(
+            "start: { command: \"",
+            &format!(
+                "start: {{ env: {{ UNHEALTHY_PORTS: \"{}\" }}, command: \"",
+                ports.join(",")
+            ),
+        );
+    let id = h.start_rollout(&said).await?;
+    let Err(WorkflowGetResultError::Failed(f)) = outcome(h.client(), &id).await else {
+        panic!("the deploy must fail");
+    };
+    let message = &f.failure().message;
+    assert!(
+        message.contains("got 503 Service Unavailable: unhealthy on this port"),
+        "{message}"
+    );
+
     // A command that does not exist, and a port someone else holds, fail the same way.
     let missing = site.plan("sick", "3.0.0", "blue-green", "").replace(
         &bin("hello-service").display().to_string(),

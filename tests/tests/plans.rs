@@ -68,6 +68,15 @@ steps:
             StepState::Failed
         ]
     );
+    // `rollout list` says what `status` says, not the workflow's `failed`.
+    let list = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "list", "--service", "infra", "--output", "json"],
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout)
+        .with_context(|| String::from_utf8_lossy(&list.stderr).to_string())?;
+    assert_eq!(rows[0]["status"], "rolled_back", "{rows}");
     cutover_tests::replays(h.client(), &id, "rollout-undo-commands").await?;
     Ok(())
 }
@@ -193,5 +202,50 @@ async fn an_undo_that_fails_leaves_the_rollout_failed_saying_what_stayed() -> an
         "not rolled_back: something stayed"
     );
     assert!(h.dir.path().join("infra").exists());
+    Ok(())
+}
+
+#[tokio::test]
+async fn history_lists_every_attempts_error_not_only_the_last() -> anyhow::Result<()> {
+    let h = Harness::start("attempt-errors").await?;
+    let d = h.dir_str();
+    let id = h
+        .start_rollout(&format!(
+            "service: flaky\nenvironment: test\nversion: \"1\"\nsteps:\n  - name: flaky\n    kind: command\n    command: sh\n    args: [\"-c\", \"n=$(cat {d}/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > {d}/n; echo \\\"failure number $n\\\" >&2; exit 3\"]\n    retry: {{ maximum_attempts: 3, initial_interval: 100ms }}\n"
+        ))
+        .await?;
+    outcome(h.client(), &id).await.expect_err("fails");
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&h.server.address),
+        &["rollout", "history", &id],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for n in 1..=2 {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("attempt {n} failed")))
+            .with_context(|| format!("attempt {n} missing from:\n{text}"))?;
+        assert!(
+            line.contains(&format!("failure number {n}")) || line.contains("exit"),
+            "{line}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("failed after 3 attempts") && l.contains("CommandFailed")),
+        "{text}"
+    );
+    let st = status(h.client(), &id).await.context("status")?;
+    let attempts: Vec<u32> = st.steps[0].errors.iter().map(|e| e.attempt).collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    assert!(
+        st.steps[0].errors[0]
+            .error
+            .message
+            .contains("failure number 1"),
+        "{:?}",
+        st.steps[0].errors
+    );
     Ok(())
 }

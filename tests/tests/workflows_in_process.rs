@@ -75,6 +75,7 @@ async fn promote(client: &Client, id: &str) -> anyhow::Result<String> {
             RolloutWorkflow::promote,
             PromoteRequest {
                 by: "ana".to_owned(),
+                full: false,
                 assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),

@@ -62,6 +62,10 @@ pub struct ApproveResult {
 pub struct PromoteRequest {
     /// Who.
     pub by: String,
+    /// A canary skips to its end (past pauses and analyses; approvals still wait) rather
+    /// than to its next gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
     /// Who is acting, signed by `cutover serve` (required by plans that say who may act).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assertion: Option<Assertion>,
@@ -116,6 +120,9 @@ pub struct ControlRequest {
     /// Why, or a comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `promote`: to the canary's end rather than its next gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
     /// Who is acting, signed by `cutover serve`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assertion: Option<Assertion>,

@@ -17,6 +17,7 @@ pub mod input;
 pub mod lock;
 pub mod name;
 pub mod plan;
+pub mod queue;
 mod register;
 pub mod release;
 pub mod rollout;

@@ -13,6 +13,7 @@ use temporalio_workflow::workflows::WorkflowImplementation;
 use crate::RolloutWorkflow;
 use crate::drill::DrillWorkflow;
 use crate::lock::LockWorkflow;
+use crate::queue::QueueWorkflow;
 use crate::release::ReleaseWorkflow;
 
 /// Something workflows can be registered on: a worker's options or the replayer's.
@@ -50,7 +51,7 @@ impl<S: workflow_replayer_options_builder::State> WorkflowRegistry
 }
 
 /// Registers every Cutover workflow: `RolloutWorkflow`, `DrillWorkflow`, `ReleaseWorkflow`,
-/// `LockWorkflow`.
+/// `LockWorkflow`, `QueueWorkflow`.
 ///
 /// # Errors
 /// One of them was already registered.
@@ -61,5 +62,6 @@ pub fn register_workflows<R: WorkflowRegistry>(
         .workflow::<RolloutWorkflow>()?
         .workflow::<DrillWorkflow>()?
         .workflow::<ReleaseWorkflow>()?
-        .workflow::<LockWorkflow>()
+        .workflow::<LockWorkflow>()?
+        .workflow::<QueueWorkflow>()
 }

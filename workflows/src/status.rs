@@ -135,6 +135,56 @@ pub struct StepStatus {
     /// A deploy on a fleet: its waves and where each host is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetStatus>,
+    /// A canary deploy: its script and the entry under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+    /// Every failed attempt's error, oldest first (the most recent [`MAX_ATTEMPT_ERRORS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<AttemptError>,
+}
+
+/// How many failed attempts a step keeps in its status: enough for any sane retry policy,
+/// and a bound on the query's size for an unlimited one.
+pub const MAX_ATTEMPT_ERRORS: usize = 20;
+
+/// One failed attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Which attempt (1-based, counting across `retry`).
+    pub attempt: u32,
+    /// When it ended.
+    pub at: Option<DateTime<Utc>>,
+    /// Why.
+    pub error: StepError,
+}
+
+impl StepStatus {
+    /// Keeps attempt `attempt`'s error (its message's first 500 characters), dropping the
+    /// oldest past [`MAX_ATTEMPT_ERRORS`].
+    pub fn record_error(&mut self, attempt: u32, at: Option<DateTime<Utc>>, error: &StepError) {
+        if self.errors.len() >= MAX_ATTEMPT_ERRORS {
+            self.errors.remove(0);
+        }
+        let mut error = error.clone();
+        if error.message.chars().count() > 500 {
+            error.message = error.message.chars().take(500).collect::<String>() + "…";
+        }
+        self.errors.push(AttemptError { attempt, at, error });
+    }
+}
+
+/// Where a canary's script is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CanaryStatus {
+    /// Each entry in a few words: `weight 10`, `bake 10m`, `approval (2)`, `pause`.
+    pub script: Vec<String>,
+    /// The entry under way (the script's length once it is through).
+    pub position: usize,
+    /// The traffic weight (percent) the new version has.
+    pub weight: u8,
+    /// Where the step's `approvals` of the gate under way begin (earlier gates' come first).
+    #[serde(default)]
+    pub approvals_from: usize,
 }
 
 /// Where a fleet deploy is: its waves, the one under way, and each host's state.

@@ -240,11 +240,17 @@ pub(crate) async fn wait_healthy(
                 log_tail(log)
             )));
         }
-        match http.get(&url).timeout(Duration::from_secs(2)).send().await {
+        let limit = release.health.request_timeout();
+        match http.get(&url).timeout(limit).send().await {
             Ok(r) if r.status().as_u16() == release.health.expect_status => return Ok(()),
-            Ok(r) => last = format!("got status {}", r.status().as_u16()),
+            Ok(r) => last = answered(r).await,
             Err(e) if e.is_connect() => last = "connection refused".to_owned(),
-            Err(e) if e.is_timeout() => last = "timed out".to_owned(),
+            Err(e) if e.is_timeout() => {
+                last = format!(
+                    "no answer within {} (health.request_timeout)",
+                    humantime::format_duration(limit)
+                )
+            }
             Err(e) => last = e.to_string(),
         }
         if Instant::now() + release.health.interval > deadline {
@@ -257,6 +263,30 @@ pub(crate) async fn wait_healthy(
             )));
         }
         tokio::time::sleep(release.health.interval).await;
+    }
+}
+
+/// An answer that was not the expected status, as the instance gave it: `got 503: database
+/// unreachable` (the body's first line, clipped, when it has one).
+async fn answered(r: reqwest::Response) -> String {
+    let status = r.status();
+    let body = tokio::time::timeout(Duration::from_secs(1), r.text())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let line: String = body
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if line.is_empty() {
+        format!("got {status}")
+    } else {
+        format!("got {status}: {}", line.trim())
     }
 }
 

@@ -47,20 +47,31 @@ pub(crate) async fn approve(
     Ok(())
 }
 
-pub(crate) async fn promote(global: &Global, id: &str, by: String) -> Outcome {
+pub(crate) async fn promote(global: &Global, id: &str, by: String, full: bool) -> Outcome {
     let (id, handle) = rollout_handle(global, id).await?;
     let answer = handle
         .execute_update(
             RolloutWorkflow::promote,
             PromoteRequest {
                 by,
+                full,
                 assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),
         )
         .await
         .map_err(|e| refused(&id, "promotion", e))?;
-    println!("promoted {id}: step `{}` ends now", answer.step);
+    if full {
+        println!(
+            "promoted {id}: step `{}` skips to the end of its canary (approvals still wait)",
+            answer.step
+        );
+    } else {
+        println!(
+            "promoted {id}: step `{}` goes on to its next gate",
+            answer.step
+        );
+    }
     Ok(())
 }
 
@@ -145,6 +156,7 @@ pub(crate) async fn control(
     action: cutover_workflows::guard::Action,
     by: String,
     reason: Option<String>,
+    full: bool,
     output: crate::cli::Output,
 ) -> Outcome {
     let (id, handle) = rollout_handle(global, id).await?;
@@ -155,6 +167,7 @@ pub(crate) async fn control(
                 action,
                 by,
                 reason,
+                full,
                 assertion: None,
             },
             WorkflowExecuteUpdateOptions::default(),

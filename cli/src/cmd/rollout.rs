@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
-use cutover_client::start_rollout;
+use cutover_client::{Begun, begin_rollout};
 use futures::StreamExt;
 use temporalio_client::{WorkflowCancelOptions, WorkflowListOptions};
 
@@ -12,17 +12,50 @@ use crate::cli::{Global, Output};
 use crate::exit::{Failure, Outcome};
 use crate::render;
 
+/// How `rollout start` starts.
+pub(crate) struct StartHow<'a> {
+    /// Follow the rollout to its end.
+    pub(crate) wait: bool,
+    /// `--var NAME=VALUE`.
+    pub(crate) vars: &'a [String],
+    /// `--on-busy`.
+    pub(crate) on_busy: cutover_workflows::queue::OnBusy,
+    /// `--override-freeze REASON`.
+    pub(crate) override_freeze: Option<String>,
+}
+
 /// Starts a plan; with `wait`, follows it to the end.
 pub(crate) async fn start(
     global: &Global,
     plan: &Path,
-    wait: bool,
-    vars: &[String],
+    how: StartHow<'_>,
     output: Output,
 ) -> Outcome {
+    let StartHow {
+        wait,
+        vars,
+        on_busy,
+        override_freeze,
+    } = how;
     let mut plan = load_plan(plan)?;
     cutover_workflows::plan::vars::apply_overrides(&mut plan.vars, vars)
         .map_err(|e| Failure::Input(anyhow!(e)))?;
+    if let Some(reason) = override_freeze {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control)
+        {
+            return Err(Failure::Input(anyhow!(
+                "--override-freeze needs a reason of 1 to 200 printable characters; it is recorded with your name"
+            )));
+        }
+        plan.freeze_override = Some(cutover_workflows::plan::freeze::FreezeOverride {
+            by: std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "cli".to_owned()),
+            reason: reason.to_owned(),
+        });
+    }
     plan.trigger = Some(cutover_workflows::plan::Trigger {
         kind: cutover_workflows::plan::TriggerKind::Cli,
         detail: std::env::var("USER").ok().filter(|u| !u.is_empty()),
@@ -32,9 +65,59 @@ pub(crate) async fn start(
     let connected = connect(global).await?;
     // A refusal (e.g. a rollout of this service and environment is running) names the
     // running rollout and how to follow or cancel it.
-    let started = start_rollout(&connected.client, &plan, &global.task_queue, None)
-        .await
-        .map_err(|e| Failure::Failed(e.into()))?;
+    // Who asked, for the abort a `supersede` sends: the person, or Cutover itself.
+    let by = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cutover".to_owned());
+    let begun = begin_rollout(
+        &connected.client,
+        &plan,
+        &global.task_queue,
+        None,
+        on_busy,
+        &by,
+    )
+    .await
+    .map_err(|e| Failure::Failed(e.into()))?;
+    let started = match begun {
+        Begun::Started(started) => started,
+        Begun::Queued {
+            queue_id,
+            queue_run,
+            behind,
+            behind_run,
+        } => {
+            if output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "queued": queue_id,
+                        "behind": behind,
+                        "behind_run": behind_run,
+                        "on_busy": on_busy.as_str(),
+                        "service": plan.service,
+                        "environment": plan.environment,
+                        "version": plan.version,
+                    })
+                );
+            } else {
+                let how = if on_busy == cutover_workflows::queue::OnBusy::Supersede {
+                    format!(
+                        "{behind} is being aborted (it rolls back); {} starts when it has ended",
+                        plan.version
+                    )
+                } else {
+                    format!("{} starts when {behind} ends", plan.version)
+                };
+                println!("queued in {queue_id}: {how}; a newer queued release replaces this one");
+            }
+            if !wait {
+                return Ok(());
+            }
+            queued_start(&connected, &queue_id, &queue_run, &plan).await?
+        }
+    };
     if output == Output::Json {
         return start_json(&connected, &started, &plan, wait).await;
     }
@@ -54,6 +137,40 @@ pub(crate) async fn start(
             started.workflow_id
         );
         Ok(())
+    }
+}
+
+/// Waits for the queued release's rollout to start (the queue workflow's result); a queue
+/// entry replaced by a newer release says so.
+async fn queued_start(
+    connected: &cutover_client::Connected,
+    queue_id: &str,
+    queue_run: &str,
+    plan: &cutover_workflows::plan::Plan,
+) -> Result<cutover_client::Started, Failure> {
+    use temporalio_client::NamespacedClient;
+    let info = temporalio_client::WorkflowExecutionInfo::builder()
+        .namespace(connected.client.namespace())
+        .workflow_id(queue_id)
+        .run_id(queue_run.to_owned())
+        .build();
+    let handle =
+        temporalio_client::WorkflowHandle::<_, cutover_workflows::queue::QueueWorkflow>::new(
+            connected.client.clone(),
+            info,
+        );
+    match handle
+        .get_result(temporalio_client::WorkflowGetResultOptions::default())
+        .await
+    {
+        Ok(run_id) => Ok(cutover_client::Started {
+            workflow_id: plan.workflow_id(),
+            run_id,
+        }),
+        Err(e) => Err(Failure::Failed(anyhow!(
+            "{} did not start from {queue_id} (a newer release may have replaced it): {e}",
+            plan.version
+        ))),
     }
 }
 
@@ -143,8 +260,47 @@ pub(crate) async fn list(
         let execution = item.context("listing rollouts")?;
         rows.push(render::ListRow::from_execution(&execution));
     }
+    // A rolled-back rollout ends as a failed workflow; its close event says which it was.
+    for row in rows.iter_mut().filter(|r| r.status == "failed") {
+        if rolled_back(&connected.client, &row.workflow_id, &row.run_id).await {
+            row.status = "rolled_back".to_owned();
+        }
+    }
     render::list(&rows, output);
     Ok(())
+}
+
+/// Whether the run ended with the failure a rollback ends with (its close event only: one
+/// small request per failed row).
+async fn rolled_back(client: &temporalio_client::Client, workflow_id: &str, run_id: &str) -> bool {
+    use temporalio_client::{
+        HistoryEventFilterType, NamespacedClient, WorkflowExecutionInfo,
+        WorkflowFetchHistoryOptions,
+    };
+    use temporalio_common::protos::temporal::api::failure::v1::failure::FailureInfo;
+    use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+    let handle = WorkflowExecutionInfo::builder()
+        .namespace(client.namespace())
+        .workflow_id(workflow_id)
+        .run_id(run_id.to_owned())
+        .build()
+        .bind_untyped(client.clone());
+    let options = WorkflowFetchHistoryOptions::builder()
+        .event_filter_type(HistoryEventFilterType::CloseEvent)
+        .build();
+    let Ok(events) = handle.fetch_history(options).into_events().await else {
+        return false;
+    };
+    events.into_iter().any(|e| match e.attributes {
+        Some(Attributes::WorkflowExecutionFailedEventAttributes(a)) => {
+            matches!(
+                a.failure.and_then(|f| f.failure_info),
+                Some(FailureInfo::ApplicationFailureInfo(info))
+                    if info.r#type == cutover_workflows::rollout::ROLLED_BACK
+            )
+        }
+        _ => false,
+    })
 }
 
 /// Requests cancellation; the workflow stops the running step and ends `cancelled`.

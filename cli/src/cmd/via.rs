@@ -40,6 +40,7 @@ pub(crate) async fn act(
     id: &str,
     action: Action,
     reason: Option<String>,
+    full: bool,
     output: crate::cli::Output,
 ) -> Outcome {
     let token = token(token_file)?;
@@ -52,7 +53,7 @@ pub(crate) async fn act(
         .post(&endpoint)
         .bearer_auth(&token)
         .header("content-type", "application/json")
-        .body(serde_json::json!({ "reason": reason }).to_string())
+        .body(serde_json::json!({ "reason": reason, "full": full }).to_string())
         .send()
         .await
         .map_err(|e| Failure::Failed(anyhow!("cannot reach {url}: {e}")))?;

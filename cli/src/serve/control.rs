@@ -112,7 +112,7 @@ pub(super) async fn act(
         .await;
         return refusal(StatusCode::PAYLOAD_TOO_LARGE, why);
     }
-    let reason = match parse_body(&body) {
+    let (reason, full) = match parse_body(&body) {
         Ok(r) => r,
         Err(why) => return refusal(StatusCode::BAD_REQUEST, why),
     };
@@ -159,6 +159,7 @@ pub(super) async fn act(
         action,
         by: caller.person.clone(),
         reason,
+        full,
         assertion: Some(Assertion::sign(&access.signing_key, &claims)),
     };
     match handle
@@ -216,22 +217,31 @@ fn accepted_or_refused(caller: &Caller, r: ControlResult) -> Response {
 
 /// `{}` or `{"reason": "..."}` (or `comment`), at most 200 printable characters; an empty body
 /// is no reason.
-fn parse_body(body: &[u8]) -> Result<Option<String>, String> {
+/// The body's `reason` (or `comment`), and `full` (a promote to the canary's end).
+fn parse_body(body: &[u8]) -> Result<(Option<String>, bool), String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok((None, false));
     }
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let Value::Object(map) = v else {
         return Err("the body must be a JSON object, e.g. {\"reason\": \"...\"}".to_owned());
     };
-    if let Some(k) = map.keys().find(|k| *k != "reason" && *k != "comment") {
+    if let Some(k) = map
+        .keys()
+        .find(|k| !["reason", "comment", "full"].contains(&k.as_str()))
+    {
         return Err(format!(
-            "unknown field `{}`; use `reason` or `comment`",
+            "unknown field `{}`; use `reason`, `comment` or `full`",
             super::events::clip(k)
         ));
     }
-    match map.get("reason").or_else(|| map.get("comment")) {
+    let full = match map.get("full") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`full` must be true or false".to_owned()),
+    };
+    let reason = match map.get("reason").or_else(|| map.get("comment")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() <= 200 && !s.chars().any(char::is_control) => {
             Ok(Some(s.clone()))
@@ -240,7 +250,8 @@ fn parse_body(body: &[u8]) -> Result<Option<String>, String> {
             Err("`reason` must be at most 200 printable characters".to_owned())
         }
         Some(_) => Err("`reason` must be a string".to_owned()),
-    }
+    }?;
+    Ok((reason, full))
 }
 
 /// Writes a refusal the receiver decided; a ledger that is down is logged, not fatal (the

@@ -26,7 +26,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cutover_client::{StartError, start_rollout};
+use cutover_client::{Begun, StartError, begin_rollout};
 use cutover_ledger::{Claim, DeliveryRow, NewDelivery};
 use cutover_workflows::plan::{Trigger, TriggerKind};
 use serde_json::{Value, json};
@@ -255,6 +255,7 @@ async fn handle(
         Err(why) => return Answer::new(StatusCode::ACCEPTED, "ignored", why.to_string()),
     };
     let rule = decision.rule.name.clone();
+    let on_busy = decision.rule.on_busy;
     // 7. The plan to start.
     let mut plan = app
         .plans
@@ -314,8 +315,38 @@ async fn handle(
         ),
         Some(client) => match busy(&client, &plan).await {
             Some(answer) => answer,
-            None => match start_rollout(&client, &plan, &app.task_queue, Some(&request_id)).await {
-                Ok(started) => {
+            None => match begin_rollout(
+                &client,
+                &plan,
+                &app.task_queue,
+                Some(&request_id),
+                on_busy,
+                plan.trigger
+                    .as_ref()
+                    .and_then(|t| t.author.as_deref())
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or("cutover"),
+            )
+            .await
+            {
+                Ok(Begun::Queued {
+                    queue_id, behind, ..
+                }) => {
+                    let mut a = Answer::new(
+                        StatusCode::ACCEPTED,
+                        "queued",
+                        format!(
+                            "rule `{rule}` queued {} {} → {} in {queue_id} behind {behind} ({}); a newer delivery replaces it",
+                            plan.service,
+                            plan.version,
+                            plan.environment,
+                            on_busy.as_str()
+                        ),
+                    );
+                    a.workflow_id = Some(queue_id);
+                    a
+                }
+                Ok(Begun::Started(started)) => {
                     let mut a = Answer::new(
                         StatusCode::ACCEPTED,
                         "started",

@@ -37,6 +37,10 @@ pub struct TriggerRule {
     pub environment: String,
     /// Where the version comes from.
     pub version: VersionFrom,
+    /// While a rollout of the service and environment runs: refuse the delivery (409),
+    /// queue its release (only the newest waits), or supersede the running rollout.
+    #[serde(default)]
+    pub on_busy: cutover_workflows::queue::OnBusy,
 }
 
 /// A CI provider.
@@ -302,6 +306,7 @@ mod tests {
                 plan: "hello.yaml".into(),
                 environment: "staging".into(),
                 version,
+                on_busy: Default::default(),
             };
         TriggerRules {
             rules: vec![

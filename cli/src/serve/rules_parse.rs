@@ -89,6 +89,7 @@ fn trigger_rule(cx: &mut Cx, node: &Node, path: &str) -> Option<TriggerRule> {
             "plan",
             "environment",
             "version",
+            "on_busy",
         ],
     );
     let name = cx
@@ -301,6 +302,20 @@ fn trigger_rule(cx: &mut Cx, node: &Node, path: &str) -> Option<TriggerRule> {
         );
         return None;
     }
+    let on_busy = match fields.get("on_busy") {
+        None => Some(cutover_workflows::queue::OnBusy::Reject),
+        Some(n) => {
+            let p = join(path, "on_busy");
+            let text = cx.string(n, &p)?;
+            match cutover_workflows::queue::OnBusy::parse(&text) {
+                Ok(o) => Some(o),
+                Err(why) => {
+                    cx.report(n, &p, why, "choose reject, queue_latest or supersede");
+                    None
+                }
+            }
+        }
+    };
     Some(TriggerRule {
         name: name?,
         provider: provider?,
@@ -311,6 +326,7 @@ fn trigger_rule(cx: &mut Cx, node: &Node, path: &str) -> Option<TriggerRule> {
         plan: plan?,
         environment: environment?,
         version: version?,
+        on_busy: on_busy?,
     })
 }
 
@@ -342,6 +358,19 @@ rules:
         assert_eq!(rules.rules.len(), 2);
         assert_eq!(rules.rules[0].version, VersionFrom::ShortSha);
         assert_eq!(rules.rules[1].version, VersionFrom::Tag);
+        assert_eq!(
+            rules.rules[0].on_busy,
+            cutover_workflows::queue::OnBusy::Reject
+        );
+        let queued = RULES.replace(
+            "    environment: staging\n",
+            "    environment: staging\n    on_busy: queue_latest\n",
+        );
+        let rules = parse_triggers(&queued).expect("valid rules");
+        assert_eq!(
+            rules.rules[0].on_busy,
+            cutover_workflows::queue::OnBusy::QueueLatest
+        );
     }
 
     #[test]
@@ -358,6 +387,11 @@ rules:
                 "`pipeline` is not an event of this provider",
             ),
             ("event: push", "event: pushed", "unknown event `pushed`"),
+            (
+                "environment: staging",
+                "environment: staging\n    on_busy: later",
+                "unknown on_busy `later`",
+            ),
             (
                 "branch: main",
                 "tag: main",

@@ -11,6 +11,7 @@
 
 mod diagnostic;
 mod fleet;
+pub mod freeze;
 pub(crate) mod kind;
 mod kube;
 pub(crate) mod manifests;
@@ -39,7 +40,7 @@ pub mod syntax {
     pub use super::yaml::{Node, Value};
 }
 pub use types::{
-    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryStep, CommandSpec, Controls,
+    AnalysisSpec, ApprovalSpec, BakeSpec, BuildSpec, CanaryGate, CanaryStep, CommandSpec, Controls,
     DEFAULT_HOST_WAIT, DatabaseProvision, DeploySpec, Direction, Driver, HealthCheck, HttpProbe,
     JsonExpectation, MetricSource, MetricSpec, MigrateSpec, OnFailure, OnTimeout, Placement, Plan,
     PrometheusQuery, ProvisionSpec, RetryPolicy, RollbackSpec, SecretRef, Separation, SqlQuery,

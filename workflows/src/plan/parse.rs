@@ -84,6 +84,7 @@ impl Cx {
                 "controls",
                 "separation",
                 "vars",
+                "freeze",
             ],
         );
         let vars = match fields.get("vars") {
@@ -174,7 +175,13 @@ impl Cx {
             Some(n) => self.separation(n).map(Some),
             None => Some(None),
         };
+        let freeze = match fields.get("freeze") {
+            Some(n) => self.freeze(n),
+            None => Some(Vec::new()),
+        };
         Some(Plan {
+            freeze: freeze?,
+            freeze_override: None,
             vars: vars?,
             controls: controls?,
             separation: separation?,
@@ -741,6 +748,7 @@ pub(crate) mod cx;
 mod deploy;
 mod drill;
 mod fleet;
+mod freeze;
 mod kube;
 mod migrate;
 mod process;

@@ -39,6 +39,13 @@ pub struct Plan {
     /// --var NAME=VALUE` overrides them. They enter the workflow's history: no secrets here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// Windows in which this plan's rollouts do not start (see [`crate::plan::freeze`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<super::freeze::FreezeWindow>,
+    /// Set by the starter (`rollout start --override-freeze REASON`), not by plans: who
+    /// started this rollout inside a freeze window, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_override: Option<super::freeze::FreezeOverride>,
 }
 
 /// Who may take each control action: people by name, groups as `group:NAME`. An action not
@@ -174,6 +181,11 @@ impl Plan {
         }
         if self.version.is_empty() {
             out.push("version: empty".to_owned());
+        }
+        for (i, w) in self.freeze.iter().enumerate() {
+            if let Some(why) = w.problem() {
+                out.push(format!("freeze[{i}]: {why}"));
+            }
         }
         if self.steps.is_empty() {
             out.push("steps: a plan needs at least one step".to_owned());
@@ -718,14 +730,54 @@ impl DeploySpec {
     }
 }
 
-/// One step of a canary.
+/// One entry of a canary's script: a weight (traffic shifted to it, then held for `bake`), or
+/// a gate at the weight reached so far.
+///
+/// Plans written before gates existed are weights only; their entries serialize exactly as
+/// they did (no `gate` key), so recorded rollouts replay unchanged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CanaryStep {
-    /// Percent of traffic to the new version, 1 to 100.
+    /// Percent of traffic to the new version, 1 to 100. For a gate: the weight in effect
+    /// when it runs (0 before the first weight).
     pub weight: u8,
-    /// How long to hold it.
+    /// How long to hold the weight (a weight entry), or the `bake` gate's length.
     #[serde(with = "duration_serde")]
     pub bake: Duration,
+    /// A gate: the entry holds the traffic where it is until the gate opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<CanaryGate>,
+}
+
+impl CanaryStep {
+    /// The entry in a few words, for status: `weight 10`, `bake 10m`, `approval (2)`.
+    pub fn describe(&self) -> String {
+        match &self.gate {
+            None if self.bake.is_zero() => format!("weight {}", self.weight),
+            None => format!(
+                "weight {} for {}",
+                self.weight,
+                humantime::format_duration(self.bake)
+            ),
+            Some(CanaryGate::Bake) => format!("bake {}", humantime::format_duration(self.bake)),
+            Some(CanaryGate::Pause) => "pause".to_owned(),
+            Some(CanaryGate::Analysis(_)) => "analysis".to_owned(),
+            Some(CanaryGate::Approval(a)) => format!("approval ({})", a.required),
+        }
+    }
+}
+
+/// What holds a canary between two weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CanaryGate {
+    /// A durable wait of the entry's `bake`: `pause` stops its clock, `promote` ends it.
+    Bake,
+    /// Waits until someone promotes (or aborts).
+    Pause,
+    /// Measures the release at the weight reached; fails, passes, or asks a person.
+    Analysis(Box<AnalysisSpec>),
+    /// Waits for distinct people to approve. `promote` never skips it.
+    Approval(Box<ApprovalSpec>),
 }
 
 /// An instance's readiness check.
@@ -741,6 +793,20 @@ pub struct HealthCheck {
     /// Pause between checks.
     #[serde(with = "duration_serde")]
     pub interval: Duration,
+    /// How long one check may take before it counts as "no answer" (absent: 2s).
+    #[serde(
+        default,
+        with = "duration_serde::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_timeout: Option<Duration>,
+}
+
+impl HealthCheck {
+    /// How long one request may take.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or(Duration::from_secs(2))
+    }
 }
 
 /// A `rollback` step: traffic back to the previous release, current instances stopped.

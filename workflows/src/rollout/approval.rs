@@ -10,16 +10,26 @@ use crate::plan::{ApprovalSpec, OnTimeout};
 use crate::status::StepError;
 
 /// Waits for the required distinct approvals; with a timeout, aborts or continues when it
-/// passes, as the plan says.
+/// passes, as the plan says. A `fresh` approval (a canary's gate) counts only approvals given
+/// after it began: each gate of a script needs its own.
 pub(super) async fn approval(
     ctx: &WorkflowContext<RolloutWorkflow>,
     index: usize,
     spec: &ApprovalSpec,
+    fresh: bool,
 ) -> Result<ApprovalOutput, Interrupted> {
-    ctx.state_mut(|s| s.awaiting_approval = Some(index));
+    let base = ctx.state_mut(|s| {
+        s.awaiting_approval = Some(index);
+        s.approval_base = if fresh {
+            s.status.steps[index].approvals.len()
+        } else {
+            0
+        };
+        s.approval_base
+    });
     let required = spec.required as usize;
     let enough = move |s: &RolloutWorkflow| {
-        s.status.steps[index].approvals.len() >= required
+        s.status.steps[index].approvals.len() - base >= required
             || s.aborted.is_some()
             || s.refusal.is_some()
     };
@@ -34,7 +44,10 @@ pub(super) async fn approval(
             done = ctx.wait_condition(enough) => done.map(|()| false).map_err(|_| ())
         },
     };
-    ctx.state_mut(|s| s.awaiting_approval = None);
+    ctx.state_mut(|s| {
+        s.awaiting_approval = None;
+        s.approval_base = 0;
+    });
     let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
     if ctx.state(|s| s.aborted.is_some()) {
         return Err(Interrupted::Aborted);
@@ -52,8 +65,7 @@ pub(super) async fn approval(
         }));
     }
     let approvers: Vec<String> = ctx.state(|s| {
-        s.status.steps[index]
-            .approvals
+        s.status.steps[index].approvals[base..]
             .iter()
             .map(|a| a.approver.clone())
             .collect()

@@ -16,7 +16,6 @@ use std::time::Duration;
 use temporalio_sdk::{ActivityOptions, TimerResult, WorkflowContext};
 
 use super::RolloutWorkflow;
-use super::analysis::{Analysed, analyse};
 use super::hold::{Held, hold};
 use super::step::{Interrupted, Release, WINDOW_HOLD_PATCH};
 use crate::contracts::{
@@ -86,11 +85,18 @@ pub(super) async fn deploy(
             let previous = prepared.previous.clone();
             ctx.state_mut(|s| super::saga::remember_deploy(s, index, &spec.root, previous, None));
         }
-        let weights: Vec<(u8, Duration)> = match spec.strategy {
-            Strategy::Canary => spec.canary.iter().map(|c| (c.weight, c.bake)).collect(),
-            _ => vec![(100, Duration::ZERO)],
+        let canary_script;
+        let entries: &[crate::plan::CanaryStep] = match spec.strategy {
+            Strategy::Canary => &spec.canary,
+            _ => {
+                canary_script = [crate::plan::CanaryStep {
+                    weight: 100,
+                    bake: Duration::ZERO,
+                    gate: None,
+                }];
+                &canary_script
+            }
         };
-        let entries = weights.len();
         let done = if resume {
             let progress = progress(ctx, index);
             shifts = progress.shifts;
@@ -98,67 +104,54 @@ pub(super) async fn deploy(
         } else {
             0
         };
-        // Each entry done (shift, analysis, bake) is recorded before the next begins.
-        let completed = |ctx: &WorkflowContext<RolloutWorkflow>, n: usize, s: &[ShiftOutput]| {
-            if resume {
-                ctx.state_mut(|st| {
-                    let p = st.deploys.entry(index).or_default();
-                    p.completed = n;
-                    p.shifts = s.to_vec();
-                });
-            }
-        };
         // Resuming mid-canary. Rollouts before NEXT_SHIFT_PATCH first moved traffic back to the
         // last weight completed; but when the attempt was lost during the next entry's shift
         // (its worker killed), that shift may well have been applied, and moving back to the
         // completed weight sent traffic from 50% down to 10% for a moment. Every entry starts
         // with its own shift (idempotent), so the resumed entry converges from either state.
-        if let Some((reached, _)) = weights.get(done.wrapping_sub(1)).filter(|_| done < entries)
+        if let Some(reached) = entries
+            .get(done.wrapping_sub(1))
+            .filter(|_| done < entries.len())
             && !ctx.patched(NEXT_SHIFT_PATCH)
         {
-            ctx.execute_activity(TargetActivities::shift, shift(*reached), opts.clone())
+            ctx.execute_activity(TargetActivities::shift, shift(reached.weight), opts.clone())
                 .await?;
         }
-        for (entry, (weight, bake)) in weights.into_iter().enumerate().skip(done) {
-            shifts.push(
-                ctx.execute_activity(TargetActivities::shift, shift(weight), opts.clone())
-                    .await?,
-            );
-            // A canary's analysis judges each partial weight before its bake.
-            if let (true, Some(analysis)) = (weight < 100, &spec.analysis) {
-                match analyse(ctx, index, analysis, &step_ref, &opts, Some(weight)).await {
-                    Analysed::Passed(out) if out.promoted => {
-                        shifts.push(
-                            ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
-                                .await?,
-                        );
-                        completed(ctx, entries, &shifts);
-                        break;
-                    }
-                    Analysed::Passed(_) => {}
-                    Analysed::Failed(e) => return Err(Interrupted::Failed(e)),
-                    Analysed::Cancelled => return Err(Interrupted::TimerCancelled),
-                    Analysed::Aborted => return Err(Interrupted::Aborted),
+        // Each entry done (shift, gate, bake) is recorded before the next begins.
+        let made = std::cell::RefCell::new(std::mem::take(&mut shifts));
+        let script = super::canary::Script {
+            entries,
+            analysis: spec.analysis.as_ref(),
+            from: done,
+            stop_at_full: false,
+            shown: spec.strategy == Strategy::Canary,
+        };
+        super::canary::script(
+            ctx,
+            index,
+            script,
+            &step_ref,
+            &opts,
+            async |weight| {
+                let out = ctx
+                    .execute_activity(TargetActivities::shift, shift(weight), opts.clone())
+                    .await?;
+                made.borrow_mut().push(out);
+                Ok(())
+            },
+            |n| {
+                if resume {
+                    let made = made.borrow().clone();
+                    ctx.state_mut(|st| {
+                        let p = st.deploys.entry(index).or_default();
+                        p.completed = n;
+                        p.shifts = made;
+                    });
                 }
-            }
-            if weight < 100 && !bake.is_zero() {
-                match hold(ctx, index, bake).await {
-                    Held::Elapsed => {}
-                    // Promote skips the remaining canary steps: all traffic to the new version.
-                    Held::Promoted => {
-                        shifts.push(
-                            ctx.execute_activity(TargetActivities::shift, shift(100), opts.clone())
-                                .await?,
-                        );
-                        completed(ctx, entries, &shifts);
-                        break;
-                    }
-                    Held::Cancelled => return Err(Interrupted::TimerCancelled),
-                    Held::Aborted => return Err(Interrupted::Aborted),
-                }
-            }
-            completed(ctx, entry + 1, &shifts);
-        }
+            },
+        )
+        .await?;
+        shifts = made.into_inner();
         prepared
     };
     let window_held = resume && progress(ctx, index).window_held;

@@ -318,7 +318,8 @@ async fn route(
 
 /// The canary entries below 100 across hosts: `canary` (the first wave's hosts, on the new
 /// version) get each weight of the router's traffic, judged by the deploy's `analysis` and
-/// held for its bake; `promote` ends the canary. Entries done are kept for a retried attempt.
+/// held for its bake, with the script's gates between (see [`super::canary`]). Entries done
+/// are kept for a retried attempt.
 #[allow(clippy::too_many_arguments)]
 async fn canary(
     ctx: &WorkflowContext<RolloutWorkflow>,
@@ -334,36 +335,37 @@ async fn canary(
         return route(ctx, step, release, step_ref, opts, canary, Vec::new()).await;
     };
     let fleet = release.target.fleet();
-    let done = super::deploy::progress(ctx, index).completed;
-    for (entry, c) in spec.canary.iter().enumerate().skip(done) {
-        if c.weight >= 100 {
-            break;
-        }
-        let input = RouteInput {
-            step: step_ref.clone(),
-            driver: release.target.driver,
-            service: release.service.clone(),
-            router: router.clone(),
-            drained: Vec::new(),
-            weights: canary_weights(fleet, canary, c.weight),
-        };
-        let o = on_fleet_host(opts.clone(), step, &router.host, "route");
-        ctx.execute_activity(TargetActivities::route, input, o)
-            .await
-            .map_err(|e| on_host(&router.host, e))?;
-        if let Some(analysis) = &spec.analysis
-            && analyse(ctx, index, analysis, step_ref, opts, Some(c.weight))
+    let script = super::canary::Script {
+        entries: &spec.canary,
+        analysis: spec.analysis.as_ref(),
+        from: super::deploy::progress(ctx, index).completed,
+        stop_at_full: true,
+        shown: true,
+    };
+    super::canary::script(
+        ctx,
+        index,
+        script,
+        step_ref,
+        opts,
+        async |weight| {
+            let input = RouteInput {
+                step: step_ref.clone(),
+                driver: release.target.driver,
+                service: release.service.clone(),
+                router: router.clone(),
+                drained: Vec::new(),
+                weights: canary_weights(fleet, canary, weight),
+            };
+            let o = on_fleet_host(opts.clone(), step, &router.host, "route");
+            ctx.execute_activity(TargetActivities::route, input, o)
                 .await
-                .promoted()?
-        {
-            break;
-        }
-        if !c.bake.is_zero() && hold(ctx, index, c.bake).await.promoted()? {
-            break;
-        }
-        ctx.state_mut(|s| s.deploys.entry(index).or_default().completed = entry + 1);
-    }
-    Ok(())
+                .map_err(|e| on_host(&router.host, e))?;
+            Ok(())
+        },
+        |n| ctx.state_mut(|s| s.deploys.entry(index).or_default().completed = n),
+    )
+    .await
 }
 
 /// Router weights giving the `canary` hosts `percent` of the traffic between them and the

@@ -9,9 +9,11 @@
 mod analysis;
 mod approval;
 mod audit;
+mod canary;
 mod deploy;
 mod failure;
 mod fleet;
+mod freeze;
 mod hold;
 mod ledger;
 mod route;
@@ -55,6 +57,11 @@ pub struct RolloutWorkflow {
     holding: Option<usize>,
     /// Bumped by each accepted `promote`; holds watch it.
     promotions: u64,
+    /// The last accepted `promote` was `--full`: a canary skips its pauses and analyses too.
+    promote_full: bool,
+    /// Approvals of the waiting approval given before it began (a canary's earlier gates),
+    /// which it does not count.
+    approval_base: usize,
     /// The step index of an approval step waiting for people.
     awaiting_approval: Option<usize>,
     /// What to undo if the rollout fails or is aborted, oldest first.
@@ -116,6 +123,8 @@ impl RolloutWorkflow {
                 analysis: None,
                 host: s.host(&plan.target).map(str::to_owned),
                 fleet: None,
+                canary: None,
+                errors: Vec::new(),
             })
             .collect();
         let status = RolloutStatus {
@@ -137,6 +146,8 @@ impl RolloutWorkflow {
             status,
             holding: None,
             promotions: 0,
+            promote_full: false,
+            approval_base: 0,
             awaiting_approval: None,
             compensations: Vec::new(),
             point_of_no_return: None,
@@ -179,7 +190,14 @@ impl RolloutWorkflow {
             }
             // One change at a time per service and environment (rollouts started before the lock
             // existed replay without it).
-            let result = if ctx.patched(crate::lock::PATCH) {
+            let frozen = freeze::check(ctx).await;
+            let result = if let freeze::Frozen::Refused(why) | freeze::Frozen::Aborted(why) = frozen
+            {
+                fail(ctx, why)
+            } else if let freeze::Frozen::Cancelled = frozen {
+                let reason = ctx.cancellation_token().reason();
+                cancelled(ctx, reason)
+            } else if ctx.patched(crate::lock::PATCH) {
                 let (service, environment) =
                     ctx.state(|s| (s.plan.service.clone(), s.plan.environment.clone()));
                 match crate::lock::holding(ctx, "rollout", &service, &environment, steps).await {
@@ -341,7 +359,7 @@ impl RolloutWorkflow {
     ) -> Result<PromoteResult, Box<dyn std::error::Error + Send + Sync>> {
         let at = ctx.workflow_time().map(DateTime::<Utc>::from);
         self.admit(at, Action::Promote, &req.by, None, req.assertion.as_ref())?;
-        Ok(self.apply_promote())
+        Ok(self.apply_promote(req.full))
     }
 
     #[update_validator(control)]
@@ -403,7 +421,17 @@ impl RolloutWorkflow {
                 self.refusal = Some((by.clone(), text.unwrap_or_default()));
                 "refused: the rollout stops at this approval and rolls back".to_owned()
             }
-            Action::Promote => format!("promoted: step `{}` ends now", self.apply_promote().step),
+            Action::Promote => {
+                let full = req.full;
+                let step = self.apply_promote(full).step;
+                if full {
+                    format!(
+                        "promoted: step `{step}` skips to the end of its canary (approvals still wait)"
+                    )
+                } else {
+                    format!("promoted: step `{step}` goes on to its next gate")
+                }
+            }
             Action::Retry => format!("retrying step `{}`", self.apply_retry()),
             Action::Pause => {
                 self.status.paused = Some(Pause {
@@ -569,6 +597,14 @@ impl RolloutWorkflow {
         let approvers = step_index
             .and_then(|i| match &self.plan.steps.get(i)?.action {
                 StepAction::Approval(a) => Some(a.approvers.clone()),
+                // A canary's approval gate: the entry under way.
+                StepAction::Deploy(d) if action == Action::Approve || action == Action::Refuse => {
+                    let at = self.status.steps[i].canary.as_ref()?.position;
+                    match &d.canary.get(at)?.gate {
+                        Some(crate::plan::CanaryGate::Approval(a)) => Some(a.approvers.clone()),
+                        _ => None,
+                    }
+                }
                 _ => None,
             })
             .unwrap_or_default();
@@ -669,8 +705,11 @@ impl RolloutWorkflow {
         at: Option<DateTime<Utc>>,
     ) -> ApproveResult {
         let index = self.awaiting_approval.unwrap_or_default();
+        let base = self.approval_base;
         let step = &mut self.status.steps[index];
-        let counted = !step.approvals.iter().any(|a| a.approver == approver);
+        let counted = !step.approvals[base..]
+            .iter()
+            .any(|a| a.approver == approver);
         if counted {
             step.approvals.push(Approval {
                 approver,
@@ -681,13 +720,14 @@ impl RolloutWorkflow {
         ApproveResult {
             step: step.name.clone(),
             counted,
-            approvals: step.approvals.len() as u32,
+            approvals: (step.approvals.len() - base) as u32,
             required: step.required_approvals.unwrap_or(1),
         }
     }
 
-    fn apply_promote(&mut self) -> PromoteResult {
+    fn apply_promote(&mut self, full: bool) -> PromoteResult {
         self.promotions += 1;
+        self.promote_full = full;
         PromoteResult {
             step: self
                 .holding

@@ -189,6 +189,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 }
             },
         };
+        ctx.state_mut(|s| s.status.steps[index].record_error(attempt, ended, &error));
         let again = error.retryable && step.retry.allows_attempt_after(tries);
         if !again {
             let tried = if step.action.kind().is_wait() {
@@ -465,7 +466,7 @@ async fn one(
             Held::Aborted => return Err(Interrupted::Aborted),
         },
         StepAction::Approval(spec) => {
-            StepOutput::Approval(super::approval::approval(ctx, index, spec).await?)
+            StepOutput::Approval(super::approval::approval(ctx, index, spec, false).await?)
         }
         StepAction::Analysis(spec) => {
             match analyse(ctx, index, spec, &step_ref, &opts, None).await {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Cx, Fields, join, truncate};
-use crate::plan::types::{CanaryStep, DeploySpec, HealthCheck, RollbackSpec, Strategy};
+use crate::plan::types::{CanaryGate, CanaryStep, DeploySpec, HealthCheck, RollbackSpec, Strategy};
 use crate::plan::yaml::{Node, Value};
 
 impl Cx {
@@ -65,6 +65,7 @@ impl Cx {
                 expect_status: 200,
                 timeout: Duration::from_secs(30),
                 interval: Duration::from_millis(200),
+                request_timeout: None,
             }),
         };
         let rollback_window = match fields.get("rollback_window") {
@@ -216,7 +217,16 @@ impl Cx {
 
     pub(super) fn health(&mut self, node: &Node, path: &str) -> Option<HealthCheck> {
         let fields = self.fields(node, path)?;
-        self.unknown_keys(&fields, &["path", "expect_status", "timeout", "interval"]);
+        self.unknown_keys(
+            &fields,
+            &[
+                "path",
+                "expect_status",
+                "timeout",
+                "interval",
+                "request_timeout",
+            ],
+        );
         let check_path = match fields.get("path") {
             Some(n) => self.string(n, &join(path, "path")).and_then(|p| {
                 if p.starts_with('/') && !p.chars().any(char::is_whitespace) {
@@ -247,69 +257,164 @@ impl Cx {
             Some(n) => self.duration(n, &join(path, "interval")),
             None => Some(Duration::from_millis(200)),
         };
+        let request_timeout = match fields.get("request_timeout") {
+            Some(n) => self.duration(n, &join(path, "request_timeout")).map(Some),
+            None => Some(None),
+        };
         Some(HealthCheck {
             path: check_path?,
             expect_status: expect_status?,
             timeout: timeout?,
             interval: interval?,
+            request_timeout: request_timeout?,
         })
     }
 
+    /// A canary's script: weights (`- weight: 10`, optionally with `bake`) and, between them,
+    /// gates (`- bake: 10m`, `- pause`, `- analysis: {..}`, `- approval: {required: 2}`).
+    /// Weights increase; the last weight is 100.
     pub(super) fn canary(&mut self, node: &Node, path: &str) -> Option<Vec<CanaryStep>> {
         let Value::Sequence(items) = &node.value else {
             self.report(
                 node,
                 path,
                 format!("expected a list of canary steps, found {}", node.shape()),
-                "write `- { weight: 10, bake: 5m }` per step",
+                "write `- weight: 10`, `- bake: 5m`, `- approval: { required: 2 }`, … per entry",
             );
             return None;
         };
         let mut steps: Vec<CanaryStep> = Vec::new();
         let mut ok = true;
+        let mut reached = 0u8;
         for (i, item) in items.iter().enumerate() {
             let p = format!("{path}[{i}]");
-            let Some(fields) = self.fields(item, &p) else {
-                ok = false;
-                continue;
-            };
-            self.unknown_keys(&fields, &["weight", "bake"]);
-            let weight = self
-                .required(&fields, "weight", "give the percent of traffic, 1 to 100")
-                .and_then(|n| {
-                    self.integer(n, &join(&p, "weight"), 1, 100)
-                        .map(|v| v as u8)
-                });
-            let bake = match fields.get("bake") {
-                Some(n) => self.duration_or_zero(n, &join(&p, "bake")),
-                None => Some(Duration::ZERO),
-            };
-            match (weight, bake) {
-                (Some(weight), Some(bake)) => {
-                    if steps.last().is_some_and(|s| s.weight >= weight) {
-                        self.report(
-                            item,
-                            &join(&p, "weight"),
-                            "canary weights must increase",
-                            "order the steps from the smallest weight to 100",
-                        );
-                        ok = false;
+            match self.canary_entry(item, &p, reached) {
+                Some(step) => {
+                    if step.gate.is_none() {
+                        if step.weight <= reached {
+                            self.report(
+                                item,
+                                &join(&p, "weight"),
+                                "canary weights must increase",
+                                "order the weights from the smallest to 100",
+                            );
+                            ok = false;
+                        }
+                        reached = step.weight;
                     }
-                    steps.push(CanaryStep { weight, bake });
+                    steps.push(step);
                 }
-                _ => ok = false,
+                None => ok = false,
             }
         }
-        if ok && steps.last().is_some_and(|s| s.weight != 100) {
+        let last_weight = steps.iter().rev().find(|s| s.gate.is_none());
+        if ok && !steps.is_empty() && last_weight.is_none_or(|s| s.weight != 100) {
             self.report(
                 node,
                 path,
-                "the last canary step must send 100% of traffic",
-                "end with `{ weight: 100 }`",
+                "the last canary weight must send 100% of traffic",
+                "end with `- weight: 100`",
             );
             ok = false;
         }
         ok.then_some(steps)
+    }
+
+    /// One entry of a canary script; `reached` is the weight in effect before it.
+    fn canary_entry(&mut self, item: &Node, p: &str, reached: u8) -> Option<CanaryStep> {
+        const KINDS: [&str; 5] = ["weight", "bake", "pause", "analysis", "approval"];
+        const HINT: &str = "write one of `- weight: 10` (optionally with `bake: 5m`), `- bake: 5m`, `- pause`, `- analysis: {..}`, `- approval: { required: 2 }`";
+        let gate = |gate, bake| CanaryStep {
+            weight: reached,
+            bake,
+            gate: Some(gate),
+        };
+        // `- pause`: the bare word.
+        if let Value::Scalar { text, .. } = &item.value {
+            if text == "pause" {
+                return Some(gate(CanaryGate::Pause, Duration::ZERO));
+            }
+            self.report(
+                item,
+                p,
+                format!("unknown canary entry `{}`", truncate(text)),
+                HINT,
+            );
+            return None;
+        }
+        let fields = self.fields(item, p)?;
+        self.unknown_keys(&fields, &KINDS);
+        let present: Vec<&str> = KINDS
+            .into_iter()
+            .filter(|k| fields.get(k).is_some())
+            .collect();
+        match present.as_slice() {
+            ["weight"] | ["weight", "bake"] => {
+                let weight = self
+                    .integer(fields.get("weight")?, &join(p, "weight"), 1, 100)
+                    .map(|v| v as u8);
+                let bake = match fields.get("bake") {
+                    Some(n) => self.duration_or_zero(n, &join(p, "bake")),
+                    None => Some(Duration::ZERO),
+                };
+                Some(CanaryStep {
+                    weight: weight?,
+                    bake: bake?,
+                    gate: None,
+                })
+            }
+            ["bake"] => {
+                let bake = self.duration(fields.get("bake")?, &join(p, "bake"))?;
+                Some(gate(CanaryGate::Bake, bake))
+            }
+            ["pause"] => {
+                let n = fields.get("pause")?;
+                match &n.value {
+                    Value::Mapping(entries) if entries.is_empty() => {
+                        Some(gate(CanaryGate::Pause, Duration::ZERO))
+                    }
+                    Value::Scalar { text, .. }
+                        if text.is_empty() || text == "~" || text == "null" =>
+                    {
+                        Some(gate(CanaryGate::Pause, Duration::ZERO))
+                    }
+                    _ => {
+                        self.report(
+                            n,
+                            &join(p, "pause"),
+                            "a canary pause waits until someone promotes; it takes no settings",
+                            "write `- pause`, or `- bake: 10m` for a timed hold",
+                        );
+                        None
+                    }
+                }
+            }
+            ["analysis"] => {
+                let spec = self.analysis_block(fields.get("analysis")?, &join(p, "analysis"))?;
+                Some(gate(CanaryGate::Analysis(Box::new(spec)), Duration::ZERO))
+            }
+            ["approval"] => {
+                let ap = join(p, "approval");
+                let n = fields.get("approval")?;
+                let inner = self.fields(n, &ap)?;
+                self.unknown_keys(&inner, &["required", "approvers", "timeout", "on_timeout"]);
+                let spec = self.approval(&inner, &ap)?;
+                Some(gate(CanaryGate::Approval(Box::new(spec)), Duration::ZERO))
+            }
+            [] => {
+                self.report(item, p, "an empty canary entry", HINT);
+                None
+            }
+            more => {
+                self.report(
+                    item,
+                    p,
+                    format!("one canary entry has {}", more.join(" and ")),
+                    "give each weight and each gate its own entry",
+                );
+                None
+            }
+        }
     }
 
     pub(super) fn rollback(&mut self, fields: &Fields<'_>, path: &str) -> Option<RollbackSpec> {

@@ -290,6 +290,7 @@ impl Cx {
                 expect_status: 200,
                 timeout: progress_deadline,
                 interval: Duration::from_secs(1),
+                request_timeout: None,
             },
             rollback_window: rollback_window?,
             canary: canary?,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::plan::{CanaryGate, CanaryStep};
 
 pub(super) fn problems(text: &str) -> Vec<Diagnostic> {
     match parse_plan(text, PlanLimits::default()) {
@@ -121,6 +122,115 @@ fn canary_weights_must_increase_to_100() {
             .any(|d| d.message.contains("needs its weights")),
         "{found:?}"
     );
+}
+
+const CANARY_BASE: &str = "service: a\nenvironment: b\nversion: c\nsteps:\n  - name: d\n    kind: deploy\n    root: /srv\n    strategy: canary\n    start: { command: ./app }\n    base_port: 18100\n    listen: 18080\n    canary:\n";
+
+#[test]
+fn a_canary_script_has_gates_between_weights() {
+    let text = format!(
+        "{CANARY_BASE}      - weight: 10\n      - bake: 10m\n      - approval: {{ required: 2, approvers: [ana, bob, group:sre] }}\n      - pause\n      - pause: {{}}\n      - {{ weight: 50, bake: 1m }}\n      - analysis:\n          interval: 1m\n          duration: 5m\n          metrics:\n            - {{ name: up, http: {{ url: \"http://127.0.0.1:1/\" }}, success_condition: \"success_rate >= 0.9\" }}\n      - weight: 100\n"
+    );
+    let plan = parse_plan(&text, PlanLimits::default()).expect("a valid script");
+    let StepAction::Deploy(d) = &plan.steps[0].action else {
+        panic!("deploy expected")
+    };
+    let described: Vec<String> = d.canary.iter().map(CanaryStep::describe).collect();
+    assert_eq!(
+        described,
+        [
+            "weight 10",
+            "bake 10m",
+            "approval (2)",
+            "pause",
+            "pause",
+            "weight 50 for 1m",
+            "analysis",
+            "weight 100"
+        ]
+    );
+    // A gate holds the weight reached before it.
+    assert_eq!(d.canary[2].weight, 10);
+    assert_eq!(d.canary[6].weight, 50);
+    let Some(CanaryGate::Approval(a)) = &d.canary[2].gate else {
+        panic!("an approval gate")
+    };
+    assert_eq!(a.approvers, ["ana", "bob", "group:sre"]);
+    let json = serde_json::to_string(&plan).expect("serializes");
+    let back: Plan = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back, plan);
+}
+
+#[test]
+fn a_weights_only_canary_serializes_as_before() {
+    let text = format!("{CANARY_BASE}      - {{ weight: 10, bake: 1m }}\n      - weight: 100\n");
+    let plan = parse_plan(&text, PlanLimits::default()).expect("valid");
+    let json = serde_json::to_value(&plan).expect("serializes");
+    assert_eq!(
+        json["steps"][0]["canary"],
+        serde_json::json!([{"weight": 10, "bake": "1m"}, {"weight": 100, "bake": "0s"}]),
+        "recorded rollouts' inputs must keep their shape"
+    );
+}
+
+#[test]
+fn bad_canary_scripts_are_refused_with_positions() {
+    let cases = [
+        (
+            "      - { weight: 10, approval: {} }\n      - weight: 100\n",
+            "canary[0]",
+            "weight and approval",
+        ),
+        (
+            "      - wait\n      - weight: 100\n",
+            "canary[0]",
+            "unknown canary entry `wait`",
+        ),
+        (
+            "      - pause: 10m\n      - weight: 100\n",
+            "canary[0].pause",
+            "takes no settings",
+        ),
+        (
+            "      - weight: 50\n      - approval: {}\n      - weight: 20\n      - weight: 100\n",
+            "canary[2].weight",
+            "must increase",
+        ),
+        (
+            "      - weight: 10\n      - approval: { required: 2 }\n",
+            "canary",
+            "100%",
+        ),
+        (
+            "      - weight: 10\n      - approval: { required: 0 }\n      - weight: 100\n",
+            "canary[1].approval.required",
+            "",
+        ),
+        (
+            "      - weight: 10\n      - approval: { quorum: 2 }\n      - weight: 100\n",
+            "canary[1].approval.quorum",
+            "unknown key",
+        ),
+        (
+            "      - bake: soon\n      - weight: 100\n",
+            "canary[0].bake",
+            "",
+        ),
+        (
+            "      - {}\n      - weight: 100\n",
+            "canary[0]",
+            "empty canary entry",
+        ),
+    ];
+    for (script, path, message) in cases {
+        let found = problems(&format!("{CANARY_BASE}{script}"));
+        assert!(
+            found
+                .iter()
+                .any(|d| d.path.ends_with(path) && d.message.contains(message) && d.line > 0),
+            "{script}: expected `{message}` at {path}: {found:#?}"
+        );
+    }
 }
 
 #[test]
@@ -876,5 +986,79 @@ fn references_are_checked_with_their_positions() {
             .iter()
             .any(|d| d.path == "vars.9lives" && d.message.contains("not a variable name")),
         "{found:?}"
+    );
+}
+
+#[test]
+fn freeze_windows_parse_and_bad_ones_are_refused_with_positions() {
+    let base = "service: a\nenvironment: b\nversion: c\nsteps:\n  - { name: x, kind: command, command: \"true\" }\nfreeze:\n";
+    let good = format!(
+        "{base}  - {{ name: weekend, cron: \"0 18 * * 5\", duration: 62h, timezone: Europe/Berlin }}\n  - {{ name: holidays, from: \"2026-12-20T00:00:00Z\", until: \"2027-01-02T00:00:00Z\", during: wait }}\n"
+    );
+    let plan = parse_plan(&good, PlanLimits::default()).expect("valid windows");
+    assert_eq!(plan.freeze.len(), 2);
+    assert_eq!(
+        plan.freeze[1].during,
+        crate::plan::freeze::FreezeAction::Wait
+    );
+    assert!(plan.problems().is_empty());
+    let cases = [
+        (
+            "  - { name: w, cron: \"every friday\", duration: 1h }\n",
+            "freeze[0]",
+            "not a cron expression",
+        ),
+        (
+            "  - { name: w, cron: \"0 18 * * 5\" }\n",
+            "freeze[0]",
+            "`cron` with `duration`",
+        ),
+        (
+            "  - { name: w, cron: \"0 18 * * 5\", duration: 1h, timezone: Mars/Base }\n",
+            "freeze[0]",
+            "IANA",
+        ),
+        (
+            "  - { name: w, from: \"2027-01-02T00:00:00Z\", until: \"2026-12-20T00:00:00Z\" }\n",
+            "freeze[0]",
+            "before `until`",
+        ),
+        (
+            "  - { name: w, from: \"christmas\", until: \"2027-01-02T00:00:00Z\" }\n",
+            "freeze[0].from",
+            "not a date and time",
+        ),
+        (
+            "  - { name: w, from: \"2026-12-20T00:00:00Z\", until: \"2027-01-02T00:00:00Z\", during: queue }\n",
+            "freeze[0].during",
+            "unknown `during",
+        ),
+        (
+            "  - { name: w, cron: \"0 18 * * 5\", duration: 1h }\n  - { name: w, cron: \"0 9 * * 1\", duration: 1h }\n",
+            "freeze[1].name",
+            "named twice",
+        ),
+        (
+            "  - { cron: \"0 18 * * 5\", duration: 1h }\n",
+            "freeze[0]",
+            "missing required key `name`",
+        ),
+    ];
+    for (windows, path, message) in cases {
+        let found = problems(&format!("{base}{windows}"));
+        assert!(
+            found
+                .iter()
+                .any(|d| d.path == path && d.message.contains(message) && d.line > 0),
+            "{windows}: expected `{message}` at {path}: {found:#?}"
+        );
+    }
+    // A plan can't override its own freeze: only a starter can.
+    let found = problems(&format!("{good}freeze_override: {{ by: me, reason: x }}\n"));
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message.contains("unknown key `freeze_override`")),
+        "{found:#?}"
     );
 }
