@@ -544,6 +544,26 @@ pub(crate) enum RolloutCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Go back to the previous (or `--to`) successful release, from the ledger: its deploy
+    /// steps run again (instances and traffic), then each migrate step goes down to the
+    /// schema version it left, then its verify steps; a rollout with its own history.
+    Undo {
+        /// The service.
+        service: String,
+        /// The environment.
+        environment: String,
+        /// The version to return to (a successful release in the ledger); default: the one
+        /// before the latest successful release.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Follow the undo until it ends; exit 0 if it succeeded.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        ledger: LedgerArg,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Print a rollout's state and every step's attempts, times and last error.
     Status {
         /// `rollout/<service>/<environment>` (the `rollout/` prefix may be left out).

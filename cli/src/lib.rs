@@ -41,6 +41,23 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             cmd::rollout::start(&cli.global, &plan, how, output.output).await
         }
+        Command::Rollout(RolloutCommand::Undo {
+            service,
+            environment,
+            to,
+            wait,
+            ledger,
+            output,
+        }) => {
+            let ask = cmd::undo::Undo {
+                service: &service,
+                environment: &environment,
+                to: to.as_deref(),
+                ledger: ledger.ledger.as_deref(),
+                wait,
+            };
+            cmd::undo::undo(&cli.global, ask, output.output).await
+        }
         Command::Rollout(RolloutCommand::Status { id, output }) => {
             cmd::watch::status(&cli.global, &id, output.output).await
         }

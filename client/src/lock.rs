@@ -168,6 +168,22 @@ pub async fn holder(
 
 /// The holder a lock run was started for: the input of its first event.
 pub async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, LockError> {
+    started_input(client, id, run_id)
+        .await
+        .map_err(|why| unavailable(&why))?
+        .ok_or_else(|| unavailable(&format!("{id} does not name its holder")))
+}
+
+/// The input a run was started with (its first event's first payload, as JSON), or `None` if
+/// it has none that reads as a `T`.
+///
+/// # Errors
+/// The history could not be read: what the server said.
+pub async fn started_input<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    id: &str,
+    run_id: &str,
+) -> Result<Option<T>, String> {
     let request = GetWorkflowExecutionHistoryRequest {
         namespace: client.namespace(),
         execution: Some(WorkflowExecution {
@@ -181,9 +197,9 @@ pub async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHo
     let history = service
         .get_workflow_execution_history(tonic::Request::new(request))
         .await
-        .map_err(|s| unavailable(&format!("reading {id}: {}", s.message())))?
+        .map_err(|s| format!("reading {id}: {}", s.message()))?
         .into_inner();
-    history
+    Ok(history
         .history
         .and_then(|h| h.events.into_iter().next())
         .and_then(|e| match e.attributes {
@@ -191,8 +207,7 @@ pub async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHo
             _ => None,
         })
         .and_then(|p| p.payloads.into_iter().next())
-        .and_then(|p| serde_json::from_slice(&p.data).ok())
-        .ok_or_else(|| unavailable(&format!("{id} does not name its holder")))
+        .and_then(|p| serde_json::from_slice(&p.data).ok()))
 }
 
 /// Whether that run is still open.

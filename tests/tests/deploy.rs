@@ -454,6 +454,79 @@ async fn a_failed_verify_after_deploy_rolls_back_traffic_and_the_migration() -> 
 }
 
 #[tokio::test]
+async fn rollout_undo_restores_the_previous_release_and_its_schema_under_load() -> anyhow::Result<()>
+{
+    let pg = cutover_tests::pg::PgCluster::start()?;
+    let h = Harness::start("undo").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "undo");
+    let url = h.dir.path().join("db_url");
+    std::fs::write(&url, pg.url("postgres"))?;
+    let release = |version: &str, target: Option<i64>| {
+        with_steps_before(
+            &site.plan("undo", version, "blue-green", "    rollback_window: 0s\n"),
+            &migrate_step(&url, target, ""),
+        )
+    };
+    succeed(&h, &release("1.0.0", Some(1))).await?;
+    succeed(&h, &release("2.0.0", None)).await?;
+    let schema = || pg.psql("postgres", "SELECT max(version) FROM _sqlx_migrations");
+    assert_eq!(schema()?, "2");
+    assert_eq!(site.serving().await?, "2.0.0");
+
+    let ledger = format!("sqlite://{}/.cutover/ledger.db", h.dir_str());
+    let undo = |extra: &[&str]| {
+        let mut args = vec!["--task-queue", &h.queue, "rollout", "undo", "undo", "test"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--ledger", &ledger]);
+        cutover_tests::cutover(h.dir.path(), Some(&h.server.address), &args)
+    };
+    // A version that never succeeded is refused, naming those that did.
+    let out = undo(&["--to", "0.9.0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no successful release 0.9.0") && said.contains("2.0.0, 1.0.0"),
+        "{said}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = tokio::spawn(load(site.url(), 4, stop.clone()));
+    let out = undo(&["--wait"]);
+    stop.store(true, Ordering::Relaxed);
+    let seen = loader.await?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("undoing undo 2.0.0 → 1.0.0"), "{said}");
+    println!(
+        "undo under load: {} requests, {} failed, versions {:?}",
+        seen.requests, seen.failures, seen.versions
+    );
+    assert_eq!(seen.failures, 0, "{:?}", seen.errors);
+    assert_eq!(site.serving().await?, "1.0.0");
+    assert_eq!(schema()?, "1", "2.0.0's migration reverted");
+    assert!(
+        guard
+            .pidfiles()
+            .iter()
+            .all(|(v, _, alive)| v == "1.0.0" && *alive)
+    );
+    // The undo is a rollout with its own history.
+    let st = cutover_tests::status(h.client(), "rollout/undo/test")
+        .await
+        .context("status")?;
+    assert_eq!(st.version, "1.0.0");
+    let names: Vec<&str> = st.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["deploy", "migrate-down"]);
+    assert_eq!(st.state, RolloutState::Succeeded);
+    Ok(())
+}
+
+#[tokio::test]
 async fn abort_during_a_canary_rolls_back_and_abort_after_a_point_of_no_return_fails()
 -> anyhow::Result<()> {
     let pg = cutover_tests::pg::PgCluster::start()?;

@@ -13,6 +13,7 @@ pub(crate) mod manifests;
 pub(crate) mod plan;
 pub(crate) mod release;
 pub(crate) mod rollout;
+pub(crate) mod undo;
 pub(crate) mod via;
 pub(crate) mod wait;
 pub(crate) mod watch;

@@ -17,6 +17,7 @@ mod kube;
 pub(crate) mod manifests;
 mod parse;
 mod types;
+pub mod undo;
 pub mod vars;
 mod yaml;
 
