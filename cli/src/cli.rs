@@ -376,9 +376,9 @@ pub(crate) enum DrillCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ScheduleCommand {
-    /// Create a schedule that runs the drill plan (validated first). A run still going when
-    /// the next is due makes that one skipped; a run missed by more than the catch-up window
-    /// (the server was down) is not started late.
+    /// Create a schedule that runs the plan (validated first). A run still going when the
+    /// next is due makes that one skipped; a run missed by more than the catch-up window (the
+    /// server was down) is not started late.
     Create {
         /// The schedule's name (its Temporal schedule ID).
         #[arg(value_parser = parse_schedule_name)]
@@ -387,7 +387,7 @@ pub(crate) enum ScheduleCommand {
         /// `@every 168h`.
         #[arg(long, value_parser = parse_cron)]
         cron: String,
-        /// The drill plan.
+        /// The drill plan (`drill schedule`) or rollout plan (`rollout schedule`).
         plan: PathBuf,
         /// IANA time zone of the cron expression.
         #[arg(long, default_value = "UTC")]
@@ -398,13 +398,18 @@ pub(crate) enum ScheduleCommand {
         /// Create it paused.
         #[arg(long)]
         paused: bool,
+        /// Rollout schedules: when a rollout of the service and environment is running at the
+        /// scheduled time, `reject` (the run does not start, and says so), `queue_latest` or
+        /// `supersede` (see `rollout start --on-busy`). Drills always skip.
+        #[arg(long, value_name = "reject|queue_latest|supersede", default_value = "reject", value_parser = on_busy)]
+        on_busy: cutover_workflows::queue::OnBusy,
     },
-    /// The drill schedules: name, paused or not, next run, last run.
+    /// The schedules: name, paused or not, next run, last run.
     List {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// One schedule: its drill, specification, state, next runs and recent runs.
+    /// One schedule: what it starts, specification, state, next runs and recent runs.
     Describe {
         /// The schedule's name.
         #[arg(value_parser = parse_schedule_name)]
@@ -412,7 +417,7 @@ pub(crate) enum ScheduleCommand {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Stop starting runs until unpaused (a running drill goes on).
+    /// Stop starting runs until unpaused (a running drill or rollout goes on).
     Pause {
         /// The schedule's name.
         #[arg(value_parser = parse_schedule_name)]
@@ -433,7 +438,7 @@ pub(crate) enum ScheduleCommand {
         #[arg(value_parser = parse_schedule_name)]
         name: String,
     },
-    /// Delete the schedule (a running drill goes on).
+    /// Delete the schedule (a running drill or rollout goes on).
     Delete {
         /// The schedule's name.
         #[arg(value_parser = parse_schedule_name)]
@@ -544,6 +549,10 @@ pub(crate) enum RolloutCommand {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Rollouts on a calendar (Temporal Schedules): each run starts `rollout/SERVICE/ENV`
+    /// through a queue entry, doing what `--on-busy` says if one is running.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Go back to the previous (or `--to`) successful release, from the ledger: its deploy
     /// steps run again (instances and traffic), then each migrate step goes down to the
     /// schema version it left, then its verify steps; a rollout with its own history.

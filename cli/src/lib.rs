@@ -41,6 +41,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             cmd::rollout::start(&cli.global, &plan, how, output.output).await
         }
+        Command::Rollout(RolloutCommand::Schedule(command)) => {
+            cmd::schedule::run(&cli.global, command, cmd::schedule::Kind::Rollout).await
+        }
         Command::Rollout(RolloutCommand::Undo {
             service,
             environment,
@@ -214,7 +217,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
         Command::Drill(DrillCommand::Validate { file }) => cmd::drill::validate(&file),
         Command::Drill(DrillCommand::Schedule(command)) => {
-            cmd::drill_schedule::run(&cli.global, command).await
+            cmd::schedule::run(&cli.global, command, cmd::schedule::Kind::Drill).await
         }
         Command::Drill(DrillCommand::Report {
             last,

@@ -22,5 +22,5 @@ pub use connect::{ConnectError, ConnectOptions, Connected, connect};
 pub use queue::{Begun, begin_rollout};
 pub use release::{release_status, start_release};
 pub use rollout::{StartError, Started, start_drill, start_rollout};
-pub use schedule::{DrillSchedule, ScheduleError, create_drill_schedule};
+pub use schedule::{DrillSchedule, ScheduleError, create_drill_schedule, create_rollout_schedule};
 pub use search_attributes::ensure_search_attributes;

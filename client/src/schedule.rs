@@ -1,4 +1,5 @@
-//! Drills on a calendar: Temporal Schedules that start `DrillWorkflow`.
+//! Drills and rollouts on a calendar: Temporal Schedules that start `DrillWorkflow`, or a
+//! `QueueWorkflow` entry that starts the rollout (see [`create_rollout_schedule`]).
 //!
 //! A schedule's runs are ordinary drills with the IDs `drill/<service>/<environment>/<drill>-<time>`
 //! (Temporal appends the scheduled time), so they are listed, reported and locked like a drill
@@ -9,6 +10,8 @@
 use std::time::Duration;
 
 use cutover_workflows::drill::{DrillPlan, DrillWorkflow};
+use cutover_workflows::plan::{Plan, Trigger, TriggerKind};
+use cutover_workflows::queue::{OnBusy, QueueWorkflow, Queued, queue_id};
 use serde_json::json;
 use temporalio_client::{Client, NamespacedClient, tonic};
 use temporalio_common::protos::temporal::api::common::v1::Memo;
@@ -27,6 +30,8 @@ pub const CRON_MEMO: &str = "cron";
 pub const TIMEZONE_MEMO: &str = "timezone";
 /// Memo key: the drill's workflow ID (the prefix of its runs' IDs).
 pub const DRILL_MEMO: &str = "drill";
+/// Memo key: the rollout's workflow ID (`rollout/<service>/<environment>`).
+pub const ROLLOUT_MEMO: &str = "rollout";
 
 /// When and how a drill schedule runs.
 #[derive(Clone, Debug)]
@@ -79,6 +84,81 @@ pub async fn create_drill_schedule(
         input: Some(json_input(&json!(plan))),
         ..Default::default()
     };
+    let notes = format!(
+        "cutover drill {} of {} in {}",
+        plan.drill, plan.service, plan.environment
+    );
+    create(
+        client,
+        schedule,
+        action,
+        notes,
+        (DRILL_MEMO, plan.workflow_id()),
+    )
+    .await
+}
+
+/// Creates a Temporal Schedule that releases `plan` on `task_queue` at each time: each run
+/// is a `QueueWorkflow` entry (`queue/<service>/<environment>-<time>`) that starts the
+/// ordinary rollout `rollout/<service>/<environment>`, doing what `on_busy` says when one is
+/// running (by default: not starting, and saying so).
+///
+/// # Errors
+///
+/// As [`create_drill_schedule`].
+pub async fn create_rollout_schedule(
+    client: &Client,
+    schedule: &DrillSchedule,
+    plan: &Plan,
+    on_busy: OnBusy,
+    task_queue: &str,
+) -> Result<(), ScheduleError> {
+    let mut plan = plan.clone();
+    plan.trigger = Some(Trigger {
+        kind: TriggerKind::Schedule,
+        detail: Some(format!("schedule {}", schedule.name)),
+        delivery: None,
+        author: None,
+    });
+    let queued = Queued {
+        plan: plan.clone(),
+        on_busy,
+        task_queue: task_queue.to_owned(),
+        by: format!("schedule {}", schedule.name),
+    };
+    let action = NewWorkflowExecutionInfo {
+        workflow_id: queue_id(&plan.service, &plan.environment),
+        workflow_type: Some(workflow_type(QueueWorkflow::name())),
+        task_queue: Some(normal_queue(task_queue)),
+        input: Some(json_input(&json!(queued))),
+        ..Default::default()
+    };
+    let notes = format!(
+        "cutover rollout of {} {} to {} (on_busy: {})",
+        plan.service,
+        plan.version,
+        plan.environment,
+        on_busy.as_str()
+    );
+    create(
+        client,
+        schedule,
+        action,
+        notes,
+        (ROLLOUT_MEMO, plan.workflow_id()),
+    )
+    .await
+}
+
+/// Creates a schedule whose action is `action`; `target` is the memo key and ID of what it
+/// starts, for listings.
+async fn create(
+    client: &Client,
+    schedule: &DrillSchedule,
+    action: NewWorkflowExecutionInfo,
+    notes: String,
+    target: (&str, String),
+) -> Result<(), ScheduleError> {
     let request = CreateScheduleRequest {
         namespace: client.namespace(),
         schedule_id: schedule.name.clone(),
@@ -104,10 +184,7 @@ pub async fn create_drill_schedule(
             }),
             state: Some(ScheduleState {
                 paused: schedule.paused,
-                notes: format!(
-                    "cutover drill {} of {} in {}",
-                    plan.drill, plan.service, plan.environment
-                ),
+                notes,
                 ..Default::default()
             }),
         }),
@@ -118,7 +195,7 @@ pub async fn create_drill_schedule(
             fields: [
                 (CRON_MEMO, json!(schedule.cron)),
                 (TIMEZONE_MEMO, json!(schedule.timezone)),
-                (DRILL_MEMO, json!(plan.workflow_id())),
+                (target.0, json!(target.1)),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), json_payload(&v)))

@@ -255,3 +255,121 @@ async fn a_start_inside_a_waiting_freeze_runs_when_the_window_ends() -> anyhow::
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_rollout_schedule_starts_the_rollout_and_a_busy_service_refuses_a_run()
+-> anyhow::Result<()> {
+    let h = Harness::start("rollout-schedule").await?;
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--task-queue", h.queue.as_str()];
+        all.extend_from_slice(args);
+        cutover(h.dir.path(), Some(&h.server.address), &all)
+    };
+    write_file(h.dir.path(), "v5.yaml", &plan(&h, "5", false));
+    // Bad input changes nothing.
+    let out = cli(&[
+        "rollout", "schedule", "create", "nightly", "--cron", "0 3 * *", "v5.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = cli(&[
+        "rollout",
+        "schedule",
+        "create",
+        "nightly",
+        "--cron",
+        "0 3 * * *",
+        "v5.yaml",
+        "--on-busy",
+        "later",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = cli(&[
+        "drill",
+        "schedule",
+        "create",
+        "nightly",
+        "--cron",
+        "0 3 * * *",
+        "v5.yaml",
+        "--on-busy",
+        "supersede",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = cli(&["rollout", "schedule", "list"]);
+    assert!(
+        text(&out).contains("no rollout schedules"),
+        "{}",
+        text(&out)
+    );
+
+    let out = cli(&[
+        "rollout",
+        "schedule",
+        "create",
+        "nightly",
+        "--cron",
+        "0 3 * * *",
+        "v5.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("rollout rollout/svc/test at 5"),
+        "{}",
+        text(&out)
+    );
+    let out = cli(&["rollout", "schedule", "list", "--output", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(rows[0]["rollout"], "rollout/svc/test", "{rows}");
+    let out = cli(&["drill", "schedule", "list"]);
+    assert!(
+        text(&out).contains("no drill schedules"),
+        "a rollout schedule is not a drill's"
+    );
+
+    // Triggered: the rollout runs under its usual ID, started by the schedule.
+    let out = cli(&["rollout", "schedule", "trigger", "nightly"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = wait_for(Duration::from_secs(30), "the scheduled rollout", || async {
+        let s = status(h.client(), "rollout/svc/test").await?;
+        (s.state == RolloutState::Succeeded).then_some(s)
+    })
+    .await?;
+    assert_eq!(s.version, "5");
+    assert_eq!(std::fs::read_to_string(h.dir.path().join("ran"))?, "5\n");
+
+    // While a rollout holds the service, a scheduled run with on_busy reject does not start.
+    write_file(h.dir.path(), "v6.yaml", &plan(&h, "6", true));
+    assert!(start(&h, "v6.yaml", &[]).status.success());
+    held(&h).await?;
+    let out = cli(&["rollout", "schedule", "trigger", "nightly"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let refused = wait_for(Duration::from_secs(30), "the refused run", || async {
+        let out = cli(&[
+            "rollout", "schedule", "describe", "nightly", "--output", "json",
+        ]);
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let runs = d["recent_runs"].as_array()?.clone();
+        (runs.len() == 2).then_some(runs)
+    })
+    .await?;
+    let queue_run = refused[1]["workflow_id"]
+        .as_str()
+        .context("a run")?
+        .to_owned();
+    assert!(queue_run.starts_with("queue/svc/test"), "{queue_run}");
+    let handle = h
+        .client()
+        .get_workflow_handle::<cutover_workflows::queue::QueueWorkflow>(queue_run.clone());
+    let end = handle
+        .get_result(temporalio_client::WorkflowGetResultOptions::default())
+        .await;
+    let why = format!("{end:?}");
+    assert!(why.contains("is running, and on_busy is reject"), "{why}");
+    let s = status(h.client(), "rollout/svc/test")
+        .await
+        .context("status")?;
+    assert_eq!(s.version, "6", "the running rollout was left alone");
+    let out = cli(&["rollout", "schedule", "delete", "nightly"]);
+    assert!(out.status.success(), "{}", text(&out));
+    Ok(())
+}

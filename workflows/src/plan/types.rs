@@ -109,6 +109,8 @@ pub enum TriggerKind {
     Gitlab,
     /// A generic (HMAC-signed) webhook delivery.
     Generic,
+    /// A Temporal Schedule (`cutover rollout schedule`).
+    Schedule,
 }
 
 impl TriggerKind {
@@ -119,6 +121,7 @@ impl TriggerKind {
             TriggerKind::Github => "github",
             TriggerKind::Gitlab => "gitlab",
             TriggerKind::Generic => "generic",
+            TriggerKind::Schedule => "schedule",
         }
     }
 }

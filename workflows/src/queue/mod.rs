@@ -8,6 +8,10 @@
 //! - `supersede`: as `queue_latest`, and first the running rollout is aborted — it stops at its
 //!   next checkpoint and rolls back — so the new release starts once that rollback is done.
 //!
+//! A `cutover rollout schedule` starts its rollouts through a queue entry too (ID
+//! `queue/<service>/<environment>-<time>`), with the schedule's `on_busy`; with `reject`, the
+//! entry starts the rollout at once or ends failed, naming the one running.
+//!
 //! The queue is a workflow, not a table, for the same reason as everything else here: a
 //! receiver or worker that dies while a release waits loses nothing, and `temporal workflow
 //! list` shows what waits.
@@ -16,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use temporalio_common::RetryPolicy as TemporalRetryPolicy;
+use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, WorkflowResult};
 
@@ -130,12 +135,15 @@ impl QueueWorkflow {
                 .await?;
         }
         loop {
-            ctx.state_mut(|s| s.status.state = "waiting".to_owned());
-            let wait = AwaitInput {
-                workflow_id: rollout.clone(),
-            };
-            ctx.execute_activity(QueueActivities::await_end, wait, waiting())
-                .await?;
+            // `reject` (a schedule's default) starts at once or not at all.
+            if queued.on_busy != OnBusy::Reject {
+                ctx.state_mut(|s| s.status.state = "waiting".to_owned());
+                let wait = AwaitInput {
+                    workflow_id: rollout.clone(),
+                };
+                ctx.execute_activity(QueueActivities::await_end, wait, waiting())
+                    .await?;
+            }
             let start = StartInput {
                 plan: queued.plan.clone(),
                 task_queue: queued.task_queue.clone(),
@@ -151,6 +159,16 @@ impl QueueWorkflow {
                         s.status.run_id = Some(run_id.clone());
                     });
                     return Ok(run_id);
+                }
+                StartOutcome::Busy { run_id } if queued.on_busy == OnBusy::Reject => {
+                    ctx.state_mut(|s| s.status.state = "refused".to_owned());
+                    return Err(ApplicationFailure::builder(format!(
+                        "not started: {rollout} (run {run_id}) is running, and on_busy is reject"
+                    ))
+                    .type_name("ServiceBusy".to_owned())
+                    .non_retryable(true)
+                    .build()
+                    .into());
                 }
                 // Someone started another rollout first: queue behind it too.
                 StartOutcome::Busy { run_id } => {

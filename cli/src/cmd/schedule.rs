@@ -1,10 +1,14 @@
-//! `cutover drill schedule create|list|describe|pause|unpause|trigger|delete`.
+//! `cutover drill schedule …` and `cutover rollout schedule …`: create, list, describe, pause,
+//! unpause, trigger, delete. One implementation; [`Kind`] says which workflows a schedule
+//! starts and which of them `list` shows.
 
 use std::time::SystemTime;
 
 use anyhow::anyhow;
-use cutover_client::schedule::{CRON_MEMO, DRILL_MEMO, TIMEZONE_MEMO};
-use cutover_client::{DrillSchedule, ScheduleError, create_drill_schedule};
+use cutover_client::schedule::{CRON_MEMO, DRILL_MEMO, ROLLOUT_MEMO, TIMEZONE_MEMO};
+use cutover_client::{
+    DrillSchedule, ScheduleError, create_drill_schedule, create_rollout_schedule,
+};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use temporalio_client::schedules::{
@@ -18,7 +22,41 @@ use super::connect;
 use crate::cli::{Global, Output, ScheduleCommand};
 use crate::exit::{Failure, Outcome};
 
-pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
+/// What a schedule starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `DrillWorkflow`.
+    Drill,
+    /// A `QueueWorkflow` entry that starts `RolloutWorkflow`.
+    Rollout,
+}
+
+impl Kind {
+    /// `drill` or `rollout`: in messages, and the memo and JSON key naming what it starts.
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Drill => "drill",
+            Kind::Rollout => "rollout",
+        }
+    }
+
+    fn memo_key(self) -> &'static str {
+        match self {
+            Kind::Drill => DRILL_MEMO,
+            Kind::Rollout => ROLLOUT_MEMO,
+        }
+    }
+
+    /// The workflow type a schedule of this kind starts.
+    fn workflow_type(self) -> &'static str {
+        match self {
+            Kind::Drill => cutover_workflows::drill::DrillWorkflow::name(),
+            Kind::Rollout => cutover_workflows::queue::QueueWorkflow::name(),
+        }
+    }
+}
+
+pub(crate) async fn run(global: &Global, command: ScheduleCommand, kind: Kind) -> Outcome {
     // Plans are read and checked before anything is sent.
     if let ScheduleCommand::Create {
         name,
@@ -27,10 +65,9 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
         timezone,
         catchup_window,
         paused,
+        on_busy,
     } = command
     {
-        let plan = super::drill::load(&plan)?;
-        let client = connect(global).await?.client;
         let schedule = DrillSchedule {
             name,
             cron,
@@ -38,15 +75,40 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
             catchup_window,
             paused,
         };
-        return match create_drill_schedule(&client, &schedule, &plan, &global.task_queue).await {
-            Ok(()) => {
+        let (created, target) = match kind {
+            Kind::Drill => {
+                if on_busy != cutover_workflows::queue::OnBusy::Reject {
+                    return Err(Failure::Input(anyhow!(
+                        "--on-busy is for rollout schedules; a drill schedule skips a run while one is running"
+                    )));
+                }
+                let plan = super::drill::load(&plan)?;
+                let client = connect(global).await?.client;
+                let created =
+                    create_drill_schedule(&client, &schedule, &plan, &global.task_queue).await;
+                (created.map(|()| client), plan.workflow_id())
+            }
+            Kind::Rollout => {
+                let plan = super::load_plan(&plan)?;
+                let client = connect(global).await?.client;
+                let created =
+                    create_rollout_schedule(&client, &schedule, &plan, on_busy, &global.task_queue)
+                        .await;
+                (
+                    created.map(|()| client),
+                    format!("{} at {}", plan.workflow_id(), plan.version),
+                )
+            }
+        };
+        return match created {
+            Ok(client) => {
                 let next = next_runs(&client, &schedule.name).await;
                 println!(
-                    "created schedule {} ({} {}): drill {}{}; next run {}",
+                    "created schedule {} ({} {}): {} {target}{}; next run {}",
                     schedule.name,
                     schedule.cron,
                     schedule.timezone,
-                    plan.workflow_id(),
+                    kind.noun(),
                     if schedule.paused { ", paused" } else { "" },
                     next.first().map_or_else(|| "-".to_owned(), |t| when(*t))
                 );
@@ -61,15 +123,20 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
     let client = connect(global).await?.client;
     match command {
         ScheduleCommand::Create { .. } => Ok(()),
-        ScheduleCommand::List { output } => list(&client, output.output).await,
-        ScheduleCommand::Describe { name, output } => describe(&client, &name, output.output).await,
+        ScheduleCommand::List { output } => list(&client, kind, output.output).await,
+        ScheduleCommand::Describe { name, output } => {
+            describe(&client, kind, &name, output.output).await
+        }
         ScheduleCommand::Pause { name, note } => {
             let handle = client.get_schedule_handle(&name);
             handle
                 .pause(Some(note), PauseScheduleOptions::default())
                 .await
-                .map_err(|e| refused(&name, e))?;
-            println!("paused schedule {name}: no drill starts until it is unpaused");
+                .map_err(|e| refused(kind, &name, e))?;
+            println!(
+                "paused schedule {name}: no {} starts until it is unpaused",
+                kind.noun()
+            );
             Ok(())
         }
         ScheduleCommand::Unpause { name } => {
@@ -77,7 +144,7 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
             handle
                 .unpause(None::<String>, UnpauseScheduleOptions::default())
                 .await
-                .map_err(|e| refused(&name, e))?;
+                .map_err(|e| refused(kind, &name, e))?;
             let next = next_runs(&client, &name).await;
             println!(
                 "unpaused schedule {name}; next run {}",
@@ -93,8 +160,11 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
                     TriggerScheduleOptions::default(),
                 )
                 .await
-                .map_err(|e| refused(&name, e))?;
-            println!("triggered schedule {name}: a drill starts now unless one is running");
+                .map_err(|e| refused(kind, &name, e))?;
+            println!(
+                "triggered schedule {name}: a {} starts now unless one is running",
+                kind.noun()
+            );
             Ok(())
         }
         ScheduleCommand::Delete { name } => {
@@ -102,7 +172,7 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
                 .get_schedule_handle(&name)
                 .delete(DeleteScheduleOptions::default())
                 .await
-                .map_err(|e| refused(&name, e))?;
+                .map_err(|e| refused(kind, &name, e))?;
             println!("deleted schedule {name}");
             Ok(())
         }
@@ -110,13 +180,14 @@ pub(crate) async fn run(global: &Global, command: ScheduleCommand) -> Outcome {
 }
 
 /// A missing schedule is the user's mistake (exit 2); anything else is the server's.
-fn refused(name: &str, e: temporalio_client::schedules::ScheduleError) -> Failure {
+fn refused(kind: Kind, name: &str, e: temporalio_client::schedules::ScheduleError) -> Failure {
     match &e {
         temporalio_client::schedules::ScheduleError::Rpc(status)
             if status.code() == tonic::Code::NotFound =>
         {
             Failure::Input(anyhow!(
-                "no schedule named `{name}`: `cutover drill schedule list` shows them"
+                "no schedule named `{name}`: `cutover {} schedule list` shows them",
+                kind.noun()
             ))
         }
         _ => Failure::Failed(anyhow!("schedule {name}: {e}")),
@@ -145,18 +216,18 @@ fn memo_text(memo: Option<&Memo>, key: &str) -> String {
         .unwrap_or_default()
 }
 
-async fn list(client: &Client, output: Output) -> Outcome {
+async fn list(client: &Client, kind: Kind, output: Output) -> Outcome {
     let mut stream = client.list_schedules(ListSchedulesOptions::default());
     let mut rows = Vec::new();
     while let Some(item) = stream.next().await {
         let summary = item.map_err(|e| anyhow!("listing schedules: {e}"))?;
-        if summary.workflow_type() != Some(cutover_workflows::drill::DrillWorkflow::name()) {
+        if summary.workflow_type() != Some(kind.workflow_type()) {
             continue;
         }
         let fields = summary.raw().memo.as_ref();
         rows.push(json!({
             "name": summary.schedule_id(),
-            "drill": memo_text(fields, DRILL_MEMO),
+            kind.noun(): memo_text(fields, kind.memo_key()),
             "cron": memo_text(fields, CRON_MEMO),
             "timezone": memo_text(fields, TIMEZONE_MEMO),
             "paused": summary.paused(),
@@ -165,7 +236,7 @@ async fn list(client: &Client, output: Output) -> Outcome {
         }));
     }
     rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    if super::json_or_empty(&rows, output, "no drill schedules") {
+    if super::json_or_empty(&rows, output, &format!("no {} schedules", kind.noun())) {
         return Ok(());
     }
     println!(
@@ -189,12 +260,12 @@ async fn list(client: &Client, output: Output) -> Outcome {
     Ok(())
 }
 
-async fn describe(client: &Client, name: &str, output: Output) -> Outcome {
+async fn describe(client: &Client, kind: Kind, name: &str, output: Output) -> Outcome {
     let d = client
         .get_schedule_handle(name)
         .describe(RpcOptions::default())
         .await
-        .map_err(|e| refused(name, e))?;
+        .map_err(|e| refused(kind, name, e))?;
     let fields = d.raw().memo.as_ref();
     let catchup = d
         .raw()
@@ -206,7 +277,7 @@ async fn describe(client: &Client, name: &str, output: Output) -> Outcome {
         .unwrap_or_default();
     let value = json!({
         "name": name,
-        "drill": memo_text(fields, DRILL_MEMO),
+        kind.noun(): memo_text(fields, kind.memo_key()),
         "cron": memo_text(fields, CRON_MEMO),
         "timezone": memo_text(fields, TIMEZONE_MEMO),
         "paused": d.paused(),
@@ -229,7 +300,11 @@ async fn describe(client: &Client, name: &str, output: Output) -> Outcome {
         return Ok(());
     }
     println!("schedule   {name}");
-    println!("drill      {}", value["drill"].as_str().unwrap_or_default());
+    println!(
+        "{:<10} {}",
+        kind.noun(),
+        value[kind.noun()].as_str().unwrap_or_default()
+    );
     println!(
         "when       {} ({}), overlap skip, catch-up window {catchup} s",
         value["cron"].as_str().unwrap_or_default(),
