@@ -58,7 +58,14 @@ impl App {
         let Some(file) = &self.url_file else {
             return self.db.clone();
         };
-        let url = std::fs::read_to_string(&file.path).ok()?.trim().to_owned();
+        // Until a drill first writes the file, the URL the environment gave.
+        let Some(url) = std::fs::read_to_string(&file.path)
+            .ok()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+        else {
+            return self.db.clone();
+        };
         let mut current = file.current.lock().unwrap_or_else(|e| e.into_inner());
         match &*current {
             Some((u, pool)) if *u == url => Some(pool.clone()),

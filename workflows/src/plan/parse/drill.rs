@@ -277,6 +277,27 @@ impl Cx {
         Some(text)
     }
 
+    /// The endpoint file: absolute, or relative to the worker's (or agent's) directory like a
+    /// rollout plan's `root`, so that a drill and the plans that deploy the app name the same
+    /// file (`.cutover/releases/hello/shared/database_url`). Never through `..`.
+    fn endpoint_path(&mut self, node: &Node, path: &str) -> Option<String> {
+        let text = self.string(node, path)?;
+        if text.trim().is_empty()
+            || text.len() > 4096
+            || text.contains('\0')
+            || text.split('/').any(|c| c == "..")
+        {
+            self.report(
+                node,
+                path,
+                format!("`{}` is not a usable path", truncate(&text)),
+                "write a path from `/`, or one relative to the worker's directory, without `..`",
+            );
+            return None;
+        }
+        Some(text)
+    }
+
     fn traffic(&mut self, node: &Node, path: &str) -> Option<Traffic> {
         let f = self.fields(node, path)?;
         if let Some(k) = f.get("kubernetes") {
@@ -285,7 +306,7 @@ impl Cx {
         }
         self.unknown_keys(&f, &["endpoint_file", "host", "kubernetes"]);
         let file = self.required(&f, "endpoint_file", "the host driver switches traffic by rewriting the file the app reads its database URL from")
-            .and_then(|n| self.absolute_path(n, &join(path, "endpoint_file")));
+            .and_then(|n| self.endpoint_path(n, &join(path, "endpoint_file")));
         let host = self.host(&f, path);
         Some(Traffic::EndpointFile {
             path: file?,

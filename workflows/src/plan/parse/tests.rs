@@ -595,6 +595,11 @@ fn bad_drill_plans_are_refused_with_positions() {
         ),
         (
             "traffic: { endpoint_file: /srv/hello/shared/database_url }",
+            "traffic: { endpoint_file: ../hello/shared/database_url }",
+            "is not a usable path",
+        ),
+        (
+            "traffic: { endpoint_file: /srv/hello/shared/database_url }",
             "traffic: { kubernetes: { namespace: shop, secret: Shop_DB, key: URL } }",
             "`Shop_DB` is not a valid Kubernetes name",
         ),
@@ -1061,4 +1066,36 @@ fn freeze_windows_parse_and_bad_ones_are_refused_with_positions() {
             .any(|d| d.message.contains("unknown key `freeze_override`")),
         "{found:#?}"
     );
+}
+
+#[test]
+fn the_example_drill_switches_the_file_the_example_plans_give_the_app() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let drill =
+        std::fs::read_to_string(examples.join("drills/hello-failover.yaml")).expect("drill");
+    let drill = parse_drill(&drill).expect("the example drill is valid");
+    let crate::drill::Traffic::EndpointFile { path: endpoint, .. } = &drill.traffic else {
+        panic!("a host endpoint file")
+    };
+    for v in ["hello-v1.yaml", "hello-v2.yaml"] {
+        let text = std::fs::read_to_string(examples.join("plans").join(v)).expect("plan");
+        let plan = parse_plan(&text, PlanLimits::default()).expect("the example plan is valid");
+        let deploy = plan
+            .steps
+            .iter()
+            .find_map(|s| match &s.action {
+                StepAction::Deploy(d) => Some(d),
+                _ => None,
+            })
+            .expect("a deploy step");
+        assert_eq!(
+            deploy.start.env.get("DATABASE_URL_FILE"),
+            Some(endpoint),
+            "{v}: the app must read the file the drill rewrites"
+        );
+        assert_eq!(
+            (plan.service.as_str(), plan.environment.as_str()),
+            (drill.service.as_str(), drill.environment.as_str())
+        );
+    }
 }
