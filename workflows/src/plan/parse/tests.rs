@@ -1070,16 +1070,24 @@ fn freeze_windows_parse_and_bad_ones_are_refused_with_positions() {
 
 #[test]
 fn the_example_drill_switches_the_file_the_example_plans_give_the_app() {
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let drill =
-        std::fs::read_to_string(examples.join("drills/hello-failover.yaml")).expect("drill");
-    let drill = parse_drill(&drill).expect("the example drill is valid");
+    // Compiled in: a change to either file rebuilds and reruns this.
+    let drill = include_str!("../../../../examples/drills/hello-failover.yaml");
+    let drill = parse_drill(drill).expect("the example drill is valid");
     let crate::drill::Traffic::EndpointFile { path: endpoint, .. } = &drill.traffic else {
         panic!("a host endpoint file")
     };
-    for v in ["hello-v1.yaml", "hello-v2.yaml"] {
-        let text = std::fs::read_to_string(examples.join("plans").join(v)).expect("plan");
-        let plan = parse_plan(&text, PlanLimits::default()).expect("the example plan is valid");
+    let plans = [
+        (
+            "hello-v1.yaml",
+            include_str!("../../../../examples/plans/hello-v1.yaml"),
+        ),
+        (
+            "hello-v2.yaml",
+            include_str!("../../../../examples/plans/hello-v2.yaml"),
+        ),
+    ];
+    for (v, text) in plans {
+        let plan = parse_plan(text, PlanLimits::default()).expect("the example plan is valid");
         let deploy = plan
             .steps
             .iter()
