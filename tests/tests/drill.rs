@@ -92,9 +92,20 @@ async fn a_synchronous_switchover_loses_nothing_and_the_app_serves_from_the_new_
         "promote",
         "RTO (ms)",
         "objective 60000",
+        "drills, oldest to newest",
     ] {
         assert!(html.contains(needle), "{needle} missing from the report");
     }
+    // Each point is labelled with its value, and the axes with their scale.
+    let rto_value = report[0]["rto_ms"].as_i64().context("rto")?;
+    assert!(
+        html.contains(&format!("text-anchor=\"middle\">{rto_value}</text>")),
+        "the RTO point is labelled {rto_value}"
+    );
+    assert!(
+        html.contains("text-anchor=\"end\">0</text>"),
+        "the y axis starts at 0"
+    );
     let phases: Vec<(&str, &str)> = status
         .phases
         .iter()

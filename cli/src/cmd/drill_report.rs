@@ -201,14 +201,17 @@ fn timeline(phases: &[Phase]) -> String {
     s
 }
 
-/// A line of `value` per drill, oldest to newest, with the objective as a dashed line.
+/// A line of `value` per drill, oldest to newest, with the objective as a dashed line: both
+/// axes drawn and labelled (the value's unit and its scale from 0; the drills' dates), and
+/// each point labelled with its value (and its date on hover).
 fn trend(
     drills: &[&DrillRecord],
     label: &str,
     value: impl Fn(&DrillRecord) -> Option<i64>,
     objective: impl Fn(&DrillRecord) -> i64,
 ) -> String {
-    let (w, h, pad) = (600.0, 160.0, 30.0);
+    let (w, h) = (640.0, 200.0);
+    let (left, right, top, bottom) = (64.0, 24.0, 28.0, 44.0);
     let max = drills
         .iter()
         .flat_map(|d| [value(d).unwrap_or(0), objective(d)])
@@ -216,13 +219,42 @@ fn trend(
         .unwrap_or(1)
         .max(1) as f64;
     let n = drills.len().max(2) as f64 - 1.0;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / n;
-    let y = |v: i64| h - pad - (h - 2.0 * pad) * v as f64 / max;
+    let x = |i: usize| left + (w - left - right) * i as f64 / n;
+    let y = |v: i64| h - bottom - (h - top - bottom) * v as f64 / max;
     let mut s = format!(
-        "<svg role=\"img\" aria-label=\"{}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">\n<text x=\"{pad}\" y=\"14\">{}</text>\n",
+        "<svg role=\"img\" aria-label=\"{}\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">\n<text x=\"{left}\" y=\"16\">{}</text>\n",
         esc(label),
         esc(label)
     );
+    // Axes: y from 0 to the largest value or objective, x across the drills.
+    let (x0, x1, y0, y1) = (left, w - right, h - bottom, top);
+    let _ = writeln!(
+        s,
+        "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"#57606a\"/><line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{y1}\" stroke=\"#57606a\"/>"
+    );
+    for tick in [0, max as i64 / 2, max as i64] {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{x0}\" y2=\"{:.1}\" stroke=\"#57606a\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>",
+            x0 - 4.0,
+            y(tick),
+            y(tick),
+            x0 - 6.0,
+            y(tick) + 4.0
+        );
+    }
+    if let (Some(first), Some(last)) = (drills.first(), drills.last()) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{x0}\" y=\"{:.1}\">{}</text><text x=\"{x1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">drills, oldest to newest</text>",
+            y0 + 16.0,
+            esc(&when(first.started_at)),
+            y0 + 16.0,
+            esc(&when(last.started_at)),
+            (x0 + x1) / 2.0,
+            y0 + 34.0
+        );
+    }
     let points: Vec<String> = drills
         .iter()
         .enumerate()
@@ -232,9 +264,7 @@ fn trend(
         let o = y(objective(first));
         let _ = writeln!(
             s,
-            "<line x1=\"{pad}\" y1=\"{o:.1}\" x2=\"{:.1}\" y2=\"{o:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{:.1}\">objective {}</text>",
-            w - pad,
-            w - pad - 90.0,
+            "<line x1=\"{x0}\" y1=\"{o:.1}\" x2=\"{x1}\" y2=\"{o:.1}\" stroke=\"#cf222e\" stroke-dasharray=\"4 3\"/><text x=\"{x1}\" y=\"{:.1}\" text-anchor=\"end\">objective {}</text>",
             o - 3.0,
             objective(first)
         );
@@ -244,15 +274,26 @@ fn trend(
         "<polyline fill=\"none\" stroke=\"#0969da\" stroke-width=\"2\" points=\"{}\"/>",
         points.join(" ")
     );
+    // Every point says its value; past 30 drills the labels would overlap, and hover says it.
+    let labelled = drills.len() <= 30;
     for (i, d) in drills.iter().enumerate() {
         if let Some(v) = value(d) {
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#0969da\"><title>{}: {v}</title></circle>",
                 x(i),
                 y(v),
                 esc(&when(d.started_at))
             );
+            if labelled {
+                let _ = write!(
+                    s,
+                    "<text class=\"point\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v}</text>",
+                    x(i),
+                    y(v) - 7.0
+                );
+            }
+            s.push('\n');
         }
     }
     s.push_str("</svg>\n");
