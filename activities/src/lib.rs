@@ -31,6 +31,7 @@ pub use agent::AgentActivityImpls;
 pub use deploy::TargetActivityImpls;
 pub use drill::DrillActivityImpls;
 pub use error::StepFailure;
+pub use host::{Teardown, teardown};
 pub use kube::{DryRun, DryRunObject, dry_run as kube_dry_run};
 pub use lock::LockActivityImpls;
 pub use queue::QueueActivityImpls;

@@ -50,6 +50,9 @@ pub(crate) enum Command {
     /// The embedded default: a Temporal dev server and a worker on this machine.
     #[command(subcommand)]
     Dev(DevCommand),
+    /// What the host driver runs on this machine.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Receive CI webhooks (GitHub, GitLab, generic) and start the rollouts their rules name.
     ///
     /// Secrets, one per line (several lines: several active secrets, for rotation):
@@ -731,6 +734,25 @@ pub(crate) enum RolloutCommand {
         /// Why, recorded in the rollout's status.
         #[arg(long, default_value = "cancelled from the CLI")]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostCommand {
+    /// Stop a service's instances and its nginx on this machine (under the deploy lock), and
+    /// record that nothing serves it: the next deploy starts from scratch. Run it where the
+    /// worker (or the host's agent) runs, from the same directory when the root is relative.
+    Stop {
+        /// The service.
+        service: String,
+        /// Its environment: refused if the service's directory belongs to another one.
+        environment: Option<String>,
+        /// The release root the plans' deploy steps name (`root:`).
+        #[arg(long, default_value = ".cutover/releases")]
+        root: PathBuf,
+        /// How long an instance has to exit after SIGTERM before SIGKILL.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        grace: std::time::Duration,
     },
 }
 

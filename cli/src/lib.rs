@@ -214,6 +214,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             ui_port,
         }) => cmd::dev::up(&cli.global, &home, headless, ui_port).await,
         Command::Dev(DevCommand::Down { home }) => cmd::dev::down(&home),
+        Command::Host(cli::HostCommand::Stop {
+            service,
+            environment,
+            root,
+            grace,
+        }) => cmd::host::stop(&service, environment.as_deref(), &root, grace).await,
         Command::Serve(args) => serve::serve(&cli.global, &args).await,
         Command::Drill(DrillCommand::Validate { file }) => cmd::drill::validate(&file),
         Command::Drill(DrillCommand::Schedule(command)) => {

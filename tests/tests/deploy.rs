@@ -527,6 +527,63 @@ async fn rollout_undo_restores_the_previous_release_and_its_schema_under_load() 
 }
 
 #[tokio::test]
+async fn host_stop_tears_a_service_down_and_the_next_deploy_starts_afresh() -> anyhow::Result<()> {
+    let h = Harness::start("host-stop").await?;
+    let site = Site::new(&h)?;
+    let guard = HostGuard::new(std::path::Path::new(&site.root), "hs");
+    succeed(
+        &h,
+        &site.plan("hs", "1.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    assert_eq!(site.serving().await?, "1.0.0");
+    let stop = |args: &[&str]| {
+        let mut all = vec!["host", "stop"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--root", &site.root, "--grace", "2s"]);
+        cutover_tests::cutover(h.dir.path(), None, &all)
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // Another environment's directory, or a service never deployed, is refused untouched.
+    let out = stop(&["hs", "prod"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("belongs to environment test"), "{}", text(&out));
+    let out = stop(&["nobody"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(site.serving().await?, "1.0.0", "nothing was stopped");
+
+    let out = stop(&["hs", "test"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("stopped 2 instance(s)") && text(&out).contains("and its nginx"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        guard.pidfiles().iter().all(|(_, _, alive)| !alive),
+        "{:?}",
+        guard.pidfiles()
+    );
+    assert!(site.serving().await.is_err(), "nginx no longer answers");
+    let out = stop(&["hs"]);
+    assert!(text(&out).contains("nothing was running"), "{}", text(&out));
+
+    succeed(
+        &h,
+        &site.plan("hs", "2.0.0", "blue-green", "    rollback_window: 0s\n"),
+    )
+    .await?;
+    assert_eq!(site.serving().await?, "2.0.0");
+    Ok(())
+}
+
+#[tokio::test]
 async fn abort_during_a_canary_rolls_back_and_abort_after_a_point_of_no_return_fails()
 -> anyhow::Result<()> {
     let pg = cutover_tests::pg::PgCluster::start()?;

@@ -8,7 +8,10 @@ mod layout;
 mod nginx;
 mod router;
 mod state;
+mod teardown;
 mod withdraw;
+
+pub use teardown::{Teardown, teardown};
 
 use std::path::Path;
 use std::time::Duration;

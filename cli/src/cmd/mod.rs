@@ -6,6 +6,7 @@ pub(crate) mod control;
 pub(crate) mod dev;
 pub(crate) mod drill;
 pub(crate) mod drill_report;
+pub(crate) mod host;
 pub(crate) mod ledger;
 pub(crate) mod locks;
 pub(crate) mod manifests;
