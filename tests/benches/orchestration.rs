@@ -13,51 +13,17 @@
 //! - rollouts/s with `--concurrent` rollouts started at once;
 //! - the worker's peak RSS.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use cutover_client::start_rollout;
 use cutover_tests::bench::{arg, report};
+use cutover_tests::peers::{BareWorkflow, Noop};
 use cutover_tests::{DevServer, WorkerProcess, status, unique_queue};
 use cutover_workflows::RolloutWorkflow;
 use cutover_workflows::plan::{PlanLimits, parse_plan};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};
-use temporalio_common::ActivityError;
-use temporalio_macros::{activities, workflow, workflow_methods};
-use temporalio_sdk::activities::ActivityContext;
-use temporalio_sdk::{
-    ActivityOptions, Runtime, Worker, WorkerOptions, WorkflowContext, WorkflowResult,
-};
-
-struct Noop;
-
-#[activities]
-impl Noop {
-    #[activity]
-    async fn noop(_ctx: ActivityContext) -> Result<(), ActivityError> {
-        Ok(())
-    }
-}
-
-#[workflow]
-#[derive(Default)]
-struct BareWorkflow;
-
-#[workflow_methods]
-impl BareWorkflow {
-    #[run]
-    async fn run(ctx: &mut WorkflowContext<Self>, steps: u32) -> WorkflowResult<()> {
-        for _ in 0..steps {
-            ctx.execute_activity(
-                Noop::noop,
-                (),
-                ActivityOptions::start_to_close_timeout(Duration::from_secs(30)),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-}
+use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 
 struct Args {
     rollouts: usize,

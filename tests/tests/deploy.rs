@@ -553,7 +553,11 @@ async fn host_stop_tears_a_service_down_and_the_next_deploy_starts_afresh() -> a
     // Another environment's directory, or a service never deployed, is refused untouched.
     let out = stop(&["hs", "prod"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("belongs to environment test"), "{}", text(&out));
+    assert!(
+        text(&out).contains("belongs to environment test"),
+        "{}",
+        text(&out)
+    );
     let out = stop(&["nobody"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(site.serving().await?, "1.0.0", "nothing was stopped");
