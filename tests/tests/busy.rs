@@ -336,8 +336,18 @@ async fn a_rollout_schedule_starts_the_rollout_and_a_busy_service_refuses_a_run(
     .await?;
     assert_eq!(s.version, "5");
     assert_eq!(std::fs::read_to_string(h.dir.path().join("ran"))?, "5\n");
-    // `succeeded` shows before the run closes (its lock is given back last).
-    cutover_tests::outcome(h.client(), "rollout/svc/test").await?;
+    // `succeeded` shows before the run closes (its lock is given back last); `rollout wait
+    // --for done` answers once it has closed, so the next start is not refused.
+    let out = cli(&[
+        "rollout",
+        "wait",
+        "rollout/svc/test",
+        "--for",
+        "done",
+        "--timeout",
+        "30s",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
 
     // While a rollout holds the service, a scheduled run with on_busy reject does not start.
     write_file(h.dir.path(), "v6.yaml", &plan(&h, "6", true));

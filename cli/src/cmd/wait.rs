@@ -37,6 +37,25 @@ fn reached(status: &RolloutStatus, until: WaitFor) -> Option<bool> {
     }
 }
 
+/// Waits (until `deadline`) for the rollout's run to close; whether it did.
+async fn closed(
+    connected: &cutover_client::Connected,
+    id: &str,
+    deadline: Option<Instant>,
+) -> bool {
+    let handle = connected
+        .client
+        .get_workflow_handle::<cutover_workflows::RolloutWorkflow>(id.to_owned());
+    let result = handle.get_result(temporalio_client::WorkflowGetResultOptions::default());
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, result).await.is_ok(),
+        None => {
+            let _ = result.await;
+            true
+        }
+    }
+}
+
 fn name(until: WaitFor) -> &'static str {
     match until {
         WaitFor::Approval => "waiting for approval",
@@ -58,32 +77,37 @@ pub(crate) async fn wait(
     let mut last_problem = String::new();
     loop {
         match query(&connected, &id, Duration::from_secs(5)).await {
-            Ok(status) => match reached(&status, until) {
-                Some(true) => {
-                    let step = status.current_step.clone();
-                    match output {
-                        Output::Json => println!(
-                            "{}",
-                            json!({"id": id, "reached": name(until), "state": status.state.as_str(), "step": step})
-                        ),
-                        Output::Human => println!(
-                            "{id} is {}{}",
-                            name(until),
-                            step.map(|s| format!(" (step `{s}`)")).unwrap_or_default()
-                        ),
+            // The state is final before the run closes (its lock and ledger record come last):
+            // a script told "done" must be able to start the next rollout at once.
+            Ok(status) => {
+                let settled = !status.state.is_final() || closed(&connected, &id, deadline).await;
+                match reached(&status, until).filter(|_| settled) {
+                    Some(true) => {
+                        let step = status.current_step.clone();
+                        match output {
+                            Output::Json => println!(
+                                "{}",
+                                json!({"id": id, "reached": name(until), "state": status.state.as_str(), "step": step})
+                            ),
+                            Output::Human => println!(
+                                "{id} is {}{}",
+                                name(until),
+                                step.map(|s| format!(" (step `{s}`)")).unwrap_or_default()
+                            ),
+                        }
+                        return Ok(());
                     }
-                    return Ok(());
+                    Some(false) => {
+                        return Err(Failure::Failed(anyhow!(
+                            "{id} ended {} without being {}{}",
+                            status.state.as_str(),
+                            name(until),
+                            status.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                        )));
+                    }
+                    None => {}
                 }
-                Some(false) => {
-                    return Err(Failure::Failed(anyhow!(
-                        "{id} ended {} without being {}{}",
-                        status.state.as_str(),
-                        name(until),
-                        status.reason.map(|r| format!(": {r}")).unwrap_or_default()
-                    )));
-                }
-                None => {}
-            },
+            }
             Err(QueryProblem::NotFound) => {
                 return Err(Failure::Failed(anyhow!("no rollout with ID {id}")));
             }
