@@ -389,8 +389,12 @@ fn drill_validate_accepts_the_example_and_points_at_problems() {
     );
     let out = cutover(dir.path(), None, &["drill", "validate", "bad.yaml"]);
     assert_eq!(out.status.code(), Some(2));
+    let line = 1 + text
+        .lines()
+        .position(|l| l.starts_with("mode: failover"))
+        .expect("the example has a mode");
     assert!(
-        stderr(&out).contains("bad.yaml:7:7: mode: unknown mode `chaos`"),
+        stderr(&out).contains(&format!("bad.yaml:{line}:7: mode: unknown mode `chaos`")),
         "{}",
         stderr(&out)
     );
