@@ -234,16 +234,18 @@ async fn measure(
             bare_batch(client, queue, tag, n, steps).await
         }
     };
+    // IDs (and, for Cutover, service names) by the name rules.
+    let slug = name.to_lowercase().replace(' ', "-");
     // Warm-up: the worker is connected, its caches and connections are up.
-    batch(&format!("{name}-warm"), 5, a.steps).await?;
+    batch(&format!("{slug}-warm"), 5, a.steps).await?;
     let (w0, c0) = cpu(peer.pid());
     let s0 = server_pid.map(|p| cpu(p).0).unwrap_or(0.0);
-    let secs = batch(&format!("{name}-batch"), a.workflows, a.steps).await?;
+    let secs = batch(&format!("{slug}-batch"), a.workflows, a.steps).await?;
     let (w1, c1) = cpu(peer.pid());
     let s1 = server_pid.map(|p| cpu(p).0).unwrap_or(0.0);
     let mut sequential = Vec::new();
     for i in 0..a.sequential + 2 {
-        let one = batch(&format!("{name}-seq{i}-"), 1, a.sequential_steps).await?;
+        let one = batch(&format!("{slug}-seq{i}-"), 1, a.sequential_steps).await?;
         if i >= 2 {
             sequential.push(one * 1000.0);
         }
