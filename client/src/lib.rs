@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod connect;
+pub mod history;
 pub mod lock;
 pub mod poll;
 pub mod queue;

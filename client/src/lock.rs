@@ -16,10 +16,8 @@ use temporalio_client::{
 };
 use temporalio_common::protos::temporal::api::common::v1::WorkflowExecution;
 use temporalio_common::protos::temporal::api::enums::v1::WorkflowExecutionStatus;
-use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
 use temporalio_common::protos::temporal::api::workflowservice::v1::{
-    DescribeWorkflowExecutionRequest, GetWorkflowExecutionHistoryRequest,
-    TerminateWorkflowExecutionRequest,
+    DescribeWorkflowExecutionRequest, TerminateWorkflowExecutionRequest,
 };
 
 /// Why the lock was not taken or given back.
@@ -168,46 +166,10 @@ pub async fn holder(
 
 /// The holder a lock run was started for: the input of its first event.
 pub async fn holder_of(client: &Client, id: &str, run_id: &str) -> Result<LockHolder, LockError> {
-    started_input(client, id, run_id)
+    crate::history::started_input(client, id, run_id)
         .await
         .map_err(|why| unavailable(&why))?
         .ok_or_else(|| unavailable(&format!("{id} does not name its holder")))
-}
-
-/// The input a run was started with (its first event's first payload, as JSON), or `None` if
-/// it has none that reads as a `T`.
-///
-/// # Errors
-/// The history could not be read: what the server said.
-pub async fn started_input<T: serde::de::DeserializeOwned>(
-    client: &Client,
-    id: &str,
-    run_id: &str,
-) -> Result<Option<T>, String> {
-    let request = GetWorkflowExecutionHistoryRequest {
-        namespace: client.namespace(),
-        execution: Some(WorkflowExecution {
-            workflow_id: id.to_owned(),
-            run_id: run_id.to_owned(),
-        }),
-        maximum_page_size: 1,
-        ..Default::default()
-    };
-    let mut service = client.connection().workflow_service();
-    let history = service
-        .get_workflow_execution_history(tonic::Request::new(request))
-        .await
-        .map_err(|s| format!("reading {id}: {}", s.message()))?
-        .into_inner();
-    Ok(history
-        .history
-        .and_then(|h| h.events.into_iter().next())
-        .and_then(|e| match e.attributes {
-            Some(Attributes::WorkflowExecutionStartedEventAttributes(a)) => a.input,
-            _ => None,
-        })
-        .and_then(|p| p.payloads.into_iter().next())
-        .and_then(|p| serde_json::from_slice(&p.data).ok()))
 }
 
 /// Whether that run is still open.

@@ -81,7 +81,7 @@ pub(crate) async fn undo(global: &Global, ask: Undo<'_>, output: Output) -> Outc
     };
     let connected = connect(global).await?;
     let client = &connected.client;
-    let plan: Plan = cutover_client::lock::started_input(client, &target.workflow_id, &target.run_id)
+    let plan: Plan = cutover_client::history::started_input(client, &target.workflow_id, &target.run_id)
         .await
         .map_err(|why| Failure::Failed(anyhow!("{why}")))?
         .ok_or_else(|| {

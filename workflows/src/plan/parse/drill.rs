@@ -260,39 +260,38 @@ impl Cx {
     }
 
     fn absolute_path(&mut self, node: &Node, path: &str) -> Option<String> {
-        let text = self.string(node, path)?;
-        if !text.starts_with('/')
-            || text.len() > 4096
-            || text.contains('\0')
-            || text.split('/').any(|c| c == "..")
-        {
-            self.report(
-                node,
-                path,
-                format!("`{}` is not an absolute path", truncate(&text)),
-                "write a path from `/`, without `..`",
-            );
-            return None;
-        }
-        Some(text)
+        self.checked_path(node, path, false)
     }
 
     /// The endpoint file: absolute, or relative to the worker's (or agent's) directory like a
     /// rollout plan's `root`, so that a drill and the plans that deploy the app name the same
-    /// file (`.cutover/releases/hello/shared/database_url`). Never through `..`.
+    /// file (`.cutover/releases/hello/shared/database_url`).
     fn endpoint_path(&mut self, node: &Node, path: &str) -> Option<String> {
+        self.checked_path(node, path, true)
+    }
+
+    /// A path of at most 4096 bytes, never through `..`; absolute unless `relative` is allowed.
+    fn checked_path(&mut self, node: &Node, path: &str, relative: bool) -> Option<String> {
         let text = self.string(node, path)?;
-        if text.trim().is_empty()
-            || text.len() > 4096
-            || text.contains('\0')
-            || text.split('/').any(|c| c == "..")
+        let placed = if relative {
+            !text.trim().is_empty()
+        } else {
+            text.starts_with('/')
+        };
+        if !placed || text.len() > 4096 || text.contains('\0') || text.split('/').any(|c| c == "..")
         {
-            self.report(
-                node,
-                path,
-                format!("`{}` is not a usable path", truncate(&text)),
-                "write a path from `/`, or one relative to the worker's directory, without `..`",
-            );
+            let (what, hint) = if relative {
+                (
+                    "is not a usable path",
+                    "write a path from `/`, or one relative to the worker's directory, without `..`",
+                )
+            } else {
+                (
+                    "is not an absolute path",
+                    "write a path from `/`, without `..`",
+                )
+            };
+            self.report(node, path, format!("`{}` {what}", truncate(&text)), hint);
             return None;
         }
         Some(text)
