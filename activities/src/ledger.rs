@@ -42,9 +42,8 @@ impl LazyLedger {
             started_at: r.started_at,
             finished_at: r.finished_at,
         };
-        self.get()
-            .await?
-            .record_release(&record)
+        let ledger = self.get().await?;
+        crate::metrics::ledger_write("release", ledger.record_release(&record))
             .await
             .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
     }
@@ -77,9 +76,8 @@ impl LazyLedger {
             started_at: st.started_at.map(|t| t.timestamp_millis()),
             finished_at: st.finished_at.map(|t| t.timestamp_millis()),
         };
-        self.get()
-            .await?
-            .record_drill(&record)
+        let ledger = self.get().await?;
+        crate::metrics::ledger_write("drill", ledger.record_drill(&record))
             .await
             .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
     }
@@ -110,9 +108,8 @@ impl LazyLedger {
                 source: "workflow".to_owned(),
             })
             .collect();
-        self.get()
-            .await?
-            .append_audit(&entries)
+        let ledger = self.get().await?;
+        crate::metrics::ledger_write("audit", ledger.append_audit(&entries))
             .await
             .map_err(|e| StepFailure::DatabaseUnavailable(e.to_string()))
     }

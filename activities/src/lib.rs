@@ -17,6 +17,8 @@ mod host;
 mod kube;
 mod ledger;
 mod lock;
+pub mod metrics;
+mod notify;
 mod postgres;
 mod process;
 mod queue;
@@ -34,6 +36,7 @@ pub use error::StepFailure;
 pub use host::{Teardown, teardown};
 pub use kube::{DryRun, DryRunObject, dry_run as kube_dry_run};
 pub use lock::LockActivityImpls;
+pub use notify::NotifyActivityImpls;
 pub use queue::QueueActivityImpls;
 pub use rollout::RolloutActivityImpls;
 
@@ -53,6 +56,7 @@ pub fn register_all<S: temporalio_sdk::worker_options_builder::State>(
         .register_activities(TargetActivityImpls::default())
         .register_activities(DrillActivityImpls::with_ledger(ledger))
         .register_activities(LockActivityImpls::new(client.clone()))
+        .register_activities(NotifyActivityImpls::default())
         .register_activities(QueueActivityImpls::new(client)))
 }
 

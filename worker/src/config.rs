@@ -79,6 +79,12 @@ pub(crate) struct Config {
     #[arg(long, env = "CUTOVER_HEALTH_LISTEN", value_name = "ADDR:PORT")]
     pub(crate) health_listen: Option<std::net::SocketAddr>,
 
+    /// Serve Prometheus metrics on this address (`GET /metrics`, text format): the Temporal
+    /// SDK's worker metrics (`temporal_*`) and Cutover's own (`cutover_*`: rollouts, steps,
+    /// approvals, analyses, drills' RTO/RPO, lock waits, ledger writes). Off by default.
+    #[arg(long, env = "CUTOVER_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
+
     /// Public keys of the `cutover serve` receivers whose identity assertions this worker's
     /// rollouts accept: 64 hex digits, or a file holding a PEM `PUBLIC KEY` (`cutover auth
     /// keygen` prints both). Repeat, or separate with commas, to rotate keys. Plans that say

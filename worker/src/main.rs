@@ -3,6 +3,7 @@
 
 mod config;
 mod health;
+mod metrics;
 
 use std::process::ExitCode;
 
@@ -35,8 +36,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(addr) = config.health_listen {
         health::serve(addr).await?;
     }
-    let runtime =
-        Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
+    let runtime = Runtime::from_current_tokio(metrics::runtime_options(config.metrics_listen)?)
+        .context("starting the Temporal runtime")?;
     match (&config.host, &config.also_host) {
         (Some(host), _) => {
             let connected = connect_as(&config, Some(agent_identity(&config, host))).await?;

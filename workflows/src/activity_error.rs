@@ -16,3 +16,16 @@ pub(crate) fn message(err: &ActivityExecutionError) -> String {
         other => other.to_string(),
     }
 }
+
+/// Whether another attempt may help: an application failure the activity marked
+/// non-retryable, or a cancellation, may not; timeouts and anything else may.
+pub(crate) fn retryable(err: &ActivityExecutionError) -> bool {
+    match err {
+        ActivityExecutionError::Failed(f) => match f.cause() {
+            Some(IncomingError::Application(app)) => !app.is_non_retryable(),
+            _ => true,
+        },
+        ActivityExecutionError::Cancelled(_) => false,
+        _ => true,
+    }
+}

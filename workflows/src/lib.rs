@@ -16,6 +16,8 @@ pub mod hosts;
 pub mod input;
 pub mod lock;
 pub mod name;
+pub mod notify;
+pub mod observe;
 pub mod plan;
 pub mod queue;
 mod register;

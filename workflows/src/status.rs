@@ -346,6 +346,9 @@ pub struct RolloutStatus {
     /// Every human action, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<HumanAction>,
+    /// Each notifier's delivery of each message, in order (`notify:` in the plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<crate::notify::NoticeStatus>,
 }
 
 /// What a rollout returns when it ends.

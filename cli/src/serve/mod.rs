@@ -339,8 +339,30 @@ pub(crate) fn load_rules(
     for rule in &rules.rules {
         let plan_path: PathBuf = base.join(&rule.plan);
         match crate::cmd::load_plan(&plan_path) {
-            Ok(plan) => {
-                plans.insert(rule.name.clone(), plan);
+            Ok(mut plan) => {
+                // The rule's notifiers join the plan's; one name means one notifier.
+                let clash = rule
+                    .notify
+                    .iter()
+                    .find(|n| plan.notify.iter().any(|p| p.name == n.name));
+                let total = plan.notify.len() + rule.notify.len();
+                if let Some(n) = clash {
+                    bad += 1;
+                    eprintln!(
+                        "{shown}: rule `{}`: notifier `{}` is also in its plan `{}`; give one of them another `name:`",
+                        rule.name, n.name, rule.plan
+                    );
+                } else if total > cutover_workflows::plan::notify::MAX_NOTIFIERS {
+                    bad += 1;
+                    eprintln!(
+                        "{shown}: rule `{}`: {total} notifiers with its plan's; at most {} are allowed",
+                        rule.name,
+                        cutover_workflows::plan::notify::MAX_NOTIFIERS
+                    );
+                } else {
+                    plan.notify.extend(rule.notify.iter().cloned());
+                    plans.insert(rule.name.clone(), plan);
+                }
             }
             Err(Failure::InputReported) => bad += 1,
             Err(e) => {

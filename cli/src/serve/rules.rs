@@ -41,6 +41,9 @@ pub struct TriggerRule {
     /// queue its release (only the newest waits), or supersede the running rollout.
     #[serde(default)]
     pub on_busy: cutover_workflows::queue::OnBusy,
+    /// Notifiers added to the plan's own for rollouts this rule starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<cutover_workflows::plan::notify::Notifier>,
 }
 
 /// A CI provider.
@@ -307,6 +310,7 @@ mod tests {
                 environment: "staging".into(),
                 version,
                 on_busy: Default::default(),
+                notify: Vec::new(),
             };
         TriggerRules {
             rules: vec![

@@ -90,6 +90,7 @@ fn trigger_rule(cx: &mut Cx, node: &Node, path: &str) -> Option<TriggerRule> {
             "environment",
             "version",
             "on_busy",
+            "notify",
         ],
     );
     let name = cx
@@ -316,7 +317,16 @@ fn trigger_rule(cx: &mut Cx, node: &Node, path: &str) -> Option<TriggerRule> {
             }
         }
     };
+    let notify = match fields.get("notify") {
+        None => Some(Vec::new()),
+        Some(n) => cx.notify(
+            n,
+            &join(path, "notify"),
+            cutover_workflows::plan::notify::ROLLOUT_EVENTS,
+        ),
+    };
     Some(TriggerRule {
+        notify: notify?,
         name: name?,
         provider: provider?,
         repository: repository?,

@@ -51,6 +51,9 @@ pub struct DrillPlan {
     /// Application traffic moved to another region along with the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<RegionMove>,
+    /// Who is told when the drill starts and how it ended (see [`crate::plan::notify`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::plan::notify::Notifier>,
 }
 
 /// A drill that moves the application's traffic, not only its database endpoint, to a

@@ -26,6 +26,7 @@ use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowContextView, Work
 use super::DrillMode;
 use super::DrillPlan;
 use crate::input::Input;
+use crate::plan::notify::NotifyEvent;
 use failback::Roles;
 
 use super::contracts::{
@@ -64,6 +65,8 @@ pub struct DrillWorkflow {
     status: DrillStatus,
     /// This run has the `drill-failback-v1` patch.
     failback: bool,
+    /// Messages for the drill plan's notifiers.
+    notices: crate::notify::Outbox,
 }
 
 #[workflow_methods]
@@ -100,6 +103,7 @@ impl DrillWorkflow {
             invalid,
             status,
             failback: false,
+            notices: crate::notify::Outbox::default(),
         }
     }
 
@@ -125,44 +129,81 @@ impl DrillWorkflow {
                     .into());
             }
         };
-        let started = now(ctx);
-        ctx.state_mut(|s| s.status.started_at = started);
-        // A drill and a rollout of the same service never run at once (drills started before
-        // the lock existed replay without it).
-        let result = if ctx.patched(crate::lock::PATCH) {
-            let (service, environment) = (plan.service.clone(), plan.environment.clone());
-            match crate::lock::holding(ctx, "drill", &service, &environment, phases).await {
-                Ok(result) => result,
-                Err(crate::lock::NotTaken::Cancelled) => fail(
-                    ctx,
-                    "cancelled before it started; nothing was touched".to_owned(),
-                    None,
-                ),
-                Err(crate::lock::NotTaken::Refused(why)) => {
-                    let p = phase(ctx, "lock");
-                    failed(ctx, p, &why);
-                    fail(ctx, format!("lock: {why}; nothing was touched"), None)
+        // Messages for people go out beside the phases, never in their way.
+        let notifications = crate::notify::pump(ctx.clone());
+        let work = async {
+            let started = now(ctx);
+            ctx.state_mut(|s| {
+                s.status.started_at = started;
+                s.notice(NotifyEvent::Started, None, started);
+            });
+            // A drill and a rollout of the same service never run at once (drills started before
+            // the lock existed replay without it).
+            let result = if ctx.patched(crate::lock::PATCH) {
+                let (service, environment) = (plan.service.clone(), plan.environment.clone());
+                match crate::lock::holding(ctx, "drill", &service, &environment, phases).await {
+                    Ok(result) => result,
+                    Err(crate::lock::NotTaken::Cancelled) => fail(
+                        ctx,
+                        "cancelled before it started; nothing was touched".to_owned(),
+                        None,
+                    ),
+                    Err(crate::lock::NotTaken::Refused(why)) => {
+                        let p = phase(ctx, "lock");
+                        failed(ctx, p, &why);
+                        fail(ctx, format!("lock: {why}; nothing was touched"), None)
+                    }
                 }
+            } else {
+                phases(ctx).await
+            };
+            let finished = now(ctx);
+            ctx.state_mut(|s| s.status.finished_at = finished);
+            ctx.state(|s| {
+                crate::observe::emit(
+                    ctx.is_replaying(),
+                    crate::observe::Event::DrillFinished {
+                        service: &plan.service,
+                        environment: &plan.environment,
+                        drill: &plan.drill,
+                        outcome: s.status.state.as_str(),
+                        rto: s
+                            .status
+                            .rto_ms
+                            .and_then(|ms| u64::try_from(ms).ok())
+                            .map(Duration::from_millis),
+                        rpo_markers: s.status.rpo_markers,
+                        rto_objective: plan.objectives.rto,
+                        rpo_objective_markers: plan.objectives.rpo_markers,
+                    },
+                )
+            });
+            let input = ctx.state(|s| RecordInput {
+                plan,
+                status: s.status.clone(),
+            });
+            // Evidence is bookkeeping: a ledger that is down does not change the drill's outcome;
+            // the failed write stays in the history.
+            let mut opts = options(Duration::from_secs(30), 5);
+            if ctx.patched(CANCEL_SAFE_PATCH) {
+                opts = detach(opts);
             }
-        } else {
-            phases(ctx).await
+            let _ = ctx
+                .execute_activity(DrillActivities::record, input, opts)
+                .await;
+            ctx.state_mut(|s| {
+                let event = if s.status.state == DrillState::Passed {
+                    NotifyEvent::Passed
+                } else {
+                    NotifyEvent::Missed
+                };
+                let reason = s.status.reason.clone();
+                s.notice(event, reason, finished);
+                s.notices.close();
+            });
+            result.map(|()| ctx.state(|s| s.status.clone()))
         };
-        let finished = now(ctx);
-        ctx.state_mut(|s| s.status.finished_at = finished);
-        let input = ctx.state(|s| RecordInput {
-            plan,
-            status: s.status.clone(),
-        });
-        // Evidence is bookkeeping: a ledger that is down does not change the drill's outcome;
-        // the failed write stays in the history.
-        let mut opts = options(Duration::from_secs(30), 5);
-        if ctx.patched(CANCEL_SAFE_PATCH) {
-            opts = detach(opts);
-        }
-        let _ = ctx
-            .execute_activity(DrillActivities::record, input, opts)
-            .await;
-        result.map(|()| ctx.state(|s| s.status.clone()))
+        futures::future::join(work, notifications).await.0
     }
 
     /// The drill's phases, timings and results so far.
@@ -563,4 +604,42 @@ fn fail<T>(
 /// The activity's own message (not the wrapping "Activity task failed").
 fn cause(err: &ActivityExecutionError) -> String {
     crate::activity_error::message(err)
+}
+
+impl DrillWorkflow {
+    /// Queues a message about `event` for the drill plan's notifiers.
+    fn notice(&mut self, event: NotifyEvent, reason: Option<String>, at: Option<DateTime<Utc>>) {
+        let Some(plan) = &self.plan else {
+            return;
+        };
+        let message = crate::notify::Message {
+            seq: 0,
+            event,
+            service: plan.service.clone(),
+            environment: plan.environment.clone(),
+            version: None,
+            drill: Some(plan.drill.clone()),
+            workflow_id: self.status.workflow_id.clone(),
+            step: None,
+            reason,
+            command: None,
+            at,
+        };
+        self.notices.queue(&plan.notify, message);
+    }
+}
+
+impl crate::notify::Notifying for DrillWorkflow {
+    fn notifiers(&self) -> &[crate::plan::notify::Notifier] {
+        self.plan.as_ref().map_or(&[], |p| p.notify.as_slice())
+    }
+    fn outbox(&self) -> &crate::notify::Outbox {
+        &self.notices
+    }
+    fn outbox_mut(&mut self) -> &mut crate::notify::Outbox {
+        &mut self.notices
+    }
+    fn notices_mut(&mut self) -> &mut Vec<crate::notify::NoticeStatus> {
+        &mut self.status.notifications
+    }
 }

@@ -95,8 +95,18 @@ pub async fn holding<W, T>(
     body: impl AsyncFnOnce(&mut WorkflowContext<W>) -> T,
 ) -> Result<T, NotTaken> {
     let request = request(ctx, kind, service, environment);
+    let asked = ctx.workflow_time();
     match acquire(ctx, request.clone()).await {
         Ok(()) => {
+            crate::observe::emit(
+                ctx.is_replaying(),
+                crate::observe::Event::LockWaited {
+                    kind,
+                    service,
+                    environment,
+                    waited: crate::observe::between(asked, ctx.workflow_time()),
+                },
+            );
             let out = body(ctx).await;
             release(ctx, request).await;
             Ok(out)

@@ -15,6 +15,7 @@ pub mod freeze;
 pub(crate) mod kind;
 mod kube;
 pub(crate) mod manifests;
+pub mod notify;
 mod parse;
 mod types;
 pub mod undo;

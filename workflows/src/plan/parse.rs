@@ -85,6 +85,7 @@ impl Cx {
                 "separation",
                 "vars",
                 "freeze",
+                "notify",
             ],
         );
         let vars = match fields.get("vars") {
@@ -179,7 +180,12 @@ impl Cx {
             Some(n) => self.freeze(n),
             None => Some(Vec::new()),
         };
+        let notify = match fields.get("notify") {
+            Some(n) => self.notify(n, "notify", crate::plan::notify::ROLLOUT_EVENTS),
+            None => Some(Vec::new()),
+        };
         Some(Plan {
+            notify: notify?,
             freeze: freeze?,
             freeze_override: None,
             vars: vars?,
@@ -751,6 +757,7 @@ mod fleet;
 mod freeze;
 mod kube;
 mod migrate;
+mod notify;
 mod process;
 mod provision;
 mod release;

@@ -46,6 +46,10 @@ pub struct Plan {
     /// started this rollout inside a freeze window, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze_override: Option<super::freeze::FreezeOverride>,
+    /// Who is told when the rollout starts, waits for approval, pauses and ends (see
+    /// [`crate::plan::notify`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::notify::Notifier>,
 }
 
 /// Who may take each control action: people by name, groups as `group:NAME`. An action not

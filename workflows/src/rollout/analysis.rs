@@ -200,6 +200,16 @@ fn decide(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, verdict: Verdict
             a.verdict = Some(verdict);
         }
     });
+    ctx.state(|s| {
+        crate::observe::emit(
+            ctx.is_replaying(),
+            crate::observe::Event::AnalysisVerdict {
+                service: &s.plan.service,
+                environment: &s.plan.environment,
+                verdict: verdict.as_str(),
+            },
+        )
+    });
 }
 
 fn passed(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, promoted: bool) -> Analysed {

@@ -27,6 +27,42 @@ pub(super) async fn approval(
         };
         s.approval_base
     });
+    let since = ctx
+        .workflow_time()
+        .map(chrono::DateTime::<chrono::Utc>::from)
+        .unwrap_or_default();
+    ctx.state_mut(|s| {
+        let step = s.plan.steps[index].name.clone();
+        let have = s.status.steps[index].approvals.len() - base;
+        let reason = format!(
+            "{have} of {} approval{}",
+            spec.required,
+            if spec.required == 1 { "" } else { "s" }
+        );
+        let command = format!(
+            "cutover rollout approve {} --approver NAME",
+            s.status.workflow_id
+        );
+        let at = Some(since);
+        s.notice(
+            crate::plan::notify::NotifyEvent::Approval,
+            Some(step),
+            Some(reason),
+            Some(command),
+            at,
+        );
+    });
+    ctx.state(|s| {
+        crate::observe::emit(
+            ctx.is_replaying(),
+            crate::observe::Event::ApprovalWaiting {
+                workflow_id: &s.status.workflow_id,
+                service: &s.plan.service,
+                environment: &s.plan.environment,
+                since,
+            },
+        )
+    });
     let required = spec.required as usize;
     let enough = move |s: &RolloutWorkflow| {
         s.status.steps[index].approvals.len() - base >= required
@@ -47,6 +83,14 @@ pub(super) async fn approval(
     ctx.state_mut(|s| {
         s.awaiting_approval = None;
         s.approval_base = 0;
+    });
+    ctx.state(|s| {
+        crate::observe::emit(
+            ctx.is_replaying(),
+            crate::observe::Event::ApprovalDone {
+                workflow_id: &s.status.workflow_id,
+            },
+        )
     });
     let timed_out = timed_out.map_err(|()| Interrupted::TimerCancelled)?;
     if ctx.state(|s| s.aborted.is_some()) {

@@ -36,6 +36,7 @@ use crate::control::{
 };
 use crate::guard::{self, Action, Assertion};
 use crate::input::Input;
+use crate::plan::notify::NotifyEvent;
 use crate::plan::{OnFailure, Plan, StepAction};
 use crate::status::{
     Approval, HumanAction, Pause, RolloutState, RolloutStatus, RolloutSummary, StepState,
@@ -84,6 +85,8 @@ pub struct RolloutWorkflow {
     spent_nonces: std::collections::BTreeSet<String>,
     /// Human actions not yet in the ledger's audit trail.
     audit: audit::Outbox,
+    /// Messages for the plan's notifiers.
+    notices: crate::notify::Outbox,
 }
 
 #[workflow_methods]
@@ -140,6 +143,7 @@ impl RolloutWorkflow {
             steps,
             paused: None,
             actions: Vec::new(),
+            notifications: Vec::new(),
         };
         Self {
             plan,
@@ -159,6 +163,7 @@ impl RolloutWorkflow {
             refusal: None,
             spent_nonces: std::collections::BTreeSet::new(),
             audit: audit::Outbox::default(),
+            notices: crate::notify::Outbox::default(),
         }
     }
 
@@ -180,8 +185,21 @@ impl RolloutWorkflow {
         // Human actions reach the audit trail beside the steps (no command unless there are
         // any); the pump drains once the work below closes the outbox.
         let pump = audit::pump(ctx.clone());
+        // Messages for people go out beside the steps, never in their way.
+        let notifications = crate::notify::pump(ctx.clone());
         let work = async {
             // Rollouts started before the ledger existed replay without its two activities.
+            ctx.state(|s| {
+                crate::observe::emit(
+                    ctx.is_replaying(),
+                    crate::observe::Event::RolloutStarted {
+                        service: &s.plan.service,
+                        environment: &s.plan.environment,
+                    },
+                )
+            });
+            let at = now(ctx);
+            ctx.state_mut(|s| s.notice(NotifyEvent::Started, None, None, None, at));
             let ledger = ctx.patched(ledger::PATCH);
             if ledger {
                 let started = now(ctx);
@@ -216,10 +234,13 @@ impl RolloutWorkflow {
             if ledger {
                 ledger::record(ctx).await;
             }
-            ctx.state_mut(|s| s.audit.closing = true);
+            ctx.state_mut(|s| {
+                s.audit.closing = true;
+                s.notices.close();
+            });
             result
         };
-        futures::future::join(work, pump).await.0
+        futures::future::join3(work, pump, notifications).await.0
     }
 
     /// The rollout's state, current step and every step's attempts, times and last error.
@@ -246,6 +267,17 @@ impl RolloutWorkflow {
         ) else {
             return;
         };
+        let why = if reason.is_empty() {
+            format!("by {by}")
+        } else {
+            format!("by {by}: {reason}")
+        };
+        let command = Some(format!(
+            "cutover rollout resume {}",
+            self.status.workflow_id
+        ));
+        let step = self.status.current_step.clone();
+        self.notice(NotifyEvent::Paused, step, Some(why), command, at);
         self.status.paused = Some(Pause {
             by,
             reason,
@@ -491,11 +523,15 @@ async fn steps(ctx: &mut WorkflowContext<RolloutWorkflow>) -> WorkflowResult<Rol
                     let at = now(ctx);
                     ctx.state_mut(|s| {
                         s.held_failure = Some(index);
+                        let why =
+                            format!("{reason} — `retry` re-runs the step, `abort` rolls back");
+                        let step = Some(s.plan.steps[index].name.clone());
+                        let command =
+                            Some(format!("cutover rollout retry {}", s.status.workflow_id));
+                        s.notice(NotifyEvent::Paused, step, Some(why.clone()), command, at);
                         s.status.paused = Some(Pause {
                             by: "cutover".to_owned(),
-                            reason: format!(
-                                "{reason} — `retry` re-runs the step, `abort` rolls back"
-                            ),
+                            reason: why,
                             since: at,
                         });
                     });
@@ -779,6 +815,42 @@ fn finish(ctx: &WorkflowContext<RolloutWorkflow>, state: RolloutState, reason: O
         s.status.reason = reason;
         s.status.current_step = None;
         s.status.finished_at = at;
+        let event = match state {
+            RolloutState::Succeeded => Some(NotifyEvent::Succeeded),
+            RolloutState::Failed => Some(NotifyEvent::Failed),
+            RolloutState::RolledBack => Some(NotifyEvent::RolledBack),
+            RolloutState::Cancelled | RolloutState::Running => None,
+        };
+        if let Some(event) = event {
+            let step = (event != NotifyEvent::Succeeded)
+                .then(|| s.failed_step())
+                .flatten();
+            let reason = s.status.reason.clone();
+            s.notice(event, step, reason, None, at);
+        }
+    });
+    ctx.state(|s| {
+        let replaying = ctx.is_replaying();
+        crate::observe::emit(
+            replaying,
+            crate::observe::Event::ApprovalDone {
+                workflow_id: &s.status.workflow_id,
+            },
+        );
+        crate::observe::emit(
+            replaying,
+            crate::observe::Event::StepIdle {
+                workflow_id: &s.status.workflow_id,
+            },
+        );
+        crate::observe::emit(
+            ctx.is_replaying(),
+            crate::observe::Event::RolloutFinished {
+                service: &s.plan.service,
+                environment: &s.plan.environment,
+                outcome: state.as_str(),
+            },
+        )
     });
 }
 
@@ -793,4 +865,55 @@ fn clip(text: &str) -> String {
         .filter(|c| !c.is_control())
         .take(crate::control::MAX_TEXT)
         .collect()
+}
+
+impl RolloutWorkflow {
+    /// Queues a message about `event` for the plan's notifiers (none: nothing happens).
+    fn notice(
+        &mut self,
+        event: NotifyEvent,
+        step: Option<String>,
+        reason: Option<String>,
+        command: Option<String>,
+        at: Option<DateTime<Utc>>,
+    ) {
+        let message = crate::notify::Message {
+            seq: 0,
+            event,
+            service: self.plan.service.clone(),
+            environment: self.plan.environment.clone(),
+            version: Some(self.plan.version.clone()),
+            drill: None,
+            workflow_id: self.status.workflow_id.clone(),
+            step,
+            reason,
+            command,
+            at,
+        };
+        self.notices.queue(&self.plan.notify, message);
+    }
+
+    /// The first step that failed, if any.
+    fn failed_step(&self) -> Option<String> {
+        self.status
+            .steps
+            .iter()
+            .find(|st| st.state == StepState::Failed)
+            .map(|st| st.name.clone())
+    }
+}
+
+impl crate::notify::Notifying for RolloutWorkflow {
+    fn notifiers(&self) -> &[crate::plan::notify::Notifier] {
+        &self.plan.notify
+    }
+    fn outbox(&self) -> &crate::notify::Outbox {
+        &self.notices
+    }
+    fn outbox_mut(&mut self) -> &mut crate::notify::Outbox {
+        &mut self.notices
+    }
+    fn notices_mut(&mut self) -> &mut Vec<crate::notify::NoticeStatus> {
+        &mut self.status.notifications
+    }
 }

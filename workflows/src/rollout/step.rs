@@ -112,6 +112,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
             });
             format!("step `{name}` failed: InvalidInput: {why}")
         });
+        report(ctx, index, StepState::Failed, true);
         return StepEnd::Failed(reason);
     }
     let (step, rollout, release) = ctx.state(|s| {
@@ -143,6 +144,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 st.started_at = started;
             }
         });
+        running(ctx, &step);
         let step_ref = StepRef {
             rollout: rollout.clone(),
             step: step.name.clone(),
@@ -163,6 +165,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                     st.finished_at = ended;
                     st.output = Some(output);
                 });
+                report(ctx, index, StepState::Succeeded, true);
                 return StepEnd::Succeeded;
             }
             Err(Interrupted::TimerCancelled) => return cancelled(ctx, index),
@@ -230,6 +233,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 st.finished_at = ended;
                 st.last_error = Some(error);
             });
+            report(ctx, index, StepState::Failed, true);
             return StepEnd::Failed(reason);
         }
         let mut delay = step.retry.delay_after(tries);
@@ -251,6 +255,7 @@ pub(super) async fn run(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) ->
                 ended.and_then(|t| chrono::Duration::from_std(delay).ok().map(|d| t + d));
             st.last_error = Some(error);
         });
+        report(ctx, index, StepState::Failed, false);
         if !delay.is_zero() && ctx.timer(delay).await == TimerResult::Cancelled {
             return cancelled(ctx, index);
         }
@@ -264,7 +269,82 @@ fn cancelled(ctx: &WorkflowContext<RolloutWorkflow>, index: usize) -> StepEnd {
         st.state = StepState::Cancelled;
         st.finished_at = at;
     });
+    report(ctx, index, StepState::Cancelled, true);
     StepEnd::Cancelled
+}
+
+/// Tells the worker's metrics that an attempt of `step` began and should end within its
+/// timeout (steps that hold for canaries, analyses or people are left out).
+fn running(ctx: &WorkflowContext<RolloutWorkflow>, step: &Step) {
+    use crate::plan::StepKind;
+    let bounded = !matches!(
+        step.action.kind(),
+        StepKind::Deploy | StepKind::Approval | StepKind::Bake | StepKind::Analysis
+    );
+    let Some(started) = ctx
+        .workflow_time()
+        .map(chrono::DateTime::<chrono::Utc>::from)
+    else {
+        return;
+    };
+    if bounded {
+        ctx.state(|s| {
+            crate::observe::emit(
+                ctx.is_replaying(),
+                crate::observe::Event::StepRunning {
+                    workflow_id: &s.status.workflow_id,
+                    service: &s.plan.service,
+                    environment: &s.plan.environment,
+                    deadline: started
+                        + chrono::Duration::from_std(step.timeout).unwrap_or_default(),
+                },
+            )
+        });
+    }
+}
+
+/// Tells the worker's metrics how an attempt of step `index` ended (`outcome`), and with
+/// `last` that the step is over.
+fn report(ctx: &WorkflowContext<RolloutWorkflow>, index: usize, outcome: StepState, last: bool) {
+    use crate::observe::{Event, between, emit};
+    let replaying = ctx.is_replaying();
+    ctx.state(|s| {
+        emit(
+            replaying,
+            Event::StepIdle {
+                workflow_id: &s.status.workflow_id,
+            },
+        )
+    });
+    if replaying {
+        return;
+    }
+    ctx.state(|s| {
+        let st = &s.status.steps[index];
+        let kind = st.kind.as_str();
+        emit(
+            replaying,
+            Event::StepAttempt {
+                service: &s.plan.service,
+                kind,
+                outcome: outcome.as_str(),
+                retry: st.attempts > 1,
+            },
+        );
+        if last {
+            emit(
+                replaying,
+                Event::StepFinished {
+                    service: &s.plan.service,
+                    environment: &s.plan.environment,
+                    kind,
+                    outcome: outcome.as_str(),
+                    duration: between(st.started_at, st.finished_at),
+                    attempts: st.attempts,
+                },
+            );
+        }
+    });
 }
 
 /// What the plan says about the release, needed by target activities.

@@ -133,4 +133,7 @@ pub struct DrillStatus {
     /// Workflow time.
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Each notifier's delivery of each message, in order (`notify:` in the drill plan).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<crate::notify::NoticeStatus>,
 }

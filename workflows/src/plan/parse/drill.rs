@@ -48,6 +48,7 @@ impl Cx {
                 "promote_within",
                 "failback",
                 "region",
+                "notify",
             ],
         );
         let name = |cx: &mut Self, key: &str, what: &str, hint: &str| {
@@ -166,7 +167,12 @@ impl Cx {
             Some(n) => self.region_move(n).map(Some),
             None => Some(None),
         };
+        let notify = match f.get("notify") {
+            Some(n) => self.notify(n, "notify", crate::plan::notify::DRILL_EVENTS),
+            None => Some(Vec::new()),
+        };
         Some(DrillPlan {
+            notify: notify?,
             region: region?,
             drill: drill?,
             service: service?,

@@ -1,0 +1,246 @@
+//! Notifications for real: the real worker sends a plan's `notify:` messages over real HTTP to
+//! a server the test runs on 127.0.0.1 — a Slack-style hook and a signed generic webhook, whose
+//! signatures the test verifies with the secret it gave the worker through a file — and a
+//! notifier that answers 500 is retried without holding the rollout back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use cutover_tests::serve::sign;
+use cutover_tests::{Harness, approve, outcome, status, wait_for, write_file};
+use cutover_workflows::status::StepState;
+use serde_json::Value;
+
+/// One request the server received.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<Received>>>);
+
+impl Inbox {
+    fn on(&self, path: &str) -> Vec<Received> {
+        self.0
+            .lock()
+            .expect("inbox")
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Records every POST; `/down` always answers 500.
+async fn receive(
+    State(inbox): State<Inbox>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    inbox.0.lock().expect("inbox").push(Received {
+        path: path.clone(),
+        headers,
+        body,
+    });
+    if path == "down" {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn serve() -> anyhow::Result<(String, Inbox)> {
+    let inbox = Inbox::default();
+    let app = Router::new()
+        .route("/{path}", post(receive))
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, inbox))
+}
+
+fn header(r: &Received, name: &str) -> String {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+const SECRET: &str = "a-shared-notification-key";
+
+#[tokio::test]
+async fn a_rollout_that_waits_for_approval_then_fails_is_told_in_order_and_signed()
+-> anyhow::Result<()> {
+    let (url, inbox) = serve().await?;
+    let h = Harness::start("notify").await?;
+    let dir = h.dir.path();
+    let slack_url = write_file(dir, "slack-url", &format!("{url}/slack\n"));
+    let hook_url = write_file(dir, "hook-url", &format!("{url}/hook\n"));
+    let hook_key = write_file(dir, "hook-key", &format!("{SECRET}\n"));
+    let plan = format!(
+        "service: told\nenvironment: test\nversion: \"7\"\non_failure: fail\nnotify:\n  - {{ name: team, slack: {{ file: \"{}\" }}, on: [approval, failed] }}\n  - name: bot\n    webhook: {{ url: {{ file: \"{}\" }}, secret: {{ file: \"{}\" }} }}\nsteps:\n  - {{ name: sign-off, kind: approval, required: 1 }}\n  - {{ name: boom, kind: command, command: \"false\", retry: {{ maximum_attempts: 1 }} }}\n",
+        slack_url.display(),
+        hook_url.display(),
+        hook_key.display()
+    );
+    let id = h.start_rollout(&plan).await?;
+    // Waiting for approval: both notifiers hear of it, the hook first of the start.
+    wait_for(Duration::from_secs(30), "the approval message", || async {
+        (inbox.on("hook").len() >= 2 && !inbox.on("slack").is_empty()).then_some(())
+    })
+    .await?;
+    let slack = inbox.on("slack");
+    let text: Value = serde_json::from_slice(&slack[0].body)?;
+    let text = text["text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("waiting for approval")
+            && text.contains(&format!("cutover rollout approve {id} --approver NAME")),
+        "{text}"
+    );
+    approve(h.client(), &id, "alice").await?;
+    let ended = outcome(h.client(), &id).await;
+    assert!(ended.is_err(), "the rollout fails at `boom`");
+
+    let hook = inbox.on("hook");
+    let events: Vec<String> = hook.iter().map(|r| header(r, "x-cutover-event")).collect();
+    assert_eq!(events, ["started", "approval", "failed"], "in order");
+    let slack_events: Vec<String> = inbox
+        .on("slack")
+        .iter()
+        .map(|r| header(r, "x-cutover-event"))
+        .collect();
+    assert_eq!(slack_events, ["approval", "failed"], "only what `on` asks");
+    let mut deliveries = std::collections::BTreeSet::new();
+    for r in &hook {
+        // The signature verifies with the shared key over `<timestamp>.<body>`.
+        let timestamp = header(r, "x-cutover-timestamp");
+        let parts: [&[u8]; 3] = [timestamp.as_bytes(), b".", &r.body];
+        assert_eq!(header(r, "x-cutover-signature"), sign(SECRET, &parts));
+        assert_ne!(
+            header(r, "x-cutover-signature"),
+            sign("another key", &parts)
+        );
+        assert!(deliveries.insert(header(r, "x-cutover-delivery")));
+    }
+    let failed: Value = serde_json::from_slice(&hook[2].body)?;
+    assert_eq!(failed["event"], "failed");
+    assert_eq!(failed["service"], "told");
+    assert_eq!(failed["version"], "7");
+    assert_eq!(failed["step"], "boom");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("step `boom` failed")),
+        "{failed}"
+    );
+    // Nothing secret went out or into the history: no URL, no key.
+    for r in hook.iter().chain(inbox.on("slack").iter()) {
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(!body.contains(SECRET) && !body.contains(&url), "{body}");
+    }
+    let history = cutover_tests::history_events(h.client(), &id).await?;
+    let history = serde_json::to_string(&history)?;
+    assert!(!history.contains(SECRET) && !history.contains(&url));
+    // `status` shows each delivery.
+    let st = status(h.client(), &id).await.expect("status");
+    let sent: Vec<(String, String, u32)> = st
+        .notifications
+        .iter()
+        .map(|n| {
+            (
+                n.notifier.clone(),
+                serde_json::to_value(n.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                n.attempts,
+            )
+        })
+        .collect();
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|(_, state, attempts)| state == "sent" && *attempts == 1),
+        "{sent:?}"
+    );
+    h.shutdown().await
+}
+
+#[tokio::test]
+async fn a_notifier_that_answers_500_is_retried_and_never_holds_the_rollout() -> anyhow::Result<()>
+{
+    let (url, inbox) = serve().await?;
+    let h = Harness::start("notify-down").await?;
+    let dir = h.dir.path();
+    let down = write_file(dir, "down-url", &format!("{url}/down"));
+    let up = write_file(dir, "up-url", &format!("{url}/up"));
+    let plan = format!(
+        "service: unheard\nenvironment: test\nversion: \"1\"\nnotify:\n  - {{ name: down, slack: {{ file: \"{}\" }} }}\n  - {{ name: up, slack: {{ file: \"{}\" }} }}\nsteps:\n  - {{ name: one, kind: command, command: \"true\" }}\n  - {{ name: two, kind: command, command: \"true\" }}\n",
+        down.display(),
+        up.display()
+    );
+    let id = h.start_rollout(&plan).await?;
+    let summary = outcome(h.client(), &id).await?;
+    assert_eq!(summary.outcome.as_str(), "succeeded");
+    let st = status(h.client(), &id).await.expect("status");
+    // The steps ran at once: they did not wait for the notifier's retries (1 + 2 + 4 + 8 s).
+    let steps_took = st.steps[1].finished_at.expect("finished") - st.started_at.expect("started");
+    assert!(
+        steps_took < chrono::Duration::seconds(5),
+        "steps took {steps_took}"
+    );
+    assert!(st.steps.iter().all(|s| s.state == StepState::Succeeded));
+    // The notifier that is down: its first message was retried until the run ended, then
+    // given up (the last message matters more); the last got its own attempts, all failed.
+    let down: Vec<_> = st
+        .notifications
+        .iter()
+        .filter(|n| n.notifier == "down")
+        .collect();
+    assert_eq!(down.len(), 2, "{:?}", st.notifications);
+    for n in &down {
+        assert_eq!(serde_json::to_value(n.state)?, "failed", "{n:?}");
+        let error = n.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("500"), "{n:?}");
+        assert!(!error.contains(&url), "no URL in errors: {error}");
+    }
+    assert!(
+        down[0].attempts < cutover_workflows::notify::ATTEMPTS
+            && down[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not retried: the run ended")),
+        "{:?}",
+        down[0]
+    );
+    assert_eq!(down[1].attempts, cutover_workflows::notify::FINAL_ATTEMPTS);
+    // Every attempt was one request.
+    assert_eq!(
+        inbox.on("down").len() as u32,
+        down[0].attempts + down[1].attempts
+    );
+    // The notifier that is up was not held back by the other: both messages, once each.
+    let up: Vec<_> = st
+        .notifications
+        .iter()
+        .filter(|n| n.notifier == "up")
+        .collect();
+    assert!(
+        up.iter()
+            .all(|n| serde_json::to_value(n.state).is_ok_and(|v| v == "sent") && n.attempts == 1),
+        "{up:?}"
+    );
+    assert_eq!(inbox.on("up").len(), 2);
+    h.shutdown().await
+}
