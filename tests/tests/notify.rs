@@ -152,6 +152,7 @@ async fn a_rollout_that_waits_for_approval_then_fails_is_told_in_order_and_signe
     let history = cutover_tests::history_events(h.client(), &id).await?;
     let history = serde_json::to_string(&history)?;
     assert!(!history.contains(SECRET) && !history.contains(&url));
+    cutover_tests::replays(h.client(), &id, "rollout-notify-approval-failed").await?;
     // `status` shows each delivery.
     let st = status(h.client(), &id).await.expect("status");
     let sent: Vec<(String, String, u32)> = st
@@ -242,5 +243,80 @@ async fn a_notifier_that_answers_500_is_retried_and_never_holds_the_rollout() ->
         "{up:?}"
     );
     assert_eq!(inbox.on("up").len(), 2);
+    cutover_tests::replays(h.client(), &id, "rollout-notify-down").await?;
+    h.shutdown().await
+}
+
+#[tokio::test]
+async fn a_trigger_rules_notifiers_join_its_plans_for_the_rollouts_it_starts() -> anyhow::Result<()>
+{
+    let (url, inbox) = serve().await?;
+    let h = Harness::start("notify-rule").await?;
+    let dir = h.dir.path();
+    let team = write_file(dir, "team-url", &format!("{url}/team"));
+    let ci = write_file(dir, "ci-url", &format!("{url}/ci"));
+    write_file(
+        dir,
+        "plan.yaml",
+        &format!(
+            "service: ruled\nenvironment: placeholder\nversion: \"0\"\nnotify:\n  - {{ name: team, slack: {{ file: \"{}\" }}, on: [succeeded] }}\nsteps:\n  - {{ name: hello, kind: command, command: \"true\" }}\n",
+            team.display()
+        ),
+    );
+    let rules = write_file(
+        dir,
+        "triggers.yaml",
+        &format!(
+            "rules:\n  - {{ name: main, provider: github, repository: acme/hello, event: push, branch: main, plan: plan.yaml, environment: staging, notify: [{{ name: ci, slack: {{ file: \"{}\" }} }}] }}\n",
+            ci.display()
+        ),
+    );
+    let ledger = format!("sqlite://{}/.cutover/ledger.db", dir.display());
+    let rx = cutover_tests::serve::Receiver::start(
+        dir,
+        &rules,
+        &ledger,
+        &h.server.address,
+        &h.queue,
+        &[],
+    )
+    .await?;
+    let sha = "2f1c5a0d9e8b7c6a5f4e3d2c1b0a998877665544";
+    let body = cutover_tests::serve::github_push("acme/hello", "main", sha);
+    let answer = cutover_tests::serve::post_github(
+        &reqwest::Client::new(),
+        &rx.url,
+        "push",
+        "delivery-n1",
+        body,
+    )
+    .await?;
+    assert_eq!(answer.status().as_u16(), 202);
+    outcome(h.client(), "rollout/ruled/staging").await?;
+    let ci_events: Vec<String> = inbox
+        .on("ci")
+        .iter()
+        .map(|r| header(r, "x-cutover-event"))
+        .collect();
+    assert_eq!(ci_events, ["started", "succeeded"]);
+    assert_eq!(inbox.on("team").len(), 1, "the plan's own notifier too");
+
+    // A rule's notifier may not take the name of one of its plan's.
+    let clash = write_file(
+        dir,
+        "clash.yaml",
+        "rules:\n  - { name: main, provider: github, repository: acme/hello, event: push, branch: main, plan: plan.yaml, environment: staging, notify: [{ name: team, slack: { env: X } }] }\n",
+    );
+    let out = cutover_tests::cutover(
+        dir,
+        None,
+        &["triggers", "validate", clash.to_str().unwrap_or_default()],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notifier `team` is also in its plan `plan.yaml`"),
+        "{err}"
+    );
     h.shutdown().await
 }

@@ -384,6 +384,29 @@ rules:
     }
 
     #[test]
+    fn a_rules_notifiers_parse_and_bad_ones_are_refused_where_they_are() {
+        let with = RULES.replace(
+            "    environment: staging\n",
+            "    environment: staging\n    notify: [{ name: ci, slack: { env: CI_SLACK_URL }, on: [failed] }]\n",
+        );
+        let rules = parse_triggers(&with).expect("valid rules");
+        assert_eq!(rules.rules[0].notify.len(), 1);
+        assert_eq!(rules.rules[0].notify[0].name, "ci");
+        assert!(rules.rules[1].notify.is_empty());
+        let bad = RULES.replace(
+            "    environment: staging\n",
+            "    environment: staging\n    notify: [{ slack: { env: A }, on: [passed] }]\n",
+        );
+        let problems = parse_triggers(&bad).expect_err("a drill's event").0;
+        assert!(
+            problems
+                .iter()
+                .any(|d| d.path == "rules[0].notify[0].on[0]" && d.message.contains("passed")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn bad_trigger_rules_are_refused_with_positions() {
         for (from, to, expect) in [
             (

@@ -774,4 +774,6 @@ mod fleet_tests;
 #[cfg(test)]
 mod kube_tests;
 #[cfg(test)]
+mod notify_tests;
+#[cfg(test)]
 mod tests;
