@@ -44,6 +44,11 @@ pub(crate) struct Finished {
 /// `CommandFailed` with the exit status and the last 20 lines of stderr; `CommandNotFound`,
 /// `WorkdirMissing`, `SecretUnavailable` when it cannot start; `Cancelled` once the process
 /// group is gone after a cancellation.
+#[tracing::instrument(
+    name = "command",
+    skip_all,
+    fields(command = %spec.command, step = %step.step, attempt = step.attempt, rollout = %step.rollout)
+)]
 pub(crate) async fn run(
     ctx: &ActivityContext,
     step: &StepRef,

@@ -16,6 +16,11 @@ const MAX_BODY: usize = 1024 * 1024;
 const QUOTE: usize = 200;
 
 /// Checks until `consecutive` checks pass in a row, or fails when `within` runs out.
+#[tracing::instrument(
+    name = "http.verify",
+    skip_all,
+    fields(step = %step.step, attempt = step.attempt, rollout = %step.rollout)
+)]
 pub(crate) async fn verify(
     ctx: &ActivityContext,
     client: &reqwest::Client,

@@ -96,6 +96,16 @@ pub async fn connect(options: &ConnectOptions) -> Result<Connected, ConnectError
             address: address.clone(),
             reason: brief(&e),
         })?;
+    if crate::telemetry::traces_enabled() {
+        // Trace context rides in Temporal headers: starts, signals and updates carry the
+        // caller's span, workflows and activities continue it (workers built on this client
+        // inherit the plugin).
+        client_opts = ClientOptions::new(client_opts.namespace.clone())
+            .data_converter(client_opts.data_converter.clone())
+            .client_interceptors(client_opts.client_interceptors.clone())
+            .plugin(temporalio_sdk::opentelemetry::OpenTelemetryPlugin::builder().build())
+            .build();
+    }
     let client =
         Client::new(connection, client_opts).map_err(|e| ConnectError::Config(e.to_string()))?;
     Ok(Connected {

@@ -87,6 +87,7 @@ async fn enqueue(
         identity: client.identity(),
         request_id: uuid::Uuid::new_v4().to_string(),
         workflow_id_reuse_policy: WorkflowIdReusePolicy::AllowDuplicate as i32,
+        header: crate::telemetry::trace_header(),
         workflow_id_conflict_policy: WorkflowIdConflictPolicy::TerminateExisting as i32,
         ..Default::default()
     };

@@ -113,6 +113,7 @@ pub async fn start_rollout(
                 .collect(),
         }),
         search_attributes: Some(search_attributes),
+        header: crate::telemetry::trace_header(),
         user_metadata: Some(UserMetadata {
             summary: Some(json_payload(&json!(format!(
                 "{} {} → {}",

@@ -1,10 +1,27 @@
-//! Logging, set up once per process: `RUST_LOG` filters (default `info`), human or JSON lines
-//! on stderr. The worker and `cutover serve` both call [`init`], so their log lines look
-//! alike and a log shipper needs one parser for both.
+//! Logging and traces, set up once per process.
+//!
+//! Logs: `RUST_LOG` filters (default `info`), human or JSON lines on stderr. The worker and
+//! `cutover serve` both call [`init`], so their log lines look alike and a log shipper needs
+//! one parser for both.
+//!
+//! Traces: OpenTelemetry over OTLP/gRPC, configured by the standard variables
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED`), and off when no endpoint is set. `tracing`
+//! spans become OpenTelemetry spans; the Temporal SDK's OpenTelemetry plugin, which
+//! [`crate::connect`] adds to every client while traces are on, carries the context through
+//! Temporal headers, so one trace runs from a webhook request through the workflow to each
+//! activity attempt and what it does, across worker restarts (the context is in the history).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use temporalio_sdk::opentelemetry::{WorkflowIdGenerator, WorkflowSpanProcessor};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,18 +33,138 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. A second call (tests start several receivers in one
-/// process) keeps the first subscriber instead of panicking.
-pub fn init(format: LogFormat) {
+/// Whether this process exports traces (set by [`init`]).
+static TRACES: AtomicBool = AtomicBool::new(false);
+
+/// Whether traces are exported: clients then carry trace context in Temporal headers.
+pub fn traces_enabled() -> bool {
+    TRACES.load(Ordering::SeqCst)
+}
+
+/// What [`init`] set up; [`Telemetry::shutdown`] sends the spans not yet exported.
+#[must_use = "call shutdown() before exiting, or the last spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports what is buffered and stops the exporter.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            if let Err(e) = provider.force_flush() {
+                tracing::warn!("exporting the last spans: {e}");
+            }
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber, and with an OTLP endpoint configured, the trace exporter
+/// (`service` names the process unless `OTEL_SERVICE_NAME` does). A second call (tests start
+/// several receivers in one process) keeps the first subscriber instead of panicking.
+pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
+    let provider = tracer_provider(service);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
+    // Only Cutover's own spans become trace spans (the SDK's internal `tracing` spans —
+    // polls, activations — would bury them); the plugin adds the workflow and activity spans.
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("cutover"))
+            .with_tracked_inactivity(false)
+            .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.target().starts_with("cutover")
+            }))
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let installed = match format {
+        LogFormat::Human => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
     };
+    if installed.is_err() {
+        return Telemetry { provider: None };
+    }
+    if let Some(p) = &provider {
+        opentelemetry::global::set_tracer_provider(p.clone());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        TRACES.store(true, Ordering::SeqCst);
+    }
+    Telemetry { provider }
+}
+
+/// The OTLP/gRPC exporter and its provider, when an endpoint is configured and the SDK is not
+/// disabled. A bad endpoint is logged and traces stay off: telemetry never stops the process.
+fn tracer_provider(service: &'static str) -> Option<SdkTracerProvider> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let wanted = set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
+    if !wanted || disabled {
+        return None;
+    }
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("traces are off: the OTLP exporter could not be set up: {e}");
+            return None;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if !set("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name(service);
+    }
+    // The SDK's processor wrapper keeps workflow spans from being exported again on replay;
+    // its ID generator gives them the same IDs at every replay.
+    let processor = WorkflowSpanProcessor::new(BatchSpanProcessor::builder(exporter).build());
+    Some(
+        SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_id_generator(WorkflowIdGenerator::default())
+            .with_resource(resource.build())
+            .build(),
+    )
+}
+
+/// The Temporal header that carries the caller's trace context into a workflow started with
+/// a raw `StartWorkflowExecution` request (which the SDK's client interceptor does not see):
+/// the same `_tracer-data` field, W3C `traceparent` inside, that the plugin writes and reads.
+/// `None` with traces off or no span current.
+pub fn trace_header() -> Option<temporalio_common::protos::temporal::api::common::v1::Header> {
+    if !traces_enabled() {
+        return None;
+    }
+    let mut carrier = std::collections::HashMap::<String, String>::new();
+    let cx = opentelemetry::Context::current();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
+    if carrier.is_empty() {
+        return None;
+    }
+    let payload = crate::rollout::json_payload(&serde_json::json!(carrier));
+    Some(
+        temporalio_common::protos::temporal::api::common::v1::Header {
+            fields: [(
+                temporalio_sdk::opentelemetry::TRACE_HEADER_KEY.to_owned(),
+                payload,
+            )]
+            .into(),
+        },
+    )
 }

@@ -10,6 +10,7 @@ pub mod host;
 pub mod inproc;
 pub mod kube;
 mod kubelet_logs;
+pub mod otlp;
 pub mod peers;
 pub mod pg;
 pub mod prom;

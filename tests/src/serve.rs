@@ -35,6 +35,19 @@ impl Receiver {
         task_queue: &str,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
+        Self::start_with_env(cwd, rules, ledger, address, task_queue, extra, &[]).await
+    }
+
+    /// Like [`Receiver::start`], with extra environment variables (e.g. `OTEL_*`).
+    pub async fn start_with_env(
+        cwd: &Path,
+        rules: &Path,
+        ledger: &str,
+        address: &str,
+        task_queue: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = crate::free_port()?;
         let log = cwd.join(format!("serve-{port}.log"));
         let out = std::fs::File::create(&log)?;
@@ -54,6 +67,7 @@ impl Receiver {
             .env("CUTOVER_GENERIC_SECRET", GENERIC_SECRET)
             .env_remove("TEMPORAL_ADDRESS")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)

@@ -20,15 +20,17 @@ use config::Config;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    cutover_client::telemetry::init(config.log_format.into());
-    match run(config).await {
+    let telemetry = cutover_client::telemetry::init(config.log_format.into(), "cutover-worker");
+    let code = match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
             eprintln!("cutover-worker: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

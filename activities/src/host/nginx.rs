@@ -44,6 +44,7 @@ impl Nginx {
 
     /// Points the upstream at `servers` and makes nginx serve it, starting nginx if needed.
     /// Returns once no nginx worker with an older configuration is left.
+    #[tracing::instrument(name = "nginx.reload", skip_all, fields(servers = servers.len()))]
     pub(crate) async fn apply(&self, servers: &[Server]) -> Result<(), StepFailure> {
         let body: String = servers
             .iter()
@@ -54,6 +55,7 @@ impl Nginx {
 
     /// A router's upstream: every backend (`address:port`) with its weight, the drained ones
     /// (`None`) marked `down` (nginx keeps them in the list and sends them nothing).
+    #[tracing::instrument(name = "nginx.reload", skip_all, fields(backends = backends.len()))]
     pub(crate) async fn apply_backends(
         &self,
         backends: &[(String, Option<u32>)],

@@ -26,6 +26,11 @@ use crate::secrets::Secrets;
 const URL: &str = "database_url";
 
 /// Applies pending migrations (or lists them, on a dry run).
+#[tracing::instrument(
+    name = "sql.migrate",
+    skip_all,
+    fields(step = %step.step, attempt = step.attempt, rollout = %step.rollout)
+)]
 pub(crate) async fn migrate(
     ctx: &ActivityContext,
     step: &StepRef,

@@ -29,7 +29,10 @@ use axum::response::{IntoResponse, Response};
 use cutover_client::{Begun, StartError, begin_rollout};
 use cutover_ledger::{Claim, DeliveryRow, NewDelivery};
 use cutover_workflows::plan::{Trigger, TriggerKind};
+use opentelemetry::trace::FutureExt as _;
 use serde_json::{Value, json};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::events::{self, Parsed, clip};
 use super::{App, auth};
@@ -123,7 +126,19 @@ pub(super) async fn deliver(
         event: event_header.map(clip),
         source: peer.to_string(),
     };
-    let answer = handle(&app, provider, &headers, body, &seen, event_header).await;
+    // The trace of a delivery starts here; the rollout it starts continues it.
+    let span = tracing::info_span!(
+        "webhook",
+        provider = %seen.provider,
+        delivery = seen.delivery_id.as_deref().unwrap_or("-"),
+        status = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let answer = handle(&app, provider, &headers, body, &seen, event_header)
+        .instrument(span.clone())
+        .await;
+    span.record("status", answer.status.as_u16());
+    span.record("outcome", answer.outcome);
     if !answer.recorded {
         let row = NewDelivery {
             provider: seen.provider.clone(),
@@ -327,6 +342,8 @@ async fn handle(
                     .filter(|a| !a.is_empty())
                     .unwrap_or("cutover"),
             )
+            // The start carries the delivery's span in its Temporal headers (traces on).
+            .with_context(tracing::Span::current().context())
             .await
             {
                 Ok(Begun::Queued {

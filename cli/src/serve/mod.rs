@@ -261,14 +261,22 @@ impl Receiver {
 /// `cutover serve`: runs the receiver on `--listen` until SIGTERM or SIGINT, then drains open
 /// requests.
 pub(crate) async fn serve(global: &Global, args: &ServeArgs) -> Outcome {
-    cutover_client::telemetry::init(cutover_client::telemetry::LogFormat::Human);
-    let receiver = Receiver::build(global, args).await?;
-    let listener = std::net::TcpListener::bind(args.listen)
-        .with_context(|| format!("listening on {}", args.listen))?;
-    receiver
-        .run(listener, cutover_client::shutdown::signal())
-        .await?;
-    Ok(())
+    let telemetry = cutover_client::telemetry::init(
+        cutover_client::telemetry::LogFormat::Human,
+        "cutover-serve",
+    );
+    let served = async {
+        let receiver = Receiver::build(global, args).await?;
+        let listener = std::net::TcpListener::bind(args.listen)
+            .with_context(|| format!("listening on {}", args.listen))?;
+        receiver
+            .run(listener, cutover_client::shutdown::signal())
+            .await?;
+        Ok(())
+    }
+    .await;
+    telemetry.shutdown();
+    served
 }
 
 fn router(app: Arc<App>) -> Router {
