@@ -88,8 +88,10 @@ pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
+                    .event_format(WithTraceIds(
+                        tracing_subscriber::fmt::format().json().flatten_event(true),
+                    ))
+                    .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
                     .with_writer(std::io::stderr),
             )
             .try_init(),
@@ -105,6 +107,62 @@ pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
         TRACES.store(true, Ordering::SeqCst);
     }
     Telemetry { provider }
+}
+
+/// JSON log lines with the `trace_id` and `span_id` they were written under (traces on), so a
+/// log line leads to its trace and back.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTraceIds<F>
+where
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        let ids = traces_enabled().then(current_ids).flatten();
+        let parsed = ids.and_then(|ids| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line.trim_end())
+                .ok()
+                .map(|map| (ids, map))
+        });
+        match parsed {
+            Some(((trace_id, span_id), mut map)) => {
+                map.insert("trace_id".to_owned(), trace_id.into());
+                map.insert("span_id".to_owned(), span_id.into());
+                writeln!(writer, "{}", serde_json::Value::Object(map))
+            }
+            None => writer.write_str(&line),
+        }
+    }
+}
+
+/// The trace and span IDs in force: the current `tracing` span's, else the OpenTelemetry
+/// context's (an activity attempt's span, which the SDK's plugin makes current).
+fn current_ids() -> Option<(String, String)> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let from_span = tracing::Span::current().context();
+    let mut sc = from_span.span().span_context().clone();
+    if !sc.is_valid() {
+        sc = opentelemetry::Context::current()
+            .span()
+            .span_context()
+            .clone();
+    }
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
 }
 
 /// The OTLP/gRPC exporter and its provider, when an endpoint is configured and the SDK is not

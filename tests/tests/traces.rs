@@ -25,7 +25,7 @@ fn worker(
     let mut command = Command::new(bin("cutover-worker"));
     command
         .args(["--address", &server.address, "--task-queue", queue])
-        .args(["--shutdown-grace", "5s"])
+        .args(["--shutdown-grace", "5s", "--log-format", "json"])
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env(
@@ -61,7 +61,7 @@ async fn one_trace_runs_from_the_webhook_to_a_command_across_a_worker_restart() 
     write_file(
         dir.path(),
         "plan.yaml",
-        "service: traced\nenvironment: placeholder\nversion: \"0\"\nsteps:\n  - { name: sign-off, kind: approval, required: 1 }\n  - { name: hello, kind: command, command: \"true\" }\n",
+        "service: traced\nenvironment: placeholder\nversion: \"0\"\nsteps:\n  - { name: sign-off, kind: approval, required: 1 }\n  - { name: hello, kind: command, command: echo, args: [traced-output] }\n",
     );
     let rules = write_file(
         dir.path(),
@@ -98,7 +98,7 @@ async fn one_trace_runs_from_the_webhook_to_a_command_across_a_worker_restart() 
 
     // The worker is replaced while the rollout waits.
     first.terminate(Duration::from_secs(15)).await?;
-    let _second = worker(&server, &queue, dir.path(), &endpoint, "second")?;
+    let second = worker(&server, &queue, dir.path(), &endpoint, "second")?;
     approve(server.client(), id, "alice").await?;
     outcome(server.client(), id).await?;
 
@@ -169,6 +169,14 @@ async fn one_trace_runs_from_the_webhook_to_a_command_across_a_worker_restart() 
     );
     assert_eq!(command.attribute("step"), Some("hello"));
     assert_eq!(command.attribute("attempt"), Some("1"));
+    // The worker's JSON log lines under the command carry its trace and span.
+    let logged = second
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["step"] == "hello" && v["trace_id"].is_string())
+        .unwrap_or_else(|| panic!("no JSON line with a trace ID:\n{}", second.log_text()));
+    assert_eq!(logged["trace_id"], root.trace_id.as_str(), "{logged}");
     // Spans of both workers are in the one trace.
     let instances: std::collections::BTreeSet<&str> = spans
         .iter()
