@@ -6,6 +6,7 @@ pub mod bench;
 pub mod chaos;
 pub mod drill;
 pub mod fleet;
+pub mod hooks;
 pub mod host;
 pub mod inproc;
 pub mod kube;

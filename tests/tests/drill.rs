@@ -279,8 +279,16 @@ async fn an_asynchronous_failover_under_writes_reports_the_markers_really_lost()
 async fn a_failed_preflight_touches_nothing() -> anyhow::Result<()> {
     let h = Harness::start("drill-preflight").await?;
     let s = scene(&h, "failover", false).await?;
+    // People are told: the drill's `notify:` hook hears it start and miss.
+    let (hooks, inbox) = cutover_tests::hooks::serve().await?;
+    let url = cutover_tests::write_file(h.dir.path(), "hook-url", &format!("{hooks}/drills"));
+    let plan = format!(
+        "{}notify:\n  - {{ name: dr, slack: {{ file: \"{}\" }} }}\n",
+        s.plan,
+        url.display()
+    );
     s.standby.crash()?;
-    let failure = run_drill(&h, &s.plan)
+    let failure = run_drill(&h, &plan)
         .await?
         .expect_err("the drill must fail");
     assert!(failure.starts_with("preflight: "), "{failure}");
@@ -301,6 +309,18 @@ async fn a_failed_preflight_touches_nothing() -> anyhow::Result<()> {
     assert_eq!(
         std::fs::read_to_string(&s.endpoint)?.trim(),
         s.primary.url("postgres")
+    );
+    let told: Vec<String> = inbox
+        .on("drills")
+        .iter()
+        .map(|r| cutover_tests::hooks::header(r, "x-cutover-event"))
+        .collect();
+    assert_eq!(told, ["started", "missed"]);
+    let text: serde_json::Value = serde_json::from_slice(&inbox.on("drills")[1].body)?;
+    let text = text["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("DR drill `db` of hello/test: missed its objectives — preflight: "),
+        "{text}"
     );
     let report = evidence(&h)?;
     assert_eq!(report[0]["state"], "failed", "{report:#}");

@@ -3,79 +3,13 @@
 //! signatures the test verifies with the secret it gave the worker through a file — and a
 //! notifier that answers 500 is retried without holding the rollout back.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use cutover_tests::hooks::{header, serve};
 use cutover_tests::serve::sign;
 use cutover_tests::{Harness, approve, outcome, status, wait_for, write_file};
 use cutover_workflows::status::StepState;
 use serde_json::Value;
-
-/// One request the server received.
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<Received>>>);
-
-impl Inbox {
-    fn on(&self, path: &str) -> Vec<Received> {
-        self.0
-            .lock()
-            .expect("inbox")
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
-}
-
-/// Records every POST; `/down` always answers 500.
-async fn receive(
-    State(inbox): State<Inbox>,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    inbox.0.lock().expect("inbox").push(Received {
-        path: path.clone(),
-        headers,
-        body,
-    });
-    if path == "down" {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
-    }
-}
-
-async fn serve() -> anyhow::Result<(String, Inbox)> {
-    let inbox = Inbox::default();
-    let app = Router::new()
-        .route("/{path}", post(receive))
-        .with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok((url, inbox))
-}
-
-fn header(r: &Received, name: &str) -> String {
-    r.headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 const SECRET: &str = "a-shared-notification-key";
 
@@ -318,5 +252,72 @@ async fn a_trigger_rules_notifiers_join_its_plans_for_the_rollouts_it_starts() -
         err.contains("notifier `team` is also in its plan `plan.yaml`"),
         "{err}"
     );
+    h.shutdown().await
+}
+
+#[tokio::test]
+async fn a_pause_is_told_with_who_why_and_the_command_that_resumes() -> anyhow::Result<()> {
+    let (url, inbox) = serve().await?;
+    let h = Harness::start("notify-pause").await?;
+    let hook = write_file(h.dir.path(), "hook-url", &format!("{url}/ops"));
+    let plan = format!(
+        "service: paused\nenvironment: test\nversion: \"2\"\nnotify:\n  - {{ name: ops, slack: {{ file: \"{}\" }}, on: [paused, succeeded] }}\nsteps:\n  - {{ name: sign-off, kind: approval, required: 1 }}\n  - {{ name: after, kind: command, command: \"true\" }}\n",
+        hook.display()
+    );
+    let id = h.start_rollout(&plan).await?;
+    wait_for(Duration::from_secs(30), "the approval to wait", || async {
+        let st = status(h.client(), &id).await?;
+        (st.steps[0].state == StepState::Running).then_some(())
+    })
+    .await?;
+    let address = h.server.address.clone();
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&address),
+        &[
+            "rollout",
+            "pause",
+            &id,
+            "--by",
+            "bob",
+            "--reason",
+            "db maintenance",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paused = wait_for(Duration::from_secs(30), "the paused message", || async {
+        inbox.on("ops").first().cloned()
+    })
+    .await?;
+    assert_eq!(header(&paused, "x-cutover-event"), "paused");
+    let text: Value = serde_json::from_slice(&paused.body)?;
+    let text = text["text"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("paused at step `sign-off` — by bob: db maintenance")
+            && text.contains(&format!("cutover rollout resume {id}")),
+        "{text}"
+    );
+    let out = cutover_tests::cutover(
+        h.dir.path(),
+        Some(&address),
+        &["rollout", "resume", &id, "--by", "bob"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    approve(h.client(), &id, "alice").await?;
+    outcome(h.client(), &id).await?;
+    let events: Vec<String> = inbox
+        .on("ops")
+        .iter()
+        .map(|r| header(r, "x-cutover-event"))
+        .collect();
+    assert_eq!(events, ["paused", "succeeded"]);
     h.shutdown().await
 }
