@@ -6,7 +6,8 @@
 //! ```text
 //! cargo build --release --bins && cargo bench -p cutover-tests --bench peers
 //! # options: -- --workflows 300 --steps 5 --sequential 10 --sequential-steps 10
-//! # CUTOVER_BENCH_PEERS=rust,cutover to leave Python out
+//! # CUTOVER_BENCH_PEERS=rust,cutover to leave Python out; add cutover-observed for Cutover
+//! # with --metrics-listen and OTLP traces exported to a real receiver
 //! ```
 //!
 //! For each peer: throughput (`--workflows` of `--steps` steps started at once, until the
@@ -324,6 +325,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let mut rows = Vec::new();
+    // OTLP receivers stay up until the end, so no exporter waits on a closed port.
+    let mut collectors = Vec::new();
     for peer in wanted.split(',') {
         let queue = unique_queue(peer);
         let log = std::fs::File::create(dir.path().join(format!("{peer}.log")))?;
@@ -352,7 +355,26 @@ async fn main() -> anyhow::Result<()> {
                 "Cutover",
                 Peer::Cutover(WorkerProcess::spawn_for_load(&address, &queue, dir.path())?),
             ),
-            other => anyhow::bail!("unknown peer `{other}`: rust, python or cutover"),
+            "cutover-observed" => {
+                // Metrics served and scraped, every span exported to a real OTLP receiver.
+                let (collector, endpoint) = cutover_tests::otlp::Collector::start().await?;
+                collectors.push(collector);
+                let metrics = format!("127.0.0.1:{}", cutover_tests::free_port()?);
+                let mut command = Command::new(bin("cutover-worker"));
+                command
+                    .args(["--address", &address, "--task-queue", &queue])
+                    .args(["--max-concurrent-activities", "100"])
+                    .args(["--max-concurrent-workflow-tasks", "100"])
+                    .args(["--metrics-listen", &metrics])
+                    .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
+                (
+                    "Cutover, metrics and traces on",
+                    Peer::Cutover(WorkerProcess::spawn_command(command, dir.path())?),
+                )
+            }
+            other => {
+                anyhow::bail!("unknown peer `{other}`: rust, python, cutover or cutover-observed")
+            }
         };
         eprintln!("measuring {name} …");
         rows.push(measure(&client, spid, name, worker, &queue, &a).await?);
