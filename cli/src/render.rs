@@ -78,7 +78,43 @@ pub(crate) fn status_lines(status: &RolloutStatus, now: Option<DateTime<Utc>>) -
             said(a)
         ));
     }
+    lines.extend(notice_lines(&status.notifications));
     lines
+}
+
+/// The last few notifications: who was told what, and whether it got there.
+pub(crate) fn notice_lines(notices: &[cutover_workflows::notify::NoticeStatus]) -> Vec<String> {
+    use cutover_workflows::notify::NoticeState;
+    notices
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(|n| {
+            let state = match n.state {
+                NoticeState::Sending => "sending",
+                NoticeState::Sent => "sent",
+                NoticeState::Retrying => "retrying",
+                NoticeState::Failed => "failed",
+            };
+            let attempts = if n.attempts == 1 {
+                String::new()
+            } else {
+                format!(" after {} attempts", n.attempts)
+            };
+            let error = n
+                .last_error
+                .as_deref()
+                .filter(|_| n.state != NoticeState::Sent)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            format!(
+                "  notify {} {}: {state}{attempts}{error}",
+                n.notifier,
+                n.event.as_str()
+            )
+        })
+        .collect()
 }
 
 /// A fleet deploy: one line per wave, each host with its state, the wave under way marked.
@@ -511,6 +547,35 @@ mod tests {
             [
                 "      wave 1/2: web-1 deployed",
                 "    ▶ wave 2/2: web-2 deploying, web-3 failed",
+            ]
+        );
+    }
+
+    #[test]
+    fn notifications_say_where_they_got() {
+        use cutover_workflows::notify::{NoticeState, NoticeStatus};
+        use cutover_workflows::plan::notify::NotifyEvent;
+        let notice = |notifier: &str, event, state, attempts, error: Option<&str>| NoticeStatus {
+            notifier: notifier.into(),
+            event,
+            state,
+            attempts,
+            last_error: error.map(Into::into),
+        };
+        assert_eq!(
+            notice_lines(&[
+                notice("team", NotifyEvent::Approval, NoticeState::Sent, 1, None),
+                notice(
+                    "bot",
+                    NotifyEvent::Failed,
+                    NoticeState::Failed,
+                    3,
+                    Some("notifier `bot` answered 500 Internal Server Error: ")
+                ),
+            ]),
+            [
+                "  notify team approval: sent",
+                "  notify bot failed: failed after 3 attempts: notifier `bot` answered 500 Internal Server Error: ",
             ]
         );
     }

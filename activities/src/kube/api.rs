@@ -119,6 +119,11 @@ pub(super) fn describe(object: &Value) -> String {
 /// Server-side apply of one object in `namespace`, as field manager `cutover`, taking over
 /// fields another manager set (the plan is the source of truth). Applying the same object
 /// again changes nothing, so a retried activity is safe.
+#[tracing::instrument(
+    name = "kube.apply",
+    skip_all,
+    fields(namespace = %namespace, object = %describe(object))
+)]
 pub(super) async fn apply(
     client: &Client,
     namespace: &str,

@@ -100,12 +100,14 @@ fn stuck(pod: &Pod, version: Option<&str>) -> Option<String> {
 /// Waits until Deployment `name` has rolled out, or fails with the reason. `selector` finds
 /// its pods, `version` (the template's `cutover.dev/version`, when it has one) the ones this
 /// rollout starts; `deadline` is a backstop in case no controller reports progress at all.
+#[tracing::instrument(name = "kube.rollout_wait", skip_all, fields(namespace = %namespace, deployment = %target.0))]
 pub(super) async fn rolled_out(
     client: &Client,
     namespace: &str,
-    (name, selector, version): (&str, &str, Option<&str>),
+    target: (&str, &str, Option<&str>),
     deadline: Duration,
 ) -> Result<(), StepFailure> {
+    let (name, selector, version) = target;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut deployment_events = watcher::watcher(
