@@ -368,7 +368,7 @@ async fn main() -> anyhow::Result<()> {
                     .args(["--metrics-listen", &metrics])
                     .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint);
                 (
-                    "Cutover, metrics and traces on",
+                    "Cutover observed",
                     Peer::Cutover(WorkerProcess::spawn_command(command, dir.path())?),
                 )
             }
