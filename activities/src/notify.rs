@@ -69,30 +69,23 @@ async fn send(
     delivery: &str,
 ) -> Result<NotifyOutput, StepFailure> {
     let name = &input.notifier.name;
-    let (url, body, signing) = match &input.notifier.to {
-        Destination::Slack { url } => {
-            let secrets = Secrets::single("url", url)?;
-            let body = serde_json::json!({ "text": input.message.text() });
-            (
-                secrets.get("url").unwrap_or_default().to_owned(),
-                body,
-                None,
-            )
-        }
+    // The values stay in `Secrets` (zeroed on drop); only borrowed for the request.
+    let (secrets, body) = match &input.notifier.to {
+        Destination::Slack { url } => (
+            Secrets::single("url", url)?,
+            serde_json::json!({ "text": input.message.text() }),
+        ),
         Destination::Webhook { url, secret } => {
             let mut secrets = Secrets::single("url", url)?;
             secrets.extend(Secrets::single("secret", secret)?);
-            let body = webhook_body(&input.message);
-            (
-                secrets.get("url").unwrap_or_default().to_owned(),
-                body,
-                Some(secrets.get("secret").unwrap_or_default().to_owned()),
-            )
+            (secrets, webhook_body(&input.message))
         }
     };
+    let url = secrets.get("url").unwrap_or_default();
+    let signing = secrets.get("secret");
     let body = serde_json::to_vec(&body).map_err(|e| StepFailure::InvalidInput(e.to_string()))?;
     let mut request = http
-        .post(&url)
+        .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Cutover-Event", input.message.event.as_str())
         .header("X-Cutover-Delivery", delivery);
@@ -104,7 +97,7 @@ async fn send(
             .to_string();
         request = request
             .header("X-Cutover-Timestamp", &timestamp)
-            .header("X-Cutover-Signature", sign(&key, &timestamp, &body));
+            .header("X-Cutover-Signature", sign(key, &timestamp, &body));
     }
     let response = request.body(body).send().await.map_err(|e| {
         StepFailure::CheckFailed(format!(
