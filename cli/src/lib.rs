@@ -39,7 +39,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 on_busy,
                 override_freeze,
             };
-            cmd::rollout::start(&cli.global, &plan, how, output.output).await
+            // A start from the CLI begins the rollout's trace (when `OTEL_*` asks for one).
+            let telemetry = cutover_client::telemetry::init_with_level(
+                cutover_client::telemetry::LogFormat::Human,
+                "cutover",
+                "warn",
+            );
+            let started = cmd::rollout::start(&cli.global, &plan, how, output.output).await;
+            telemetry.shutdown();
+            started
         }
         Command::Rollout(RolloutCommand::Schedule(command)) => {
             cmd::schedule::run(&cli.global, command, cmd::schedule::Kind::Rollout).await

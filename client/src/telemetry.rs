@@ -50,11 +50,21 @@ pub struct Telemetry {
 impl Telemetry {
     /// Exports what is buffered and stops the exporter.
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider {
+        let Some(provider) = self.provider else {
+            return;
+        };
+        let flush = move || {
             if let Err(e) = provider.force_flush() {
                 tracing::warn!("exporting the last spans: {e}");
             }
             let _ = provider.shutdown();
+        };
+        // The flush waits for the exporter, whose gRPC connection runs on this runtime: on a
+        // runtime worker, hand the worker's other tasks off first, or the export waits for a
+        // task queued behind the wait itself (and times out, losing the last spans).
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(flush),
+            _ => flush(),
         }
     }
 }
@@ -63,26 +73,37 @@ impl Telemetry {
 /// (`service` names the process unless `OTEL_SERVICE_NAME` does). A second call (tests start
 /// several receivers in one process) keeps the first subscriber instead of panicking.
 pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
+    init_with_level(format, service, "info")
+}
+
+/// [`init`] with `level` as the log filter when `RUST_LOG` is unset: the CLI logs only
+/// warnings by default, since what it has to say it prints.
+pub fn init_with_level(format: LogFormat, service: &'static str, level: &str) -> Telemetry {
     let provider = tracer_provider(service);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Only Cutover's own spans become trace spans (the SDK's internal `tracing` spans —
-    // polls, activations — would bury them); the plugin adds the workflow and activity spans.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // Only Cutover's own spans, at info and above, become trace spans (the SDK's internal
+    // `tracing` spans — polls, activations — would bury them); the plugin adds the workflow
+    // and activity spans. The log filter does not apply: a CLI that logs only warnings still
+    // traces its start.
     let traces = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("cutover"))
             .with_tracked_inactivity(false)
             .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-                meta.target().starts_with("cutover")
+                meta.target().starts_with("cutover") && *meta.level() <= tracing::Level::INFO
             }))
     });
-    let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let registry = tracing_subscriber::registry().with(traces);
     let installed = match format {
         LogFormat::Human => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .event_format(WithTraceIds(
+                        tracing_subscriber::fmt::format().with_target(false),
+                    ))
                     .with_writer(std::io::stderr)
-                    .with_target(false)
-                    .with_ansi(std::io::stderr().is_terminal()),
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_filter(filter),
             )
             .try_init(),
         LogFormat::Json => registry
@@ -92,7 +113,8 @@ pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
                         tracing_subscriber::fmt::format().json().flatten_event(true),
                     ))
                     .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-                    .with_writer(std::io::stderr),
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
             )
             .try_init(),
     };
@@ -109,8 +131,9 @@ pub fn init(format: LogFormat, service: &'static str) -> Telemetry {
     Telemetry { provider }
 }
 
-/// JSON log lines with the `trace_id` and `span_id` they were written under (traces on), so a
-/// log line leads to its trace and back.
+/// Log lines with the `trace_id` and `span_id` they were written under (traces on), so a log
+/// line leads to its trace and back: fields of a JSON line, `trace_id=… span_id=…` at the end
+/// of a human one.
 struct WithTraceIds<F>(F);
 
 impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTraceIds<F>
@@ -131,19 +154,23 @@ where
             tracing_subscriber::fmt::format::Writer::new(&mut line),
             event,
         )?;
-        let ids = traces_enabled().then(current_ids).flatten();
-        let parsed = ids.and_then(|ids| {
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line.trim_end())
-                .ok()
-                .map(|map| (ids, map))
-        });
-        match parsed {
-            Some(((trace_id, span_id), mut map)) => {
+        let Some((trace_id, span_id)) = traces_enabled().then(current_ids).flatten() else {
+            return writer.write_str(&line);
+        };
+        if !line.starts_with('{') {
+            return writeln!(
+                writer,
+                "{} trace_id={trace_id} span_id={span_id}",
+                line.trim_end()
+            );
+        }
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line.trim_end()) {
+            Ok(mut map) => {
                 map.insert("trace_id".to_owned(), trace_id.into());
                 map.insert("span_id".to_owned(), span_id.into());
                 writeln!(writer, "{}", serde_json::Value::Object(map))
             }
-            None => writer.write_str(&line),
+            Err(_) => writer.write_str(&line),
         }
     }
 }

@@ -201,9 +201,40 @@ impl Ledger {
         Ok(rows.into_iter().map(row).collect())
     }
 
+    /// Records many refusals in one transaction: one commit (and, on SQLite, one WAL write)
+    /// for the lot, which is what lets a receiver keep up with a flood of bad requests while
+    /// still recording every one. Either every row is written or none is.
+    ///
+    /// # Errors
+    ///
+    /// [`LedgerError::Query`]; nothing of `rows` is recorded then.
+    pub async fn record_deliveries(&self, rows: &[NewDelivery]) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let now = crate::now_ms();
+        for d in rows {
+            insert_on(&mut *tx, d, false, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn insert(&self, d: &NewDelivery, claimed: bool) -> Result<String, LedgerError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query(
+        insert_on(&self.pool, d, claimed, crate::now_ms()).await
+    }
+}
+
+/// Inserts one row through `on` (the pool, or a transaction's connection).
+async fn insert_on<'c, E>(
+    on: E,
+    d: &NewDelivery,
+    claimed: bool,
+    received_at: i64,
+) -> Result<String, LedgerError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
             "INSERT INTO webhook_deliveries (id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, claimed, workflow_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
@@ -211,7 +242,7 @@ impl Ledger {
         .bind(&d.provider)
         .bind(d.delivery_id.as_deref())
         .bind(d.event.as_deref())
-        .bind(crate::now_ms())
+        .bind(received_at)
         .bind(&d.source)
         .bind(i64::from(d.status))
         .bind(&d.outcome)
@@ -219,10 +250,9 @@ impl Ledger {
         .bind(d.rule.as_deref())
         .bind(i64::from(claimed))
         .bind(d.workflow_id.as_deref())
-        .execute(&self.pool)
+        .execute(on)
         .await?;
-        Ok(id)
-    }
+    Ok(id)
 }
 
 #[cfg(test)]

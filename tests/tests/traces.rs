@@ -141,6 +141,12 @@ async fn one_trace_runs_from_the_webhook_to_a_command_across_a_worker_restart() 
     assert!(root.parent_span_id.is_empty(), "{root:?}");
     assert_eq!(root.attribute("provider"), Some("github"));
     assert_eq!(root.attribute("outcome"), Some("started"));
+    assert_eq!(root.attribute("service"), Some("traced"));
+    assert_eq!(root.attribute("environment"), Some("staging"));
+    assert!(
+        root.attribute("version").is_some_and(|v| !v.is_empty()),
+        "{root:?}"
+    );
     let chain = ancestry(&command, &by_id).unwrap_or_else(|| {
         panic!(
             "a parent of {command:?} is missing: {:#?}",
@@ -177,6 +183,20 @@ async fn one_trace_runs_from_the_webhook_to_a_command_across_a_worker_restart() 
         .find(|v| v["step"] == "hello" && v["trace_id"].is_string())
         .unwrap_or_else(|| panic!("no JSON line with a trace ID:\n{}", second.log_text()));
     assert_eq!(logged["trace_id"], root.trace_id.as_str(), "{logged}");
+    // The receiver's human log line of the delivery ends with the trace and span IDs.
+    let line = rx
+        .log_text()
+        .lines()
+        .find(|l| l.contains("delivery=\"trace-1\"") && l.contains("started"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no delivery line:\n{}", rx.log_text()));
+    assert!(
+        line.contains(&format!(
+            "trace_id={} span_id={}",
+            root.trace_id, root.span_id
+        )),
+        "{line}"
+    );
     // Spans of both workers are in the one trace.
     let instances: std::collections::BTreeSet<&str> = spans
         .iter()
@@ -195,5 +215,80 @@ async fn one_trace_runs_from_the_webhook_to_a_command_across_a_worker_restart() 
             assert!(!v.contains(cutover_tests::serve::GITHUB_SECRET), "{s:?}");
         }
     }
+    server.shutdown().await
+}
+
+#[tokio::test]
+async fn a_cli_start_begins_the_rollouts_trace() -> anyhow::Result<()> {
+    let (collector, endpoint) = Collector::start().await?;
+    let server = DevServer::start().await?;
+    let dir = tempfile::tempdir()?;
+    let queue = unique_queue("clitrace");
+    let _worker = worker(&server, &queue, dir.path(), &endpoint, "only")?;
+    let plan = write_file(
+        dir.path(),
+        "plan.yaml",
+        "service: clitraced\nenvironment: staging\nversion: \"1.4.2\"\nsteps:\n  - { name: hello, kind: command, command: \"true\" }\n",
+    );
+    // Run without blocking the test's runtime: the collector receiving the CLI's spans
+    // runs on it.
+    let out = tokio::process::Command::new(bin("cutover"))
+        .args(["--address", &server.address, "--task-queue", &queue])
+        .args(["rollout", "start", "--wait"])
+        .arg(&plan)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .current_dir(dir.path())
+        .output()
+        .await?;
+    assert!(out.status.success(), "{out:?}");
+    // The CLI logs nothing of its own by default: what it says, it prints.
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(" INFO "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (root, command) = wait_for(Duration::from_secs(30), "the CLI's trace", || async {
+        let spans = collector.spans();
+        let root = spans
+            .iter()
+            .find(|s| s.name == "rollout.start" && s.service == "cutover")?
+            .clone();
+        let command = spans
+            .iter()
+            .find(|s| s.name == "command" && s.trace_id == root.trace_id)?
+            .clone();
+        Some((root, command))
+    })
+    .await
+    .map_err(|e| {
+        let seen: Vec<_> = collector
+            .spans()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} trace={} parent={}",
+                    s.service, s.name, s.trace_id, s.parent_span_id
+                )
+            })
+            .collect();
+        anyhow::anyhow!("{e}; received:\n{}", seen.join("\n"))
+    })?;
+    assert!(root.parent_span_id.is_empty(), "{root:?}");
+    for (key, value) in [
+        ("trigger", "cli"),
+        ("service", "clitraced"),
+        ("environment", "staging"),
+        ("version", "1.4.2"),
+    ] {
+        assert_eq!(root.attribute(key), Some(value), "{key}: {root:?}");
+    }
+    let spans = collector.spans();
+    let by_id: HashMap<&str, &Span> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let chain = ancestry(&command, &by_id).expect("every parent of the command was exported");
+    assert_eq!(
+        chain.last().map(|s| s.span_id.as_str()),
+        Some(root.span_id.as_str())
+    );
     server.shutdown().await
 }

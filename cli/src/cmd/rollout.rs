@@ -1,6 +1,9 @@
 //! `cutover rollout start|list|cancel`.
 
+use opentelemetry::trace::FutureExt as _;
 use std::path::Path;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use anyhow::{Context, anyhow};
 use cutover_client::{Begun, begin_rollout};
@@ -70,6 +73,14 @@ pub(crate) async fn start(
         .ok()
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| "cutover".to_owned());
+    // The root of the rollout's trace (traces on): the workflow's spans continue it.
+    let span = tracing::info_span!(
+        "rollout.start",
+        trigger = "cli",
+        service = %plan.service,
+        environment = %plan.environment,
+        version = %plan.version,
+    );
     let begun = begin_rollout(
         &connected.client,
         &plan,
@@ -78,6 +89,8 @@ pub(crate) async fn start(
         on_busy,
         &by,
     )
+    .with_context(span.context())
+    .instrument(span)
     .await
     .map_err(|e| Failure::Failed(e.into()))?;
     let started = match begun {

@@ -15,7 +15,8 @@
 //!    Temporal is unreachable: 503 with `Retry-After`, and the claim is given up so the
 //!    provider's retry can start it.
 //!
-//! Every request leaves a row in the ledger: provider, delivery ID, source, status, reason.
+//! Every request leaves a row in the ledger: provider, delivery ID, source, status, reason —
+//! committed before the request is answered (refusals are written in batches: [`super::recorder`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -133,6 +134,9 @@ pub(super) async fn deliver(
         delivery = seen.delivery_id.as_deref().unwrap_or("-"),
         status = tracing::field::Empty,
         outcome = tracing::field::Empty,
+        service = tracing::field::Empty,
+        environment = tracing::field::Empty,
+        version = tracing::field::Empty,
     );
     let answer = handle(&app, provider, &headers, body, &seen, event_header)
         .instrument(span.clone())
@@ -151,7 +155,8 @@ pub(super) async fn deliver(
             rule: answer.rule.clone(),
             workflow_id: None,
         };
-        if let Err(e) = app.ledger.record_delivery(&row).await {
+        // Answered only once the row is committed (batched with others: [`super::recorder`]).
+        if let Err(e) = app.recorder.record(row).await {
             tracing::error!(error = %e, "the ledger refused a delivery row");
         }
     }
@@ -160,15 +165,18 @@ pub(super) async fn deliver(
         answer.outcome,
         started.elapsed().as_secs_f64(),
     );
-    tracing::info!(
-        provider = %seen.provider,
-        delivery = seen.delivery_id.as_deref().unwrap_or("-"),
-        source = %seen.source,
-        status = answer.status.as_u16(),
-        outcome = answer.outcome,
-        reason = %answer.reason,
-        "delivery"
-    );
+    // Logged inside the delivery's span, so the line carries its trace ID (traces on).
+    span.in_scope(|| {
+        tracing::info!(
+            provider = %seen.provider,
+            delivery = seen.delivery_id.as_deref().unwrap_or("-"),
+            source = %seen.source,
+            status = answer.status.as_u16(),
+            outcome = answer.outcome,
+            reason = %answer.reason,
+            "delivery"
+        );
+    });
     let mut response = (answer.status, axum::Json(answer.body())).into_response();
     if answer.status == StatusCode::SERVICE_UNAVAILABLE {
         response.headers_mut().insert(
@@ -279,6 +287,10 @@ async fn handle(
         .expect("every rule's plan is loaded at start");
     plan.version = decision.version.clone();
     plan.environment = decision.environment.clone();
+    let span = tracing::Span::current();
+    span.record("service", plan.service.as_str());
+    span.record("environment", plan.environment.as_str());
+    span.record("version", plan.version.as_str());
     let tag = format!("{}:{delivery_id}", seen.provider);
     // The same delivery, sent to several receivers at once, makes the same start request.
     let request_id = format!("cutover-webhook:{tag}");

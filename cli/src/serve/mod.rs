@@ -21,6 +21,7 @@ mod housekeeping;
 pub(crate) use housekeeping::STUCK_AFTER;
 pub(crate) mod events;
 mod metrics;
+mod recorder;
 pub mod rules;
 mod rules_parse;
 mod secrets;
@@ -52,6 +53,8 @@ pub(crate) struct App {
     plans: std::collections::BTreeMap<String, Plan>,
     secrets: secrets::ProviderSecrets,
     ledger: Ledger,
+    /// Rows of requests that start nothing, written in batches ([`recorder`]).
+    recorder: recorder::Recorder,
     temporal: Mutex<Option<Client>>,
     connect: ConnectOptions,
     task_queue: String,
@@ -100,6 +103,7 @@ impl App {
 pub struct Receiver {
     app: Arc<App>,
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    writer: recorder::Writer,
 }
 
 /// `cutover serve`'s flags alone, so [`Receiver::from_args`] parses exactly what the CLI does.
@@ -189,11 +193,13 @@ impl Receiver {
             profile: global.profile.clone(),
             identity: Some(format!("cutover-serve@{}", std::process::id())),
         };
+        let (recorder, writer) = recorder::Recorder::start(ledger.clone());
         let app = Arc::new(App {
             rules,
             plans,
             secrets,
             ledger,
+            recorder,
             temporal: Mutex::new(None),
             connect,
             task_queue: global.task_queue.clone(),
@@ -208,11 +214,11 @@ impl Receiver {
             retention: args.retention,
             access,
         });
-        Ok(Self { app, tls })
+        Ok(Self { app, tls, writer })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then lets open requests finish (up to
-    /// 10 s) and closes the ledger.
+    /// 10 s), writes the ledger rows still queued, and closes the ledger.
     ///
     /// # Errors
     /// The listener cannot be used.
@@ -221,7 +227,7 @@ impl Receiver {
         listener: std::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Self { app, tls } = self;
+        let Self { app, tls, writer } = self;
         // Connect now if we can; if not, the first delivery (or /readyz) tries again.
         let _ = app.temporal().await;
         let housekeeping = tokio::spawn(housekeeping::run(app.clone()));
@@ -253,6 +259,7 @@ impl Receiver {
                 .context("serving")?,
         }
         housekeeping.abort();
+        writer.finish().await;
         app.ledger.close().await;
         Ok(())
     }
