@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod connect;
+pub mod dev_server;
 pub mod history;
 pub mod lock;
 pub mod poll;

@@ -148,6 +148,18 @@ async fn main() -> anyhow::Result<()> {
         ms.len() as f64 / wall
     );
     report("  latency per rejected request", &mut ms);
+    // Every refusal answered has its row (the receiver answers after the row's commit).
+    let recorded = cutover_ledger::Ledger::open(&ledger)
+        .await?
+        .deliveries(u32::MAX)
+        .await?
+        .iter()
+        .filter(|r| r.outcome == "rejected")
+        .count();
+    println!(
+        "  ledger rows of rejected requests: {recorded} (answered 401: {})",
+        statuses.get(&401).copied().unwrap_or_default()
+    );
     println!("receiver peak RSS: {} KiB", rx.peak_rss_kib());
     Ok(())
 }

@@ -168,7 +168,8 @@ fn spawn_server(port: u16, db: &Path, log: &Path) -> anyhow::Result<Child> {
         .args(["--http-port", &free_port()?.to_string()])
         .args(["--metrics-port", &free_port()?.to_string()])
         .arg("--db-filename")
-        .arg(db);
+        .arg(db)
+        .args(cutover_client::dev_server::dynamic_config_args());
     for name in cutover_workflows::search_attributes::ALL {
         cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
     }

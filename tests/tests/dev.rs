@@ -54,6 +54,16 @@ fn up_runs_rollouts_and_state_survives_down_and_up() {
     assert!(text(&up).contains("started a worker"), "{}", text(&up));
     let state = dir.path().join("state");
     assert!(state.join("temporal.db").exists());
+    // The server runs without the 50 ms queue-read quantum (README "The embedded default").
+    let pid = std::fs::read_to_string(state.join("temporal.pid")).expect("server pidfile");
+    let args = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).expect("server cmdline");
+    let args = String::from_utf8_lossy(&args).replace('\0', " ");
+    for (key, value) in cutover_client::dev_server::DYNAMIC_CONFIG {
+        assert!(
+            args.contains(&format!("--dynamic-config-value {key}={value}")),
+            "{args}"
+        );
+    }
 
     write_file(
         dir.path(),

@@ -50,7 +50,9 @@ pub(crate) async fn up(global: &Global, home: &Path, headless: bool, ui_port: u1
         ])
         .arg("--db-filename")
         .arg(home.join("temporal.db"))
-        .args(["--ui-port", &ui_port.to_string(), "--log-level", "warn"]);
+        .args(["--ui-port", &ui_port.to_string(), "--log-level", "warn"])
+        // Steps back to back at ~10 ms instead of ~55 (see `cutover_client::dev_server`).
+        .args(cutover_client::dev_server::dynamic_config_args());
         for name in cutover_workflows::search_attributes::ALL {
             cmd.args(["--search-attribute", &format!("{name}=Keyword")]);
         }
