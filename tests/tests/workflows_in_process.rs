@@ -654,3 +654,55 @@ async fn a_deploy_that_fails_for_good_is_withdrawn_and_the_reason_says_what_serv
     lock_given_back(t.client(), &plan).await?;
     t.shutdown().await
 }
+
+#[tokio::test]
+async fn notifications_are_sent_in_order_and_a_failing_notifier_never_holds_the_rollout()
+-> anyhow::Result<()> {
+    use cutover_tests::inproc::Behaviour;
+    use cutover_workflows::notify::NoticeState;
+    let t = InProcess::start("notify").await?;
+    let plan = PlanBuilder::new("notified")
+        .notify("{ name: team, slack: { env: TEAM_HOOK }, on: [started, succeeded] }")
+        .notify("{ name: down, slack: { env: DOWN_HOOK }, on: [started, succeeded] }")
+        .step(StepBuilder::command("one"))
+        .step(StepBuilder::command("two"));
+    for event in ["started", "succeeded"] {
+        let fail = Behaviour::Fail {
+            kind: "NotifyFailed",
+            retryable: true,
+        };
+        t.script
+            .on_detail("notify.send", &format!("down:{event}"), fail, None);
+    }
+    let end = t
+        .run(|| async {
+            let id = t.start_rollout(&plan).await?;
+            ended(t.client(), &id).await
+        })
+        .await?;
+    assert_eq!(end.state, RolloutState::Succeeded, "{end:?}");
+    let sent: Vec<String> = t
+        .script
+        .calls()
+        .into_iter()
+        .filter(|c| c.activity == "notify.send" && c.detail.starts_with("team:"))
+        .map(|c| c.detail)
+        .collect();
+    assert_eq!(sent, ["team:started", "team:succeeded"]);
+    // Both steps ran once: the notifier that fails every send held nothing back.
+    assert_eq!(t.script.count("process.run"), 2);
+    let states: Vec<(&str, NoticeState)> = end
+        .notifications
+        .iter()
+        .map(|n| (n.notifier.as_str(), n.state))
+        .collect();
+    assert!(
+        states.contains(&("team", NoticeState::Sent))
+            && states
+                .iter()
+                .filter(|(name, _)| *name == "down")
+                .all(|(_, state)| *state == NoticeState::Failed),
+        "{states:?}"
+    );
+    t.shutdown().await
+}

@@ -360,6 +360,18 @@ impl Fakes {
             .await
     }
 
+    /// Records `<notifier>:<event>` as the call's detail; scripted failures fail the send.
+    #[activity(definition = cutover_workflows::notify::contracts::Send)]
+    pub async fn notify_send(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: cutover_workflows::notify::contracts::NotifyInput,
+    ) -> Result<cutover_workflows::notify::contracts::NotifyOutput, ActivityError> {
+        let detail = format!("{}:{}", input.notifier.name, input.message.event.as_str());
+        self.script.act(&ctx, "notify.send", "", 0, detail).await?;
+        Ok(cutover_workflows::notify::contracts::NotifyOutput { status: 200 })
+    }
+
     /// Records `action:person:outcome` of each entry, comma-separated, as the call's detail.
     #[activity(definition = contracts::RecordAudit)]
     pub async fn record_audit(

@@ -17,6 +17,7 @@ pub struct PlanBuilder {
     environment: String,
     version: String,
     on_failure: Option<String>,
+    notify: Vec<String>,
     steps: Vec<StepBuilder>,
 }
 
@@ -28,6 +29,7 @@ impl PlanBuilder {
             environment: "test".to_owned(),
             version: "2".to_owned(),
             on_failure: None,
+            notify: Vec::new(),
             steps: Vec::new(),
         }
     }
@@ -41,6 +43,13 @@ impl PlanBuilder {
     /// `on_failure: fail | rollback | pause`.
     pub fn on_failure(mut self, on_failure: &str) -> Self {
         self.on_failure = Some(on_failure.to_owned());
+        self
+    }
+
+    /// Adds a notifier, as the flow mapping of one `notify:` entry
+    /// (`{ name: team, slack: { env: X } }`). The in-process fake sends nothing.
+    pub fn notify(mut self, entry: &str) -> Self {
+        self.notify.push(entry.to_owned());
         self
     }
 
@@ -68,6 +77,12 @@ impl PlanBuilder {
         );
         if let Some(f) = &self.on_failure {
             text.push_str(&format!("on_failure: {f}\n"));
+        }
+        if !self.notify.is_empty() {
+            text.push_str("notify:\n");
+            for entry in &self.notify {
+                text.push_str(&format!("  - {entry}\n"));
+            }
         }
         text.push_str("steps:\n");
         for step in &self.steps {
