@@ -209,10 +209,26 @@ impl Ledger {
     ///
     /// [`LedgerError::Query`]; nothing of `rows` is recorded then.
     pub async fn record_deliveries(&self, rows: &[NewDelivery]) -> Result<(), LedgerError> {
-        let mut tx = self.pool.begin().await?;
         let now = crate::now_ms();
-        for d in rows {
-            insert_on(&mut *tx, d, false, now).await?;
+        let mut tx = self.pool.begin().await?;
+        // Many rows per statement: on SQLite every statement is a round trip to the driver's
+        // own thread, which is what a flood of one-row inserts spends its time on.
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(INSERT);
+            for (i, _) in chunk.iter().enumerate() {
+                let first = i * INSERT_COLUMNS;
+                let marks: Vec<String> = (1..=INSERT_COLUMNS)
+                    .map(|n| format!("${}", first + n))
+                    .collect();
+                sql.push_str(if i == 0 { "(" } else { ", (" });
+                sql.push_str(&marks.join(", "));
+                sql.push(')');
+            }
+            let mut query = sqlx::query(&sql);
+            for d in chunk {
+                query = bind_row(query, uuid::Uuid::new_v4().to_string(), d, false, now);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -221,6 +237,35 @@ impl Ledger {
     async fn insert(&self, d: &NewDelivery, claimed: bool) -> Result<String, LedgerError> {
         insert_on(&self.pool, d, claimed, crate::now_ms()).await
     }
+}
+
+/// The columns a delivery row is inserted with, in [`bind_row`]'s order.
+const INSERT: &str = "INSERT INTO webhook_deliveries (id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, claimed, workflow_id) VALUES ";
+const INSERT_COLUMNS: usize = 12;
+/// Rows per multi-row insert: 64 × 12 parameters stays under SQLite's oldest limit (999).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Binds one row's values, in [`INSERT`]'s column order.
+fn bind_row<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    id: String,
+    d: &'q NewDelivery,
+    claimed: bool,
+    received_at: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(id)
+        .bind(&d.provider)
+        .bind(d.delivery_id.as_deref())
+        .bind(d.event.as_deref())
+        .bind(received_at)
+        .bind(&d.source)
+        .bind(i64::from(d.status))
+        .bind(&d.outcome)
+        .bind(&d.reason)
+        .bind(d.rule.as_deref())
+        .bind(i64::from(claimed))
+        .bind(d.workflow_id.as_deref())
 }
 
 /// Inserts one row through `on` (the pool, or a transaction's connection).
@@ -234,22 +279,14 @@ where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
-            "INSERT INTO webhook_deliveries (id, provider, delivery_id, event, received_at, source, status, outcome, reason, rule_name, claimed, workflow_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&id)
-        .bind(&d.provider)
-        .bind(d.delivery_id.as_deref())
-        .bind(d.event.as_deref())
-        .bind(received_at)
-        .bind(&d.source)
-        .bind(i64::from(d.status))
-        .bind(&d.outcome)
-        .bind(&d.reason)
-        .bind(d.rule.as_deref())
-        .bind(i64::from(claimed))
-        .bind(d.workflow_id.as_deref())
+    let sql = format!(
+        "{INSERT}({})",
+        (1..=INSERT_COLUMNS)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    bind_row(sqlx::query(&sql), id.clone(), d, claimed, received_at)
         .execute(on)
         .await?;
     Ok(id)
@@ -324,5 +361,39 @@ mod tests {
         ));
         let rows = ledger.deliveries(10).await.expect("rows");
         assert_eq!(rows.len(), 4, "a lost claim writes no row of its own");
+    }
+
+    #[tokio::test]
+    async fn refusals_in_one_batch_are_all_written_across_several_inserts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(&Ledger::resolve_url(None, dir.path()))
+            .await
+            .expect("opens");
+        let rows: Vec<NewDelivery> = (0..(2 * ROWS_PER_INSERT + 5))
+            .map(|i| NewDelivery {
+                status: 401,
+                outcome: "rejected".into(),
+                ..delivery(&format!("r{i}"))
+            })
+            .collect();
+        ledger.record_deliveries(&rows).await.expect("written");
+        let written = ledger.deliveries(1000).await.expect("rows");
+        assert_eq!(written.len(), rows.len());
+        let last = format!("r{}", rows.len() - 1);
+        assert!(
+            written
+                .iter()
+                .any(|r| r.delivery_id.as_deref() == Some(last.as_str()))
+        );
+        assert!(
+            written
+                .iter()
+                .all(|r| r.status == 401 && r.outcome == "rejected")
+        );
+        // The same delivery ID twice among refusals is two rows, not a conflict.
+        ledger
+            .record_deliveries(&[rows[0].clone(), rows[0].clone()])
+            .await
+            .expect("refusals never conflict");
     }
 }

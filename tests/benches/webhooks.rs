@@ -9,6 +9,7 @@
 //! Each accepted delivery is a push to its own branch (`feature/b<i>`), which the rules send to
 //! its own preview environment, so every delivery starts a rollout (one `command: true` step)
 //! and none is refused for a running rollout. The receiver's ledger is SQLite, as by default.
+//! The refusals are sent once those rollouts have ended, to a quiet receiver.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -132,6 +133,15 @@ async fn main() -> anyhow::Result<()> {
         a.concurrency
     );
     report("  latency per accepted delivery", &mut ms);
+
+    // The rejections are measured on a quiet receiver: the rollouts started above finish first.
+    for i in 0..a.deliveries {
+        cutover_tests::outcome(
+            server.client(),
+            &format!("rollout/hooks/preview-feature-b{i}"),
+        )
+        .await?;
+    }
 
     let body = Arc::new(github_push(
         "acme/hello",

@@ -107,6 +107,28 @@ async fn postgres_migrates_once_and_keeps_deliveries_and_releases() -> anyhow::R
     };
     assert_eq!(row.run_id.as_deref(), Some("r1"));
 
+    // Refusals written in batches: several multi-row inserts in one transaction, every row kept.
+    let refusals: Vec<NewDelivery> = (0..150)
+        .map(|i| NewDelivery {
+            delivery_id: Some(format!("pg-refused-{i}")),
+            status: 401,
+            outcome: "rejected".into(),
+            reason: "signature mismatch".into(),
+            rule: None,
+            ..delivery.clone()
+        })
+        .collect();
+    ledger.record_deliveries(&refusals).await?;
+    let kept: std::collections::BTreeSet<String> = ledger
+        .deliveries(1000)
+        .await?
+        .into_iter()
+        .filter(|r| r.outcome == "rejected")
+        .filter_map(|r| r.delivery_id)
+        .collect();
+    assert_eq!(kept.len(), 150);
+    assert!(kept.contains("pg-refused-0") && kept.contains("pg-refused-149"));
+
     // A worker with its ledger on PostgreSQL records the release it runs.
     let h = Harness::start_with("ledger-pg", &["--ledger", &url]).await?;
     let id = h

@@ -891,16 +891,22 @@ async fn a_delivery_is_refused_409_while_another_workflow_holds_the_service_lock
     let holder_id = h
         .start_rollout("service: other\nenvironment: x\nversion: \"1\"\nsteps:\n  - { name: wait, kind: approval }\n")
         .await?;
-    let mut runs = h.client().list_workflows(
-        format!("WorkflowId = '{holder_id}'"),
-        temporalio_client::WorkflowListOptions::default(),
-    );
-    let run_id = runs
-        .next()
-        .await
-        .context("the holder's run")??
-        .run_id()
-        .to_owned();
+    // Listing is eventually consistent: wait until the holder's run is visible.
+    let run_id = cutover_tests::wait_for(
+        Duration::from_secs(10),
+        "the holder's run to be listed",
+        || async {
+            let mut runs = h.client().list_workflows(
+                format!("WorkflowId = '{holder_id}'"),
+                temporalio_client::WorkflowListOptions::default(),
+            );
+            runs.next()
+                .await
+                .and_then(Result::ok)
+                .map(|run| run.run_id().to_owned())
+        },
+    )
+    .await?;
     let request = cutover_workflows::lock::contracts::LockRequest {
         service: "held".to_owned(),
         environment: "staging".to_owned(),
