@@ -760,8 +760,8 @@ pub(crate) enum HostCommand {
 pub(crate) enum DevCommand {
     /// Start the dev server (state in .cutover/temporal.db, UI on :8233) and a worker.
     ///
-    /// The server gets history.transferProcessorMaxPollRPS=1000 and
-    /// history.timerProcessorMaxPollRPS=1000: with the default 20, steps run back to back wait
+    /// The server gets history.transferProcessorMaxPollRPS=200 and
+    /// history.timerProcessorMaxPollRPS=200: with the default 20, steps run back to back wait
     /// ~50 ms each for the server's next queue read.
     Up {
         /// Where state and logs live.
