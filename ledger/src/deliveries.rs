@@ -214,16 +214,7 @@ impl Ledger {
         // Many rows per statement: on SQLite every statement is a round trip to the driver's
         // own thread, which is what a flood of one-row inserts spends its time on.
         for chunk in rows.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(INSERT);
-            for (i, _) in chunk.iter().enumerate() {
-                let first = i * INSERT_COLUMNS;
-                let marks: Vec<String> = (1..=INSERT_COLUMNS)
-                    .map(|n| format!("${}", first + n))
-                    .collect();
-                sql.push_str(if i == 0 { "(" } else { ", (" });
-                sql.push_str(&marks.join(", "));
-                sql.push(')');
-            }
+            let sql = insert_sql(chunk.len());
             let mut query = sqlx::query(&sql);
             for d in chunk {
                 query = bind_row(query, uuid::Uuid::new_v4().to_string(), d, false, now);
@@ -235,7 +226,12 @@ impl Ledger {
     }
 
     async fn insert(&self, d: &NewDelivery, claimed: bool) -> Result<String, LedgerError> {
-        insert_on(&self.pool, d, claimed, crate::now_ms()).await
+        let id = uuid::Uuid::new_v4().to_string();
+        let sql = insert_sql(1);
+        bind_row(sqlx::query(&sql), id.clone(), d, claimed, crate::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(id)
     }
 }
 
@@ -268,28 +264,20 @@ fn bind_row<'q>(
         .bind(d.workflow_id.as_deref())
 }
 
-/// Inserts one row through `on` (the pool, or a transaction's connection).
-async fn insert_on<'c, E>(
-    on: E,
-    d: &NewDelivery,
-    claimed: bool,
-    received_at: i64,
-) -> Result<String, LedgerError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    let id = uuid::Uuid::new_v4().to_string();
-    let sql = format!(
-        "{INSERT}({})",
-        (1..=INSERT_COLUMNS)
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    bind_row(sqlx::query(&sql), id.clone(), d, claimed, received_at)
-        .execute(on)
-        .await?;
-    Ok(id)
+/// `INSERT … VALUES ($1, …, $12), ($13, …), …` for `rows` rows (`$N` placeholders, which both
+/// SQLite and PostgreSQL take through sqlx's `Any`).
+fn insert_sql(rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from(INSERT);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 1..=INSERT_COLUMNS {
+            let sep = if column == 1 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", row * INSERT_COLUMNS + column);
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 #[cfg(test)]

@@ -152,11 +152,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn every_row_sent_at_once_is_written_and_acknowledged_after_its_commit() {
+    /// A fresh SQLite ledger: its directory (kept alive by the caller), URL and handle.
+    async fn ledger() -> (tempfile::TempDir, String, Ledger) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = Ledger::resolve_url(None, dir.path());
         let ledger = Ledger::open(&url).await.expect("opens");
+        (dir, url, ledger)
+    }
+
+    #[tokio::test]
+    async fn every_row_sent_at_once_is_written_and_acknowledged_after_its_commit() {
+        let (_dir, url, ledger) = ledger().await;
         let (recorder, writer) = Recorder::start(ledger.clone());
         let sent = 3 * MAX_BATCH + 7;
         let mut tasks = tokio::task::JoinSet::new();
@@ -187,9 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn rows_queued_when_the_receiver_stops_are_written_before_the_writer_ends() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = Ledger::resolve_url(None, dir.path());
-        let ledger = Ledger::open(&url).await.expect("opens");
+        let (_dir, _, ledger) = ledger().await;
         let (recorder, writer) = Recorder::start(ledger.clone());
         // Queue rows without waiting for their acknowledgement, then stop at once.
         let mut pending = Vec::new();
@@ -211,10 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_ledger_is_an_error_for_every_row_not_a_hang() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = Ledger::open(&Ledger::resolve_url(None, dir.path()))
-            .await
-            .expect("opens");
+        let (_dir, _, ledger) = ledger().await;
         ledger.close().await;
         let (recorder, writer) = Recorder::start(ledger);
         let err = recorder.record(refusal(1)).await.expect_err("refused");
