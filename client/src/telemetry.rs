@@ -148,15 +148,16 @@ where
         mut writer: tracing_subscriber::fmt::format::Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
+        // Without a trace in force the line is written as it is, with no copy on the way.
+        let Some((trace_id, span_id)) = traces_enabled().then(current_ids).flatten() else {
+            return self.0.format_event(ctx, writer, event);
+        };
         let mut line = String::new();
         self.0.format_event(
             ctx,
             tracing_subscriber::fmt::format::Writer::new(&mut line),
             event,
         )?;
-        let Some((trace_id, span_id)) = traces_enabled().then(current_ids).flatten() else {
-            return writer.write_str(&line);
-        };
         if !line.starts_with('{') {
             return writeln!(
                 writer,
